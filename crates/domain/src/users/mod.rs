@@ -1,0 +1,112 @@
+//! The user aggregate.
+
+mod email;
+mod name;
+mod repository;
+
+pub use email::Email;
+pub use name::UserName;
+pub use repository::UserRepository;
+#[cfg(feature = "mocks")]
+pub use repository::MockUserRepository;
+
+use std::fmt;
+use std::str::FromStr;
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::FieldError;
+
+/// A user's identity: a UUID v7, so ids sort by creation time and index well.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UserId(Uuid);
+
+impl UserId {
+    /// A fresh, time-ordered id.
+    pub fn generate() -> Self {
+        Self(Uuid::now_v7())
+    }
+
+    pub fn from_uuid(id: Uuid) -> Self {
+        Self(id)
+    }
+
+    pub fn as_uuid(&self) -> Uuid {
+        self.0
+    }
+}
+
+impl FromStr for UserId {
+    type Err = FieldError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::try_parse(s)
+            .map(Self)
+            .map_err(|_| FieldError::new("id", "is not a UUID"))
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A registered user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub name: UserName,
+    pub email: Email,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+impl User {
+    /// A new user, created now.
+    pub fn new(name: UserName, email: Email) -> Self {
+        let now = crate::now();
+        Self {
+            id: UserId::generate(),
+            name,
+            email,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// This user's position in the newest-first listing.
+    pub fn cursor(&self) -> crate::Cursor {
+        crate::Cursor::new(self.created_at, self.id.as_uuid())
+    }
+}
+
+/// A change to a user: each `Some` field is replaced, each `None` kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserChanges {
+    pub name: Option<UserName>,
+    pub email: Option<Email>,
+    pub updated_at: OffsetDateTime,
+}
+
+impl UserChanges {
+    pub fn new(name: Option<UserName>, email: Option<Email>) -> Self {
+        Self {
+            name,
+            email,
+            updated_at: crate::now(),
+        }
+    }
+
+    /// Applies the change to `user` in memory, exactly as a repository applies it in storage.
+    pub fn apply_to(&self, user: &mut User) {
+        if let Some(name) = &self.name {
+            user.name = name.clone();
+        }
+        if let Some(email) = &self.email {
+            user.email = email.clone();
+        }
+        user.updated_at = self.updated_at;
+    }
+}

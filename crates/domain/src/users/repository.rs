@@ -1,0 +1,35 @@
+use async_trait::async_trait;
+
+use super::{User, UserChanges, UserId};
+use crate::{Cursor, Error, Limit, Page};
+
+/// Where users are kept.
+///
+/// Every implementation runs the shared contract suite (`contract-tests`), which is the
+/// executable form of the rules written here.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait UserRepository: Send + Sync + 'static {
+    /// Stores a new user as given (id and timestamps included) and returns it.
+    ///
+    /// MUST return [`Error::Duplicate`] with field `email` when another user's e-mail equals
+    /// this one ignoring ASCII case, and store nothing in that case.
+    async fn create(&self, user: &User) -> Result<User, Error>;
+
+    /// MUST return [`Error::NotFound`] when no user has this id.
+    async fn get(&self, id: &UserId) -> Result<User, Error>;
+
+    /// Applies `changes` to the user atomically and returns the updated user.
+    ///
+    /// MUST return [`Error::NotFound`] when no user has this id, and [`Error::Duplicate`]
+    /// with field `email` when the new e-mail belongs to another user (ignoring ASCII
+    /// case); in both cases nothing changes. Changing one's own e-mail to a different case
+    /// of itself is allowed.
+    async fn update(&self, id: &UserId, changes: &UserChanges) -> Result<User, Error>;
+
+    /// Lists users newest first, ordered by `(created_at DESC, id DESC)`, starting strictly
+    /// after `after` when given.
+    ///
+    /// MUST return at most `limit` users and a `next_cursor` exactly when more users follow.
+    async fn list(&self, limit: Limit, after: Option<Cursor>) -> Result<Page<User>, Error>;
+}

@@ -1,0 +1,19 @@
+//! In-memory implementations of every driven port.
+//!
+//! This is the embedded default (the service runs with no database at all) and a fast
+//! double for tests. It passes the same contract suite as the Postgres adapter, so
+//! behaviour seen here is behaviour seen in production.
+
+mod health;
+mod mail;
+mod users;
+
+pub use health::MemoryProbe;
+pub use mail::MemoryMailer;
+pub use users::MemoryUserRepository;
+
+/// Locks a mutex, recovering the data if a holder panicked: every critical section here
+/// leaves the data consistent before anything that could panic.
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

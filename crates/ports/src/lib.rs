@@ -1,0 +1,11 @@
+//! Driving ports: the use cases inbound adapters (HTTP today, gRPC later) call, their
+//! command and query types, and the application services that implement them on top of
+//! the domain's driven ports.
+//!
+//! Inbound adapters depend on the traits here, never on a concrete service, so their
+//! tests can use the generated mocks (feature `mocks`).
+
+pub mod health;
+pub mod users;
+
+pub use domain::{Error, FieldError, ValidationErrors};
