@@ -1,0 +1,292 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool::Runtime;
+use deadpool::managed::{Hook, HookError, Timeouts};
+use diesel::ConnectionError;
+use diesel_async::pooled_connection::deadpool::{Object, Pool};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, join_all};
+use tokio::task::JoinHandle;
+
+/// How the pool is sized and bounded. The defaults are the service's documented defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolSettings {
+    pub url: String,
+    /// Connections open at most.
+    pub max_size: usize,
+    /// Connections kept open while idle, so a burst does not pay for connecting.
+    pub min_idle: usize,
+    /// A connection older than this is closed and replaced, which spreads load after a
+    /// failover and bounds server-side memory growth.
+    pub max_lifetime: Duration,
+    /// An idle connection beyond `min_idle` is closed after this long.
+    pub idle_timeout: Duration,
+    /// How long a request waits for a free connection before it gets `Unavailable`.
+    pub acquire_timeout: Duration,
+    /// How long opening one connection may take.
+    pub connect_timeout: Duration,
+}
+
+impl PoolSettings {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            max_size: 25,
+            min_idle: 10,
+            max_lifetime: Duration::from_secs(300),
+            idle_timeout: Duration::from_secs(60),
+            acquire_timeout: Duration::from_millis(2000),
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("invalid database settings: {0}")]
+    Settings(String),
+    #[error("cannot connect to the database at {target} within {timeout:?}: {reason}")]
+    Unreachable {
+        target: String,
+        timeout: Duration,
+        reason: String,
+    },
+}
+
+/// The connection pool, cheap to clone.
+#[derive(Clone)]
+pub struct Database {
+    pool: Pool<AsyncPgConnection>,
+    settings: Arc<PoolSettings>,
+    _maintenance: Arc<AbortOnDrop>,
+}
+
+impl Database {
+    /// Builds the pool and proves the database answers, within `connect_timeout`.
+    ///
+    /// Must be called inside a multi-thread tokio runtime: every connection's driver task
+    /// is spawned there, so a connection never depends on the thread that checked it out.
+    pub async fn connect(settings: PoolSettings) -> Result<Self, ConnectError> {
+        let db = Self::connect_lazy(settings)?;
+        let settings = db.settings.clone();
+        let unreachable = |reason: String| ConnectError::Unreachable {
+            target: redact_url(&settings.url),
+            timeout: settings.connect_timeout,
+            reason,
+        };
+        let ping = async {
+            let mut conn = db.pool.get().await.map_err(|e| e.to_string())?;
+            diesel::sql_query("SELECT 1")
+                .execute(&mut conn)
+                .await
+                .map_err(|e| e.to_string())
+        };
+        tokio::time::timeout(settings.connect_timeout, ping)
+            .await
+            .map_err(|_| unreachable("timed out".into()))?
+            .map_err(unreachable)?;
+        db.top_up_idle().await;
+        Ok(db)
+    }
+
+    /// Builds the pool without touching the database; connections open on first use.
+    pub fn connect_lazy(settings: PoolSettings) -> Result<Self, ConnectError> {
+        if settings.min_idle > settings.max_size {
+            return Err(ConnectError::Settings(format!(
+                "min idle ({}) exceeds max connections ({})",
+                settings.min_idle, settings.max_size
+            )));
+        }
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| ConnectError::Settings("no tokio runtime".into()))?;
+        let connect_timeout = settings.connect_timeout;
+        let mut config = ManagerConfig::<AsyncPgConnection>::default();
+        config.custom_setup = Box::new(move |url| establish(&runtime, url, connect_timeout));
+        let manager = AsyncDieselConnectionManager::new_with_config(settings.url.clone(), config);
+
+        let (max_lifetime, idle_timeout) = (settings.max_lifetime, settings.idle_timeout);
+        let pool = Pool::builder(manager)
+            .max_size(settings.max_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(settings.acquire_timeout))
+            .create_timeout(Some(settings.connect_timeout))
+            .recycle_timeout(Some(settings.connect_timeout))
+            // Expired connections are dropped at checkout instead of being handed out.
+            .pre_recycle(Hook::sync_fn(move |_, metrics| {
+                if metrics.age() > max_lifetime || metrics.last_used() > idle_timeout {
+                    Err(HookError::message("connection expired"))
+                } else {
+                    Ok(())
+                }
+            }))
+            .build()
+            .map_err(|e| ConnectError::Settings(e.to_string()))?;
+
+        let settings = Arc::new(settings);
+        let maintenance = tokio::spawn(maintain(pool.clone(), settings.clone()));
+        Ok(Self {
+            pool,
+            settings,
+            _maintenance: Arc::new(AbortOnDrop(maintenance)),
+        })
+    }
+
+    /// A connection, waiting at most the acquire timeout.
+    pub async fn get(&self) -> Result<Object<AsyncPgConnection>, domain::Error> {
+        self.pool.get().await.map_err(crate::error::pool)
+    }
+
+    pub fn settings(&self) -> &PoolSettings {
+        &self.settings
+    }
+
+    /// Open connections and those idle in the pool.
+    pub fn status(&self) -> (usize, usize) {
+        let status = self.pool.status();
+        (status.size, status.available)
+    }
+
+    /// Closes every idle connection and refuses new checkouts.
+    pub fn close(&self) {
+        self.pool.close();
+    }
+
+    /// Opens connections until `min_idle` are idle, without waiting for busy ones.
+    async fn top_up_idle(&self) {
+        top_up_idle(&self.pool, &self.settings).await;
+    }
+}
+
+/// Establishes one connection on the multi-thread runtime, bounded by `timeout`.
+fn establish(
+    runtime: &tokio::runtime::Handle,
+    url: &str,
+    timeout: Duration,
+) -> BoxFuture<'static, Result<AsyncPgConnection, ConnectionError>> {
+    let url = url.to_owned();
+    let task = runtime.spawn(async move {
+        tokio::time::timeout(timeout, AsyncPgConnection::establish(&url))
+            .await
+            .unwrap_or_else(|_| {
+                Err(ConnectionError::BadConnection(
+                    "timed out connecting".into(),
+                ))
+            })
+    });
+    async move {
+        task.await
+            .unwrap_or_else(|e| Err(ConnectionError::BadConnection(e.to_string())))
+    }
+    .boxed()
+}
+
+/// Every few seconds: drop expired connections, close idle ones beyond `min_idle`, and
+/// reopen up to `min_idle`. deadpool only creates on demand; this gives it a floor.
+async fn maintain(pool: Pool<AsyncPgConnection>, settings: Arc<PoolSettings>) {
+    let period = (settings.idle_timeout / 4).clamp(Duration::from_secs(1), Duration::from_secs(15));
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick fires at once; start-up has just topped the pool up itself.
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        if pool.is_closed() {
+            return;
+        }
+        let mut kept = 0;
+        pool.retain(|_, metrics| {
+            let expired = metrics.age() > settings.max_lifetime;
+            let surplus = metrics.last_used() > settings.idle_timeout && kept >= settings.min_idle;
+            let keep = !expired && !surplus;
+            kept += usize::from(keep);
+            keep
+        });
+        top_up_idle(&pool, &settings).await;
+    }
+}
+
+async fn top_up_idle(pool: &Pool<AsyncPgConnection>, settings: &PoolSettings) {
+    let status = pool.status();
+    let busy = status.size - status.available.min(status.size);
+    let room = settings.max_size.saturating_sub(busy);
+    let wanted = settings.min_idle.min(room);
+    if status.available >= wanted {
+        return;
+    }
+    // Check out `wanted` at once without waiting: idle ones are reused, the rest opened.
+    // Dropping them returns every one to the pool as idle.
+    let no_wait = Timeouts {
+        wait: Some(Duration::ZERO),
+        create: Some(settings.connect_timeout),
+        recycle: Some(settings.connect_timeout),
+    };
+    let checkouts = join_all((0..wanted).map(|_| pool.timeout_get(&no_wait))).await;
+    let failed = checkouts.iter().filter(|c| c.is_err()).count();
+    if failed > 0 {
+        tracing::debug!(failed, wanted, "could not open every idle connection");
+    }
+}
+
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The database address without credentials, for messages and logs:
+/// `postgres://user:secret@db:5432/app?sslmode=require` becomes `db:5432/app`.
+pub fn redact_url(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    if !url.contains("://") {
+        // A key=value DSN: keep host, port and dbname only.
+        let kept: Vec<&str> = url
+            .split_whitespace()
+            .filter(|kv| {
+                ["host=", "hostaddr=", "port=", "dbname="]
+                    .iter()
+                    .any(|k| kv.starts_with(k))
+            })
+            .collect();
+        return if kept.is_empty() {
+            "(unparsed database address)".into()
+        } else {
+            kept.join(" ")
+        };
+    }
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let host = if host.is_empty() { "localhost" } else { host };
+    if path.is_empty() {
+        host.to_owned()
+    } else {
+        format!("{host}/{path}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacted_urls_name_the_host_never_the_password() {
+        let cases = [
+            ("postgres://app:s3cret@db:5432/app", "db:5432/app"),
+            ("postgresql://app:s3cret@10.0.0.1/app?sslmode=require", "10.0.0.1/app"),
+            ("postgres://127.0.0.1:5432", "127.0.0.1:5432"),
+            ("postgres://u:p%40ss@h/d", "h/d"),
+            ("postgres:///app", "localhost/app"),
+            ("host=db port=5432 user=app password=s3cret dbname=app", "host=db port=5432 dbname=app"),
+        ];
+        for (url, want) in cases {
+            let got = redact_url(url);
+            assert_eq!(got, want, "{url}");
+            assert!(!got.contains("s3cret"));
+        }
+    }
+}

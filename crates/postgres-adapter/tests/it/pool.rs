@@ -1,0 +1,143 @@
+use std::time::{Duration, Instant};
+
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use domain::Error;
+use domain::health::HealthProbe;
+use domain::users::{Email, User, UserId, UserName, UserRepository};
+use postgres_adapter::{ConnectError, Database, PgProbe, PgUserRepository, PoolSettings};
+use test_support::TestDb;
+
+use crate::contract::small_pool;
+
+#[tokio::test]
+async fn an_unreachable_server_fails_fast_naming_the_host_but_not_the_password() {
+    let settings = PoolSettings {
+        connect_timeout: Duration::from_secs(5),
+        ..PoolSettings::new("postgres://app:s3cretpw@127.0.0.1:1/appdb")
+    };
+    let started = Instant::now();
+    let err = match Database::connect(settings).await {
+        Err(e) => e,
+        Ok(_) => panic!("connected to a closed port"),
+    };
+    assert!(started.elapsed() < Duration::from_secs(6));
+    assert!(matches!(err, ConnectError::Unreachable { .. }));
+    let message = err.to_string();
+    assert!(message.contains("127.0.0.1:1/appdb"), "{message}");
+    assert!(!message.contains("s3cretpw"), "{message}");
+}
+
+#[tokio::test]
+async fn an_exhausted_pool_answers_unavailable_after_the_acquire_timeout() {
+    let db = TestDb::new().await;
+    let pool = Database::connect(PoolSettings {
+        max_size: 1,
+        min_idle: 0,
+        acquire_timeout: Duration::from_millis(200),
+        ..PoolSettings::new(db.url())
+    })
+    .await
+    .expect("pool");
+    let repo = PgUserRepository::new(pool.clone());
+
+    let held = pool.get().await.expect("the only connection");
+    let started = Instant::now();
+    let err = repo.get(&UserId::generate()).await.unwrap_err();
+    assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+
+    drop(held);
+    let err = repo.get(&UserId::generate()).await.unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn the_pool_keeps_min_idle_connections_open() {
+    let db = TestDb::new().await;
+    let pool = Database::connect(PoolSettings {
+        max_size: 5,
+        min_idle: 3,
+        ..PoolSettings::new(db.url())
+    })
+    .await
+    .expect("pool");
+    let (size, idle) = pool.status();
+    assert!(size >= 3 && idle >= 3, "size {size}, idle {idle}");
+}
+
+#[tokio::test]
+async fn min_idle_above_max_connections_is_refused() {
+    let settings = PoolSettings {
+        max_size: 2,
+        min_idle: 3,
+        ..PoolSettings::new("postgres://127.0.0.1/x")
+    };
+    assert!(matches!(
+        Database::connect_lazy(settings),
+        Err(ConnectError::Settings(_))
+    ));
+}
+
+#[tokio::test]
+async fn killed_connections_are_replaced_without_errors_reaching_callers() {
+    let db = TestDb::new().await;
+    let pool = Database::connect(small_pool(db.url())).await.expect("pool");
+    let repo = PgUserRepository::new(pool);
+    let user = User::new(
+        UserName::parse("Ada").unwrap(),
+        Email::parse("ada@example.com").unwrap(),
+    );
+    repo.create(&user).await.unwrap();
+
+    let mut admin = AsyncPgConnection::establish(db.admin_url()).await.unwrap();
+    admin
+        .batch_execute(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = '{}' AND pid <> pg_backend_pid()",
+            db.name()
+        ))
+        .await
+        .unwrap();
+
+    // Checkout verifies each pooled connection, so dead ones are replaced, not handed out.
+    assert_eq!(repo.get(&user.id).await.unwrap(), user);
+}
+
+#[tokio::test]
+async fn readiness_probe_reports_reachability() {
+    let db = TestDb::new().await;
+    let pool = Database::connect(small_pool(db.url())).await.expect("pool");
+    PgProbe::new(pool).check().await.expect("reachable");
+
+    let gone = Database::connect_lazy(PoolSettings {
+        min_idle: 0,
+        acquire_timeout: Duration::from_millis(300),
+        connect_timeout: Duration::from_millis(500),
+        ..PoolSettings::new("postgres://postgres@127.0.0.1:1/none")
+    })
+    .expect("lazy pool");
+    let started = Instant::now();
+    let err = PgProbe::new(gone).check().await.unwrap_err();
+    assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn instances_migrating_at_once_do_not_race() {
+    let db = TestDb::empty().await;
+    let runs = futures_util::future::join_all(
+        (0..4).map(|_| postgres_adapter::run_migrations(db.url())),
+    )
+    .await;
+    let applied: Vec<Vec<String>> = runs.into_iter().map(|r| r.expect("migrate")).collect();
+    let non_empty = applied.iter().filter(|v| !v.is_empty()).count();
+    assert_eq!(non_empty, 1, "exactly one instance applies the migrations: {applied:?}");
+
+    // And the schema is usable afterwards.
+    let pool = Database::connect(small_pool(db.url())).await.expect("pool");
+    let repo = PgUserRepository::new(pool);
+    assert!(matches!(
+        repo.get(&UserId::generate()).await,
+        Err(Error::NotFound { .. })
+    ));
+}
