@@ -1,1 +1,76 @@
-fn main() {}
+use std::process::ExitCode;
+
+use anyhow::Context;
+use app::config::Settings;
+use app::{Application, shutdown_signal, telemetry};
+use clap::{Parser, Subcommand};
+
+/// The users service.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API (the default). Applies pending migrations first.
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print the OpenAPI document (YAML) and exit.
+    Openapi,
+}
+
+// A multi-thread runtime: actix-web still gives each HTTP worker its own thread, while
+// database connection drivers and background tasks share the work-stealing pool.
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // A local `.env` is a convenience for development; real environment variables win.
+    let _ = dotenvy::dotenv();
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let command = cli.command.unwrap_or(Command::Serve);
+    if !matches!(command, Command::Openapi) {
+        telemetry::init(settings.log_format);
+    }
+    match run(command, &settings).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "exiting");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, settings: &Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => {
+            Application::build(settings)
+                .await?
+                .run_until(shutdown_signal())
+                .await
+        }
+        Command::Migrate => {
+            let url = settings
+                .database_url
+                .as_deref()
+                .context("DATABASE_URL must be set to migrate")?;
+            let applied = postgres_adapter::run_migrations(url).await?;
+            tracing::info!(applied = ?applied, "migrations applied");
+            Ok(())
+        }
+        Command::Openapi => {
+            print!("{}", http_adapter::openapi_yaml());
+            Ok(())
+        }
+    }
+}

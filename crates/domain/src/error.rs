@@ -14,7 +14,7 @@ pub enum Error {
     NotFound { entity: &'static str, id: String },
 
     /// A uniqueness rule would be broken, e.g. an e-mail address already in use.
-    #[error("{entity} with this {field} already exists")]
+    #[error("a {entity} with this {field} already exists")]
     Duplicate {
         entity: &'static str,
         field: &'static str,

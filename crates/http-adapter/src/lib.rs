@@ -1,1 +1,17 @@
+//! The REST inbound adapter: actix-web routes, request and response DTOs, middleware,
+//! RFC 9457 problem responses, and the OpenAPI document generated from the handlers.
+//!
+//! It depends on the driving ports only; which repositories stand behind them is the
+//! `app` crate's business.
 
+mod extract;
+mod health;
+mod middleware;
+mod openapi;
+mod problem;
+mod server;
+mod users;
+
+pub use openapi::{ApiDoc, openapi_yaml};
+pub use problem::{ApiError, Problem};
+pub use server::{ApiState, HttpConfig, app, server};

@@ -1,0 +1,34 @@
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::FmtSpan;
+
+use crate::config::LogFormat;
+
+/// Installs the global subscriber: `RUST_LOG` filters (default `info`), `LOG_FORMAT`
+/// picks one JSON object per line or human-readable text. Logs go to stdout.
+pub fn init(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,actix_server=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_span_events(FmtSpan::NONE);
+    let result = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(true)
+            .try_init(),
+        LogFormat::Pretty => builder.try_init(),
+    };
+    // Already installed (a test harness did it): keep that one.
+    let _ = result;
+
+    // Panics become log lines with the request's span, not bare stderr text.
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!(%location, panic = %info, "panic");
+    }));
+}

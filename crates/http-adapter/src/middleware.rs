@@ -1,0 +1,172 @@
+//! Request-scoped behaviour every route gets: a request id and one log line per request,
+//! panic recovery, a deadline, and problem+json for errors the framework answers itself.
+//!
+//! Responses for a panic or a timeout are returned as errors, which the server renders;
+//! a middleware cannot keep a copy of the request while routing runs.
+//!
+//! Order, outermost first (see `server::app`): `request_context` → `catch_panic` →
+//! `deadline` → `problem_fallback` → route. The outer layers therefore see, log and tag
+//! the responses the inner ones make.
+
+use std::panic::AssertUnwindSafe;
+use std::time::Instant;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{HttpResponse, ResponseError, web};
+use futures_util::FutureExt;
+use tracing::Instrument;
+
+use crate::problem::{ApiError, PROBLEM_JSON, Problem};
+use crate::server::HttpConfig;
+
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Accepts a caller's id only if it is short, visible ASCII, so it is safe in logs and
+/// headers; otherwise a new one is made.
+fn request_id_from(req: &ServiceRequest) -> String {
+    req.headers()
+        .get(X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned)
+}
+
+/// Assigns the request id, runs the request inside a span carrying it (so every log line
+/// of the request has it), echoes it in the response, and logs one line when done.
+pub async fn request_context(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let request_id = request_id_from(&req);
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        method = %req.method(),
+        path = %req.path(),
+    );
+    let started = Instant::now();
+    let result = next.call(req).instrument(span.clone()).await;
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let header = HeaderValue::from_str(&request_id).ok();
+    // Errors from inner layers (timeout, panic) are turned into responses by the server
+    // after we return; wrap them so that response carries the request id too.
+    let (status, result) = match result {
+        Ok(mut res) => {
+            if let Some(value) = header {
+                res.headers_mut().insert(X_REQUEST_ID, value);
+            }
+            (res.status(), Ok(res.map_into_boxed_body()))
+        }
+        Err(error) => {
+            let status = error.as_response_error().status_code();
+            (status, Err(WithRequestId { error, header }.into()))
+        }
+    };
+    let status = status.as_u16();
+    span.in_scope(|| {
+        if status >= 500 {
+            tracing::warn!(status, latency_ms, "request completed");
+        } else {
+            tracing::info!(status, latency_ms, "request completed");
+        }
+    });
+    result
+}
+
+/// An error whose response gets the `X-Request-Id` header.
+#[derive(Debug)]
+struct WithRequestId {
+    error: actix_web::Error,
+    header: Option<HeaderValue>,
+}
+
+impl std::fmt::Display for WithRequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl ResponseError for WithRequestId {
+    fn status_code(&self) -> StatusCode {
+        self.error.as_response_error().status_code()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = self.error.error_response();
+        if let Some(value) = &self.header {
+            response.headers_mut().insert(X_REQUEST_ID, value.clone());
+        }
+        response
+    }
+}
+
+/// Turns a panicking handler into a `500` problem; the worker keeps serving.
+pub async fn catch_panic(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    match AssertUnwindSafe(next.call(req)).catch_unwind().await {
+        Ok(result) => result.map(ServiceResponse::map_into_boxed_body),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            tracing::error!(panic = %message, "handler panicked");
+            Err(problem_error(StatusCode::INTERNAL_SERVER_ERROR))
+        }
+    }
+}
+
+/// Cancels a request that runs past `request_timeout` and answers `504`. Dropping the
+/// handler's future drops its in-flight work (database calls included).
+pub async fn deadline(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let timeout = req
+        .app_data::<web::Data<HttpConfig>>()
+        .map_or(HttpConfig::default().request_timeout, |c| c.request_timeout);
+    match tokio::time::timeout(timeout, next.call(req)).await {
+        Ok(result) => result.map(ServiceResponse::map_into_boxed_body),
+        Err(_) => {
+            tracing::warn!(timeout_ms = timeout.as_millis() as u64, "request timed out");
+            Err(problem_error(StatusCode::GATEWAY_TIMEOUT))
+        }
+    }
+}
+
+fn problem_error(status: StatusCode) -> actix_web::Error {
+    ApiError::problem(Problem::for_status(status)).into()
+}
+
+/// Gives every error response the problem+json shape, including those the framework
+/// makes itself (unknown route, wrong method, unparsable query string).
+pub async fn problem_fallback(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let response = next.call(req).await?.map_into_boxed_body();
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == PROBLEM_JSON.as_bytes());
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return Ok(response);
+    }
+    let (http_req, old) = response.into_parts();
+    let mut new = Problem::for_status(status).response();
+    // Keep headers the framework set for a reason (e.g. `Allow` on 405).
+    for (name, value) in old.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            new.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    Ok(ServiceResponse::new(http_req, new))
+}

@@ -1,0 +1,121 @@
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::middleware::{Compress, from_fn};
+use actix_web::{App, HttpResponse, HttpServer, web};
+use ports::health::HealthService;
+use ports::users::UserService;
+
+use crate::problem::{ApiError, Problem};
+use crate::{health, middleware, openapi, users};
+
+/// The use cases the routes call.
+#[derive(Clone)]
+pub struct ApiState {
+    pub users: Arc<dyn UserService>,
+    pub health: Arc<dyn HealthService>,
+}
+
+/// HTTP-level limits and timeouts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// A handler running longer is cancelled and the client gets `504`.
+    pub request_timeout: Duration,
+    /// Time a client has to send the request head.
+    pub client_request_timeout: Duration,
+    /// How long an idle keep-alive connection is kept open.
+    pub keep_alive: Duration,
+    /// Time to finish writing to a client that is closing the connection.
+    pub client_disconnect_timeout: Duration,
+    /// How long a graceful stop waits for in-flight requests.
+    pub shutdown_grace: Duration,
+    /// Largest accepted request body, in bytes.
+    pub body_limit: usize,
+    /// Worker threads; `None` for one per core.
+    pub workers: Option<usize>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(60),
+            client_request_timeout: Duration::from_secs(15),
+            keep_alive: Duration::from_secs(60),
+            client_disconnect_timeout: Duration::from_secs(5),
+            shutdown_grace: Duration::from_secs(30),
+            body_limit: 64 * 1024,
+            workers: None,
+        }
+    }
+}
+
+/// The application: routes and middleware, ready for `HttpServer` or `actix_web::test`.
+pub fn app(
+    state: ApiState,
+    config: HttpConfig,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(web::Data::new(config))
+        .app_data(web::Data::from(state.users))
+        .app_data(web::Data::from(state.health))
+        .app_data(web::QueryConfig::default().error_handler(|error, _| {
+            ApiError::problem(Problem::new(
+                StatusCode::BAD_REQUEST,
+                "bad-request",
+                "Bad Request",
+                format!("invalid query string: {error}"),
+            ))
+            .into()
+        }))
+        .app_data(web::PathConfig::default().error_handler(|_, _| {
+            ApiError::problem(Problem::for_status(StatusCode::NOT_FOUND)).into()
+        }))
+        .service(
+            web::scope("/api")
+                .configure(health::routes)
+                .configure(users::routes)
+                .configure(openapi::routes),
+        )
+        .default_service(web::to(|| async {
+            HttpResponse::build(StatusCode::NOT_FOUND).finish()
+        }))
+        .wrap(from_fn(middleware::problem_fallback))
+        .wrap(Compress::default())
+        .wrap(from_fn(middleware::deadline))
+        .wrap(from_fn(middleware::catch_panic))
+        .wrap(from_fn(middleware::request_context))
+}
+
+/// An HTTP server on `listener`, not yet running: await it to serve, stop it through
+/// its handle. Signals are left to the caller, which owns shutdown for every server.
+pub fn server(
+    listener: TcpListener,
+    state: ApiState,
+    config: HttpConfig,
+) -> std::io::Result<actix_web::dev::Server> {
+    let mut builder = {
+        let config = config.clone();
+        HttpServer::new(move || app(state.clone(), config.clone()))
+    }
+    .disable_signals()
+    .client_request_timeout(config.client_request_timeout)
+    .keep_alive(config.keep_alive)
+    .client_disconnect_timeout(config.client_disconnect_timeout)
+    .shutdown_timeout(config.shutdown_grace.as_secs());
+    if let Some(workers) = config.workers {
+        builder = builder.workers(workers);
+    }
+    Ok(builder.listen(listener)?.run())
+}

@@ -1,0 +1,197 @@
+//! `/api/users`: registration, lookup, partial update and the newest-first listing.
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, web};
+use domain::users::{User, UserId};
+use domain::{Cursor, Limit, Page};
+use ports::users::{CreateUser, ListUsers, UpdateUser, UserService};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::extract::Json;
+use crate::problem::{ApiError, Problem};
+
+pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/users")
+            .route(web::post().to(create_user))
+            .route(web::get().to(list_users)),
+    )
+    .service(
+        web::resource("/users/{id}")
+            .route(web::get().to(get_user))
+            .route(web::patch().to(update_user)),
+    );
+}
+
+/// Registration request. Unknown fields are rejected.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateUserRequest {
+    /// 1 to 100 characters after trimming.
+    #[schema(example = "Ada Lovelace")]
+    name: String,
+    /// ASCII only; trimmed; unique ignoring case.
+    #[schema(example = "ada@example.com")]
+    email: String,
+}
+
+/// Partial update: only the fields present change. Unknown fields are rejected.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpdateUserRequest {
+    #[schema(example = "Ada King")]
+    name: Option<String>,
+    #[schema(example = "ada.king@example.com")]
+    email: Option<String>,
+}
+
+/// A user as the API shows it.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct UserResponse {
+    id: Uuid,
+    name: String,
+    email: String,
+    /// RFC 3339, UTC.
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    /// RFC 3339, UTC.
+    #[serde(with = "time::serde::rfc3339")]
+    updated_at: OffsetDateTime,
+}
+
+impl From<User> for UserResponse {
+    fn from(u: User) -> Self {
+        Self {
+            id: u.id.as_uuid(),
+            name: u.name.into_inner(),
+            email: u.email.into_inner(),
+            created_at: u.created_at,
+            updated_at: u.updated_at,
+        }
+    }
+}
+
+/// One page of users, newest first.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct UserPage {
+    items: Vec<UserResponse>,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    next_cursor: Option<String>,
+}
+
+impl From<Page<User>> for UserPage {
+    fn from(page: Page<User>) -> Self {
+        Self {
+            next_cursor: page.next_cursor.map(|c| c.encode()),
+            items: page.items.into_iter().map(UserResponse::from).collect(),
+        }
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListParams {
+    /// Page size, 1 to 100.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100, default = 20)]
+    limit: Option<String>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+fn user_id(raw: &str) -> Result<UserId, ApiError> {
+    raw.parse().map_err(|e| ApiError::bad_request(&e))
+}
+
+/// Register a user.
+#[utoipa::path(post, path = "/api/users", tag = "users",
+    request_body = CreateUserRequest,
+    responses(
+        (status = 201, description = "Created", body = UserResponse,
+            headers(("Location" = String, description = "/api/users/{id}"))),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "E-mail already taken", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn create_user(
+    users: web::Data<dyn UserService>,
+    Json(body): Json<CreateUserRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let command = CreateUser::parse(&body.name, &body.email).map_err(domain::Error::from)?;
+    let user = users.create(command).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/api/users/{}", user.id)))
+        .json(UserResponse::from(user)))
+}
+
+/// Get a user.
+#[utoipa::path(get, path = "/api/users/{id}", tag = "users",
+    params(("id" = Uuid, Path, description = "The user's id")),
+    responses(
+        (status = 200, description = "The user", body = UserResponse),
+        (status = 400, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn get_user(
+    users: web::Data<dyn UserService>,
+    id: web::Path<String>,
+) -> Result<web::Json<UserResponse>, ApiError> {
+    let user = users.get(user_id(&id)?).await?;
+    Ok(web::Json(user.into()))
+}
+
+/// Change a user's name and/or e-mail.
+#[utoipa::path(patch, path = "/api/users/{id}", tag = "users",
+    params(("id" = Uuid, Path, description = "The user's id")),
+    request_body = UpdateUserRequest,
+    responses(
+        (status = 200, description = "The updated user", body = UserResponse),
+        (status = 400, description = "Malformed JSON or id", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "E-mail already taken", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn update_user(
+    users: web::Data<dyn UserService>,
+    id: web::Path<String>,
+    Json(body): Json<UpdateUserRequest>,
+) -> Result<web::Json<UserResponse>, ApiError> {
+    let id = user_id(&id)?;
+    let command = UpdateUser::parse(body.name.as_deref(), body.email.as_deref())
+        .map_err(domain::Error::from)?;
+    let user = users.update(id, command).await?;
+    Ok(web::Json(user.into()))
+}
+
+/// List users, newest first, with keyset pagination.
+#[utoipa::path(get, path = "/api/users", tag = "users",
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of users", body = UserPage),
+        (status = 400, description = "Unreadable query string", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid limit or cursor", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn list_users(
+    users: web::Data<dyn UserService>,
+    params: web::Query<ListParams>,
+) -> Result<web::Json<UserPage>, ApiError> {
+    let mut errors = domain::ValidationErrors::new();
+    let limit = match params.limit.as_deref() {
+        Some(raw) => errors.collect(Limit::parse(raw)),
+        None => Some(Limit::DEFAULT),
+    };
+    let cursor = match params.cursor.as_deref() {
+        Some(raw) => errors.collect(Cursor::decode(raw)).map(Some),
+        None => Some(None),
+    };
+    let (Some(limit), Some(cursor)) = (limit, cursor) else {
+        return Err(domain::Error::Validation(errors).into());
+    };
+    let page = users.list(ListUsers { limit, cursor }).await?;
+    Ok(web::Json(page.into()))
+}
