@@ -121,7 +121,9 @@ fn invalid_field(path: &str, error: &serde_json::Error) -> ApiError {
         let name = quoted().unwrap_or_default();
         let field = if path.ends_with(name.as_str()) { path.to_owned() } else { join(path, &name) };
         (field, "is not a known field".to_owned())
-    } else if path == "." || path.is_empty() {
+    } else if path == "." || path.is_empty() || path.starts_with('[') {
+        // The body itself has the wrong shape (serde would read an array as a struct's
+        // fields in order, so a top-level array fails at `[0]`).
         ("body".to_owned(), "must be a JSON object".to_owned())
     } else {
         // Never leak Rust type names ("expected struct Foo") to clients.

@@ -1,0 +1,150 @@
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::test::{self, TestRequest};
+use async_trait::async_trait;
+use domain::users::{User, UserId};
+use domain::{Error, Page};
+use http_adapter::{HttpConfig, app};
+use ports::users::{CreateUser, ListUsers, MockUserService, UpdateUser, UserService};
+
+use crate::support::*;
+
+#[actix_web::test]
+async fn a_panicking_handler_gets_a_500_problem_and_the_server_keeps_serving() {
+    let mut users = MockUserService::new();
+    users
+        .expect_get()
+        .times(1)
+        .returning(|_| panic!("bug in a handler"));
+    let service = test::init_service(app(state(users), HttpConfig::default())).await;
+
+    let uri = format!("/api/users/{}", uuid::Uuid::now_v7());
+    let response = call(&service, TestRequest::get().uri(&uri).to_request()).await;
+    assert_eq!(response.status(), 500);
+    assert_eq!(response.headers().get("content-type").unwrap(), "application/problem+json");
+    assert!(response.headers().contains_key("x-request-id"));
+    let body = test::read_body(response).await;
+    assert!(!String::from_utf8_lossy(&body).contains("bug in a handler"));
+
+    let after = test::call_service(&service, TestRequest::get().uri("/api/health").to_request()).await;
+    assert_eq!(after.status(), 200);
+}
+
+/// A use case that takes far longer than the request deadline.
+struct Slow;
+
+#[async_trait]
+impl UserService for Slow {
+    async fn create(&self, _: CreateUser) -> Result<User, Error> {
+        unreachable!()
+    }
+    async fn get(&self, _: UserId) -> Result<User, Error> {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        Ok(ada())
+    }
+    async fn update(&self, _: UserId, _: UpdateUser) -> Result<User, Error> {
+        unreachable!()
+    }
+    async fn list(&self, _: ListUsers) -> Result<Page<User>, Error> {
+        unreachable!()
+    }
+}
+
+#[actix_web::test]
+async fn a_request_past_its_deadline_is_cancelled_with_504() {
+    let config = HttpConfig {
+        request_timeout: Duration::from_millis(50),
+        ..HttpConfig::default()
+    };
+    let started = std::time::Instant::now();
+    let reply = send_with(
+        state(Slow),
+        config,
+        TestRequest::get().uri(&format!("/api/users/{}", uuid::Uuid::now_v7())),
+    )
+    .await;
+    reply.assert_problem(504);
+    assert!(reply.headers.contains_key("x-request-id"));
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[actix_web::test]
+async fn request_ids_are_echoed_or_generated() {
+    let given = send(
+        state(untouched()),
+        TestRequest::get()
+            .uri("/api/health")
+            .insert_header(("x-request-id", "client-chosen-42")),
+    )
+    .await;
+    assert_eq!(given.header("x-request-id"), "client-chosen-42");
+
+    let generated = send(state(untouched()), TestRequest::get().uri("/api/health")).await;
+    let id = generated.header("x-request-id");
+    assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
+
+    let hostile = "x".repeat(500);
+    let replaced = send(
+        state(untouched()),
+        TestRequest::get()
+            .uri("/api/health")
+            .insert_header(("x-request-id", hostile.as_str())),
+    )
+    .await;
+    assert_ne!(replaced.header("x-request-id"), hostile.as_str());
+
+    let on_errors = send(state(untouched()), TestRequest::get().uri("/nope")).await;
+    assert!(on_errors.headers.contains_key("x-request-id"));
+}
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[actix_web::test]
+async fn every_log_line_of_a_request_carries_its_request_id() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_span_list(true)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let mut users = MockUserService::new();
+    users
+        .expect_get()
+        .returning(|_| Err(Error::internal("disk on fire")));
+    let reply = send(
+        state(users),
+        TestRequest::get()
+            .uri(&format!("/api/users/{}", uuid::Uuid::now_v7()))
+            .insert_header(("x-request-id", "trace-me-7")),
+    )
+    .await;
+    reply.assert_problem(500);
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<&str> = logs.lines().collect();
+    assert!(
+        lines.iter().any(|l| l.contains("disk on fire")),
+        "the cause is logged: {logs}"
+    );
+    assert!(lines.iter().any(|l| l.contains("request completed") && l.contains("500")));
+    for line in &lines {
+        let json: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(line.contains("trace-me-7"), "line without the request id: {json}");
+    }
+}

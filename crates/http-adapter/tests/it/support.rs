@@ -1,0 +1,116 @@
+use std::sync::Arc;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::http::header::HeaderMap;
+use actix_web::test::{self, TestRequest};
+use domain::users::{Email, User, UserName};
+use http_adapter::{ApiState, HttpConfig, app};
+use ports::health::{CheckStatus, HealthService, MockHealthService, Readiness};
+use ports::users::{MockUserService, UserService};
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: serde_json::Value,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    pub fn content_type(&self) -> &str {
+        self.header("content-type")
+    }
+
+    /// Asserts an RFC 9457 problem with this status and returns its `errors` fields.
+    pub fn assert_problem(&self, status: u16) -> Vec<String> {
+        assert_eq!(self.status.as_u16(), status, "{}", self.body);
+        assert_eq!(self.content_type(), "application/problem+json");
+        for member in ["type", "title", "detail"] {
+            assert!(self.body[member].is_string(), "problem lacks {member}: {}", self.body);
+        }
+        assert_eq!(self.body["status"], status);
+        self.body["errors"]
+            .as_array()
+            .map(|errors| {
+                errors
+                    .iter()
+                    .map(|e| e["field"].as_str().unwrap_or_default().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+pub fn healthy() -> Arc<dyn HealthService> {
+    let mut health = MockHealthService::new();
+    health.expect_readiness().returning(|| Readiness {
+        checks: vec![("database", CheckStatus::Ok)],
+    });
+    Arc::new(health)
+}
+
+pub fn state(users: impl UserService) -> ApiState {
+    ApiState {
+        users: Arc::new(users),
+        health: healthy(),
+    }
+}
+
+pub async fn send(state: ApiState, req: TestRequest) -> Reply {
+    send_with(state, HttpConfig::default(), req).await
+}
+
+/// Calls the service; an error (panic, timeout) is rendered the way the server renders it.
+pub async fn call<S, R, B>(service: &S, req: R) -> ServiceResponse
+where
+    S: Service<R, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody + 'static,
+{
+    match test::try_call_service(service, req).await {
+        Ok(response) => response.map_into_boxed_body(),
+        Err(error) => {
+            let (req, _) = TestRequest::default().to_srv_request().into_parts();
+            ServiceResponse::new(req, error.error_response())
+        }
+    }
+}
+
+pub async fn send_with(state: ApiState, config: HttpConfig, req: TestRequest) -> Reply {
+    let service = test::init_service(app(state, config)).await;
+    let response = call(&service, req.to_request()).await;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = test::read_body(response).await;
+    let body = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// A service whose every method must not be called.
+pub fn untouched() -> MockUserService {
+    MockUserService::new()
+}
+
+pub fn ada() -> User {
+    User::new(
+        UserName::parse("Ada").unwrap(),
+        Email::parse("ada@example.com").unwrap(),
+    )
+}
+
+pub fn post_json(uri: &str, body: &str) -> TestRequest {
+    TestRequest::post()
+        .uri(uri)
+        .insert_header(("content-type", "application/json"))
+        .set_payload(body.to_owned())
+}
