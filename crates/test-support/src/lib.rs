@@ -83,6 +83,54 @@ impl TestDb {
     pub fn admin_url(&self) -> &str {
         &self.admin_url
     }
+
+    /// A new connection to this database, e.g. to hold a lock while a test runs.
+    pub async fn connect(&self) -> AsyncPgConnection {
+        admin_connection(&self.url).await
+    }
+
+    /// Simulates an outage: refuses new connections to this database and terminates
+    /// every open one. [`TestDb::restore`] ends it.
+    pub async fn cut_off(&self) {
+        let mut conn = admin_connection(&self.admin_url).await;
+        conn.batch_execute(&format!(
+            "ALTER DATABASE {0} ALLOW_CONNECTIONS false; \
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{0}';",
+            self.name
+        ))
+        .await
+        .expect("cutting the database off");
+    }
+
+    /// Accepts connections again after [`TestDb::cut_off`].
+    pub async fn restore(&self) {
+        let mut conn = admin_connection(&self.admin_url).await;
+        conn.batch_execute(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", self.name))
+            .await
+            .expect("restoring the database");
+    }
+
+    /// How many sessions on this database are blocked waiting for a lock.
+    pub async fn sessions_waiting_for_locks(&self) -> i64 {
+        use diesel::sql_types::{BigInt, Text};
+        use diesel_async::RunQueryDsl;
+
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = BigInt)]
+            n: i64,
+        }
+        let mut conn = admin_connection(&self.admin_url).await;
+        diesel::sql_query(
+            "SELECT count(*) AS n FROM pg_stat_activity \
+             WHERE datname = $1 AND wait_event_type = 'Lock'",
+        )
+        .bind::<Text, _>(&self.name)
+        .get_result::<Count>(&mut conn)
+        .await
+        .expect("querying pg_stat_activity")
+        .n
+    }
 }
 
 impl Drop for TestDb {

@@ -1,0 +1,8 @@
+//! End to end: the real server on a random port, a real HTTP client, and a fresh Postgres
+//! database per test (or the in-memory default where a test says so).
+
+mod binary;
+mod health;
+mod lifecycle;
+mod support;
+mod users;

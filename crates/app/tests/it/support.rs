@@ -1,0 +1,146 @@
+use std::collections::HashMap;
+
+use app::{Application, Settings};
+use serde_json::{Value, json};
+use test_support::TestDb;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A running server and a client for it. Dropping it stops the server.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub db: Option<TestDb>,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+/// Settings for a test server: a random port and a small pool.
+pub fn settings(database_url: Option<&str>, extra: &[(&str, &str)]) -> Settings {
+    let mut vars: HashMap<String, String> = [
+        ("HOST", "127.0.0.1"),
+        ("PORT", "0"),
+        ("DB_MAX_CONNECTIONS", "5"),
+        ("DB_MIN_IDLE", "1"),
+        ("SHUTDOWN_GRACE_SECS", "10"),
+        ("HTTP_WORKERS", "2"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    if let Some(url) = database_url {
+        vars.insert("DATABASE_URL".into(), url.into());
+    }
+    for (k, v) in extra {
+        vars.insert((*k).into(), (*v).into());
+    }
+    Settings::from_lookup(|k| vars.get(k).cloned()).expect("test settings")
+}
+
+/// The server on a fresh Postgres database.
+pub async fn spawn_app() -> TestApp {
+    let db = TestDb::new().await;
+    let mut app = spawn_with(settings(Some(db.url()), &[])).await;
+    app.db = Some(db);
+    app
+}
+
+/// The server on the in-memory default.
+pub async fn spawn_memory_app() -> TestApp {
+    spawn_with(settings(None, &[])).await
+}
+
+pub async fn spawn_with(settings: Settings) -> TestApp {
+    let application = Application::build(&settings).await.expect("build the app");
+    let address = format!("http://127.0.0.1:{}", application.port());
+    let (tx, rx) = oneshot::channel();
+    let server = tokio::spawn(application.run_until(async {
+        let _ = rx.await;
+    }));
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        db: None,
+        shutdown: Some(tx),
+        server: Some(server),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self.client.get(self.url(path)).send().await.expect("GET");
+        read(response).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .client
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("POST");
+        read(response).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .client
+            .patch(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("PATCH");
+        read(response).await
+    }
+
+    /// Registers a user and returns its JSON.
+    pub async fn create_user(&self, name: &str, email: &str) -> Value {
+        let (status, body) = self
+            .post("/api/users", json!({"name": name, "email": email}))
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.begin_shutdown();
+        self.wait().await
+    }
+
+    pub fn begin_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    pub async fn wait(&mut self) -> anyhow::Result<()> {
+        match self.server.take() {
+            Some(server) => server.await.expect("server task"),
+            None => Ok(()),
+        }
+    }
+
+    /// Takes the database so it outlives this server (e.g. for a restart).
+    pub fn take_db(&mut self) -> TestDb {
+        self.db.take().expect("a Postgres-backed app")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.begin_shutdown();
+    }
+}
+
+pub async fn read(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let bytes = response.bytes().await.expect("body");
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, body)
+}
