@@ -59,7 +59,10 @@ impl fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field(
                 "database_url",
-                &self.database_url.as_deref().map(postgres_adapter::redact_url),
+                &self
+                    .database_url
+                    .as_deref()
+                    .map(postgres_adapter::redact_url),
             )
             .field("host", &self.host)
             .field("port", &self.port)
@@ -262,7 +265,11 @@ mod tests {
 
     #[test]
     fn blank_means_default_and_debug_hides_the_password() {
-        let s = from(&[("PORT", " "), ("DATABASE_URL", "postgres://app:hunter22@db/app")]).unwrap();
+        let s = from(&[
+            ("PORT", " "),
+            ("DATABASE_URL", "postgres://app:hunter22@db/app"),
+        ])
+        .unwrap();
         assert_eq!(s.port, 8080);
         let debug = format!("{s:?}");
         assert!(debug.contains("db/app"), "{debug}");

@@ -3,7 +3,7 @@
 //!
 //! An adapter's test crate runs a whole suite with one macro call, e.g.
 //!
-//! ```ignore
+//! ```text
 //! async fn repo() -> (MemoryUserRepository, ()) { (MemoryUserRepository::new(), ()) }
 //! contract_tests::user_repository_contract!(repo);
 //! ```

@@ -44,8 +44,15 @@ pub async fn create_then_get_round_trips(repo: &impl UserRepository) {
     let created = repo.create(&new).await.expect("create");
     assert_eq!(created, new, "create returns what was stored");
     let fetched = repo.get(&new.id).await.expect("get");
-    assert_eq!(fetched, new, "every field, timestamps included, survives storage");
-    assert_eq!(fetched.email.as_str(), "Ada@Example.com", "e-mail kept as typed");
+    assert_eq!(
+        fetched, new,
+        "every field, timestamps included, survives storage"
+    );
+    assert_eq!(
+        fetched.email.as_str(),
+        "Ada@Example.com",
+        "e-mail kept as typed"
+    );
 }
 
 pub async fn get_unknown_is_not_found(repo: &impl UserRepository) {
@@ -61,7 +68,10 @@ pub async fn duplicate_email_ignoring_case_is_rejected_and_nothing_stored(
     let second = user("Other Ada", "ADA@example.COM");
     assert_duplicate_email(repo.create(&second).await);
     assert_not_found(repo.get(&second.id).await);
-    let all = repo.list(Limit::new(Limit::MAX).expect("limit"), None).await.expect("list");
+    let all = repo
+        .list(Limit::new(Limit::MAX).expect("limit"), None)
+        .await
+        .expect("list");
     assert_eq!(all.items.len(), 1);
 }
 
@@ -105,8 +115,11 @@ pub async fn update_to_taken_email_is_duplicate_and_changes_nothing(repo: &impl 
         .await
         .expect("grace");
     assert_duplicate_email(
-        repo.update(&grace.id, &changes(Some("Renamed"), Some("ADA@example.com")))
-            .await,
+        repo.update(
+            &grace.id,
+            &changes(Some("Renamed"), Some("ADA@example.com")),
+        )
+        .await,
     );
     assert_eq!(repo.get(&grace.id).await.expect("get"), grace);
 }

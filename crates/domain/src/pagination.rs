@@ -157,7 +157,13 @@ mod tests {
     #[test]
     fn garbage_cursors_are_field_errors() {
         let long = "A".repeat(500);
-        for raw in ["", "!!!", "bm90LWEtY3Vyc29y", "MTI6bm90LWEtdXVpZA", long.as_str()] {
+        for raw in [
+            "",
+            "!!!",
+            "bm90LWEtY3Vyc29y",
+            "MTI6bm90LWEtdXVpZA",
+            long.as_str(),
+        ] {
             let err = Cursor::decode(raw).unwrap_err();
             assert_eq!(err.field, "cursor", "{raw:?}");
         }

@@ -55,7 +55,9 @@ fn check_headers(req: &HttpRequest, limit: usize) -> Result<(), ApiError> {
         .unwrap_or_default()
         .trim()
         .to_ascii_lowercase();
-    if essence != "application/json" && !(essence.starts_with("application/") && essence.ends_with("+json")) {
+    if essence != "application/json"
+        && !(essence.starts_with("application/") && essence.ends_with("+json"))
+    {
         return Err(ApiError::problem(Problem::for_status(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
         )));
@@ -119,7 +121,11 @@ fn invalid_field(path: &str, error: &serde_json::Error) -> ApiError {
     } else if message.starts_with("unknown field") {
         // Here the path already ends with the unknown key.
         let name = quoted().unwrap_or_default();
-        let field = if path.ends_with(name.as_str()) { path.to_owned() } else { join(path, &name) };
+        let field = if path.ends_with(name.as_str()) {
+            path.to_owned()
+        } else {
+            join(path, &name)
+        };
         (field, "is not a known field".to_owned())
     } else if path == "." || path.is_empty() || path.starts_with('[') {
         // The body itself has the wrong shape (serde would read an array as a struct's

@@ -47,7 +47,10 @@ pub(crate) async fn readiness(health: web::Data<dyn HealthService>) -> HttpRespo
         .map(|(name, status)| ((*name).to_owned(), status.as_str().into()))
         .collect();
     if report.is_ready() {
-        HttpResponse::Ok().json(Readiness { status: "ok", checks })
+        HttpResponse::Ok().json(Readiness {
+            status: "ok",
+            checks,
+        })
     } else {
         let mut problem = Problem::for_status(actix_web::http::StatusCode::SERVICE_UNAVAILABLE);
         problem.detail = "a dependency is unavailable".into();

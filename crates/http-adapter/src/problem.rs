@@ -64,19 +64,30 @@ impl Problem {
     pub fn for_status(status: StatusCode) -> Self {
         let (kind, detail) = match status {
             StatusCode::NOT_FOUND => ("not-found", "no resource at this path"),
-            StatusCode::METHOD_NOT_ALLOWED => {
-                ("method-not-allowed", "this method is not allowed on this resource")
-            }
+            StatusCode::METHOD_NOT_ALLOWED => (
+                "method-not-allowed",
+                "this method is not allowed on this resource",
+            ),
             StatusCode::PAYLOAD_TOO_LARGE => ("payload-too-large", "the request body is too large"),
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
-                ("unsupported-media-type", "the request body must be application/json")
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+                "unsupported-media-type",
+                "the request body must be application/json",
+            ),
+            StatusCode::GATEWAY_TIMEOUT => {
+                ("timeout", "the request took too long and was cancelled")
             }
-            StatusCode::GATEWAY_TIMEOUT => ("timeout", "the request took too long and was cancelled"),
-            StatusCode::SERVICE_UNAVAILABLE => ("unavailable", "the service cannot answer now; retry later"),
+            StatusCode::SERVICE_UNAVAILABLE => {
+                ("unavailable", "the service cannot answer now; retry later")
+            }
             s if s.is_server_error() => ("internal", "the server failed to handle the request"),
             _ => ("bad-request", "the request is not valid"),
         };
-        Self::new(status, kind, status.canonical_reason().unwrap_or("Error"), detail)
+        Self::new(
+            status,
+            kind,
+            status.canonical_reason().unwrap_or("Error"),
+            detail,
+        )
     }
 
     pub fn with_errors(mut self, errors: impl IntoIterator<Item = FieldProblem>) -> Self {

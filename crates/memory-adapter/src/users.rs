@@ -62,10 +62,10 @@ impl UserRepository for MemoryUserRepository {
         if !users.contains_key(id) {
             return Err(Error::not_found("user", id));
         }
-        if let Some(email) = &changes.email {
-            if email_taken(&users, &email.normalized(), Some(*id)) {
-                return Err(duplicate_email());
-            }
+        if let Some(email) = &changes.email
+            && email_taken(&users, &email.normalized(), Some(*id))
+        {
+            return Err(duplicate_email());
         }
         let user = users
             .get_mut(id)
@@ -81,7 +81,7 @@ impl UserRepository for MemoryUserRepository {
             .filter(|u| after.is_none_or(|c| key(u) < (c.created_at, c.id)))
             .cloned()
             .collect();
-        rows.sort_by(|a, b| key(b).cmp(&key(a)));
+        rows.sort_by_key(|u| std::cmp::Reverse(key(u)));
         rows.truncate(limit.get() as usize + 1);
         Ok(Page::from_rows(rows, limit, User::cursor))
     }

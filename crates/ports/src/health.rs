@@ -91,11 +91,15 @@ mod tests {
 
     #[tokio::test]
     async fn ready_only_when_every_probe_is_ok() {
-        let ready = HealthChecker::new(vec![probe("database", true)]).readiness().await;
+        let ready = HealthChecker::new(vec![probe("database", true)])
+            .readiness()
+            .await;
         assert!(ready.is_ready());
         assert_eq!(ready.checks, vec![("database", CheckStatus::Ok)]);
 
-        let down = HealthChecker::new(vec![probe("database", false)]).readiness().await;
+        let down = HealthChecker::new(vec![probe("database", false)])
+            .readiness()
+            .await;
         assert!(!down.is_ready());
         assert_eq!(down.checks, vec![("database", CheckStatus::Unavailable)]);
     }

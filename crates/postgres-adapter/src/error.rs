@@ -16,10 +16,7 @@ pub(crate) fn pool(error: PoolError) -> Error {
 
 /// A failed statement. `unique` maps a unique index or constraint name to the
 /// `(entity, field)` the duplicate is reported on.
-pub(crate) fn query(
-    error: DieselError,
-    unique: &[(&str, &'static str, &'static str)],
-) -> Error {
+pub(crate) fn query(error: DieselError, unique: &[(&str, &'static str, &'static str)]) -> Error {
     match error {
         DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, ref info) => {
             let constraint = info.constraint_name().unwrap_or_default();

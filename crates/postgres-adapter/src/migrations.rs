@@ -11,7 +11,7 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations")
 
 /// Serialises migrations across every instance sharing the database. Any constant works as
 /// long as nothing else uses it; this one is "app-mig" in ASCII.
-const MIGRATION_LOCK_KEY: i64 = 0x6170_702d_6d69_67;
+const MIGRATION_LOCK_KEY: i64 = 0x0061_7070_2d6d_6967;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MigrateError {

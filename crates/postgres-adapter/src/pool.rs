@@ -260,7 +260,9 @@ pub fn redact_url(url: &str) -> String {
     }
     let rest = rest.split(['?', '#']).next().unwrap_or_default();
     let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
     let host = if host.is_empty() { "localhost" } else { host };
     if path.is_empty() {
         host.to_owned()
@@ -277,11 +279,17 @@ mod tests {
     fn redacted_urls_name_the_host_never_the_password() {
         let cases = [
             ("postgres://app:s3cret@db:5432/app", "db:5432/app"),
-            ("postgresql://app:s3cret@10.0.0.1/app?sslmode=require", "10.0.0.1/app"),
+            (
+                "postgresql://app:s3cret@10.0.0.1/app?sslmode=require",
+                "10.0.0.1/app",
+            ),
             ("postgres://127.0.0.1:5432", "127.0.0.1:5432"),
             ("postgres://u:p%40ss@h/d", "h/d"),
             ("postgres:///app", "localhost/app"),
-            ("host=db port=5432 user=app password=s3cret dbname=app", "host=db port=5432 dbname=app"),
+            (
+                "host=db port=5432 user=app password=s3cret dbname=app",
+                "host=db port=5432 dbname=app",
+            ),
         ];
         for (url, want) in cases {
             let got = redact_url(url);

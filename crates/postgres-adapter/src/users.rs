@@ -132,9 +132,9 @@ impl UserRepository for PgUserRepository {
             // (created_at, id) < (c.created_at, c.id), spelled out so the planner uses
             // users_created_at_id_idx.
             query = query.filter(
-                users::created_at.lt(c.created_at).or(users::created_at
-                    .eq(c.created_at)
-                    .and(users::id.lt(c.id))),
+                users::created_at
+                    .lt(c.created_at)
+                    .or(users::created_at.eq(c.created_at).and(users::id.lt(c.id))),
             );
         }
         let rows: Vec<UserRow> = query.load(&mut conn).await.map_err(query_error)?;

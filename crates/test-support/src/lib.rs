@@ -105,9 +105,12 @@ impl TestDb {
     /// Accepts connections again after [`TestDb::cut_off`].
     pub async fn restore(&self) {
         let mut conn = admin_connection(&self.admin_url).await;
-        conn.batch_execute(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", self.name))
-            .await
-            .expect("restoring the database");
+        conn.batch_execute(&format!(
+            "ALTER DATABASE {} ALLOW_CONNECTIONS true",
+            self.name
+        ))
+        .await
+        .expect("restoring the database");
     }
 
     /// How many sessions on this database are blocked waiting for a lock.
@@ -264,7 +267,9 @@ fn migrations_hash() -> u64 {
     let mut hasher = DefaultHasher::new();
     for file in files {
         file.file_name().hash(&mut hasher);
-        std::fs::read(&file).expect("reading a migration").hash(&mut hasher);
+        std::fs::read(&file)
+            .expect("reading a migration")
+            .hash(&mut hasher);
     }
     hasher.finish()
 }

@@ -23,7 +23,8 @@ fn start_blocking() -> Result<String, String> {
     let socket_dir = target.join("test-postgres-socket");
 
     // Several test binaries may get here at once; one starts the server.
-    let lock = std::fs::File::create(target.join("test-postgres.lock")).map_err(|e| e.to_string())?;
+    let lock =
+        std::fs::File::create(target.join("test-postgres.lock")).map_err(|e| e.to_string())?;
     lock.lock().map_err(|e| e.to_string())?;
 
     let as_root = is_root();
@@ -62,10 +63,21 @@ fn start_blocking() -> Result<String, String> {
             }
             let out = run(
                 &bin.join("initdb"),
-                &["-D", &data_s, "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+                &[
+                    "-D",
+                    &data_s,
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                ],
             )?;
             if !out.status.success() {
-                return Err(format!("initdb failed: {}", String::from_utf8_lossy(&out.stderr)));
+                return Err(format!(
+                    "initdb failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ));
             }
         }
         let options = format!(
@@ -75,7 +87,16 @@ fn start_blocking() -> Result<String, String> {
         let log = data.join("server.log");
         let out = run(
             &bin.join("pg_ctl"),
-            &["start", "-w", "-D", &data_s, "-l", &log.to_string_lossy(), "-o", &options],
+            &[
+                "start",
+                "-w",
+                "-D",
+                &data_s,
+                "-l",
+                &log.to_string_lossy(),
+                "-o",
+                &options,
+            ],
         )?;
         if !out.status.success() {
             return Err(format!(
@@ -90,7 +111,8 @@ fn start_blocking() -> Result<String, String> {
 
 fn find_binaries() -> Option<PathBuf> {
     let on_path = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths).find(|p| p.join("pg_ctl").is_file() && p.join("initdb").is_file())
+        std::env::split_paths(&paths)
+            .find(|p| p.join("pg_ctl").is_file() && p.join("initdb").is_file())
     });
     on_path.or_else(|| {
         let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")

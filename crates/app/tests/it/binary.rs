@@ -67,7 +67,9 @@ async fn sigterm_stops_the_server_gracefully_with_exit_code_0() {
     .await
     .expect("the server starts");
 
-    let health = reqwest::get(format!("http://{address}/api/health")).await.unwrap();
+    let health = reqwest::get(format!("http://{address}/api/health"))
+        .await
+        .unwrap();
     assert_eq!(health.status(), 200);
 
     let pid = child.id().unwrap().to_string();

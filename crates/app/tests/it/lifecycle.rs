@@ -45,7 +45,10 @@ async fn an_in_flight_request_completes_while_shutdown_is_under_way() {
     .await;
 
     locker.batch_execute("COMMIT").await.unwrap();
-    let response = request.await.unwrap().expect("the in-flight request is answered");
+    let response = request
+        .await
+        .unwrap()
+        .expect("the in-flight request is answered");
     assert_eq!(response.status(), 200);
     let (_, page) = read(response).await;
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
@@ -60,7 +63,10 @@ where
 {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !condition().await {
-        assert!(tokio::time::Instant::now() < deadline, "condition never held");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition never held"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -1,6 +1,8 @@
 //! End to end: the real server on a random port, a real HTTP client, and a fresh Postgres
 //! database per test (or the in-memory default where a test says so).
 
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure there is the test failing
+
 mod binary;
 mod health;
 mod lifecycle;

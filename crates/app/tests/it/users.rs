@@ -53,7 +53,10 @@ async fn emails_are_unique_ignoring_case() {
     let grace = app.create_user("Grace", "grace@example.com").await;
 
     let (status, problem) = app
-        .post("/api/users", json!({"name": "Imposter", "email": "ADA@example.COM"}))
+        .post(
+            "/api/users",
+            json!({"name": "Imposter", "email": "ADA@example.COM"}),
+        )
         .await;
     assert_eq!(status, 409);
     assert_eq!(problem["errors"][0]["field"], "email");
@@ -154,7 +157,10 @@ async fn the_embedded_default_serves_the_same_api_from_memory() {
     let app = spawn_memory_app().await;
     let created = app.create_user("Ada", "ada@example.com").await;
     let (status, _) = app
-        .post("/api/users", json!({"name": "Ada", "email": "ADA@example.com"}))
+        .post(
+            "/api/users",
+            json!({"name": "Ada", "email": "ADA@example.com"}),
+        )
         .await;
     assert_eq!(status, 409);
     let (status, fetched) = app

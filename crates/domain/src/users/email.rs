@@ -76,7 +76,9 @@ fn valid_domain(domain: &str) -> bool {
                 && label.len() <= Email::MAX_LABEL_LEN
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })
         && labels
             .last()
@@ -100,8 +102,16 @@ mod tests {
         let cases: &[(&str, &str, Option<&str>)] = &[
             ("valid", "user@example.com", Some("user@example.com")),
             ("trimmed", "  user@example.com \n", Some("user@example.com")),
-            ("case kept", "Ada.Lovelace@Example.COM", Some("Ada.Lovelace@Example.COM")),
-            ("plus tag", "ada+news@mail.example.org", Some("ada+news@mail.example.org")),
+            (
+                "case kept",
+                "Ada.Lovelace@Example.COM",
+                Some("Ada.Lovelace@Example.COM"),
+            ),
+            (
+                "plus tag",
+                "ada+news@mail.example.org",
+                Some("ada+news@mail.example.org"),
+            ),
             ("missing @", "userexample.com", None),
             ("missing domain", "user@", None),
             ("missing local part", "@example.com", None),

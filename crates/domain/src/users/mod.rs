@@ -6,9 +6,9 @@ mod repository;
 
 pub use email::Email;
 pub use name::UserName;
-pub use repository::UserRepository;
 #[cfg(feature = "mocks")]
 pub use repository::MockUserRepository;
+pub use repository::UserRepository;
 
 use std::fmt;
 use std::str::FromStr;

@@ -14,7 +14,11 @@ async fn liveness_is_ok() {
 
 #[actix_web::test]
 async fn readiness_reports_every_check() {
-    let reply = send(state(untouched()), TestRequest::get().uri("/api/health/ready")).await;
+    let reply = send(
+        state(untouched()),
+        TestRequest::get().uri("/api/health/ready"),
+    )
+    .await;
     assert_eq!(reply.status, 200);
     assert_eq!(
         reply.body,
@@ -32,5 +36,8 @@ async fn readiness_is_a_503_problem_naming_the_failing_check() {
     api.health = Arc::new(health);
     let reply = send(api, TestRequest::get().uri("/api/health/ready")).await;
     reply.assert_problem(503);
-    assert_eq!(reply.body["checks"], serde_json::json!({"database": "unavailable"}));
+    assert_eq!(
+        reply.body["checks"],
+        serde_json::json!({"database": "unavailable"})
+    );
 }

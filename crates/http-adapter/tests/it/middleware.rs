@@ -23,12 +23,16 @@ async fn a_panicking_handler_gets_a_500_problem_and_the_server_keeps_serving() {
     let uri = format!("/api/users/{}", uuid::Uuid::now_v7());
     let response = call(&service, TestRequest::get().uri(&uri).to_request()).await;
     assert_eq!(response.status(), 500);
-    assert_eq!(response.headers().get("content-type").unwrap(), "application/problem+json");
+    assert_eq!(
+        response.headers().get("content-type").unwrap(),
+        "application/problem+json"
+    );
     assert!(response.headers().contains_key("x-request-id"));
     let body = test::read_body(response).await;
     assert!(!String::from_utf8_lossy(&body).contains("bug in a handler"));
 
-    let after = test::call_service(&service, TestRequest::get().uri("/api/health").to_request()).await;
+    let after =
+        test::call_service(&service, TestRequest::get().uri("/api/health").to_request()).await;
     assert_eq!(after.status(), 200);
 }
 
@@ -142,9 +146,16 @@ async fn every_log_line_of_a_request_carries_its_request_id() {
         lines.iter().any(|l| l.contains("disk on fire")),
         "the cause is logged: {logs}"
     );
-    assert!(lines.iter().any(|l| l.contains("request completed") && l.contains("500")));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("request completed") && l.contains("500"))
+    );
     for line in &lines {
         let json: serde_json::Value = serde_json::from_str(line).unwrap();
-        assert!(line.contains("trace-me-7"), "line without the request id: {json}");
+        assert!(
+            line.contains("trace-me-7"),
+            "line without the request id: {json}"
+        );
     }
 }

@@ -33,7 +33,11 @@ impl Reply {
         assert_eq!(self.status.as_u16(), status, "{}", self.body);
         assert_eq!(self.content_type(), "application/problem+json");
         for member in ["type", "title", "detail"] {
-            assert!(self.body[member].is_string(), "problem lacks {member}: {}", self.body);
+            assert!(
+                self.body[member].is_string(),
+                "problem lacks {member}: {}",
+                self.body
+            );
         }
         assert_eq!(self.body["status"], status);
         self.body["errors"]

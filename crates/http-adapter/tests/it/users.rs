@@ -16,13 +16,19 @@ async fn create_returns_201_with_location_and_the_user() {
 
     let reply = send(
         state(users),
-        post_json("/api/users", r#"{"name":"  Ada ","email":" Ada@Example.com "}"#),
+        post_json(
+            "/api/users",
+            r#"{"name":"  Ada ","email":" Ada@Example.com "}"#,
+        ),
     )
     .await;
 
     assert_eq!(reply.status, 201);
     let id = reply.body["id"].as_str().unwrap();
-    assert_eq!(reply.header("location"), format!("/api/users/{id}").as_str());
+    assert_eq!(
+        reply.header("location"),
+        format!("/api/users/{id}").as_str()
+    );
     assert_eq!(reply.body["name"], "Ada");
     assert_eq!(reply.body["email"], "Ada@Example.com");
     let created = reply.body["created_at"].as_str().unwrap();
@@ -35,7 +41,10 @@ async fn invalid_fields_are_422_naming_each_field_and_never_reach_the_use_case()
     let cases = [
         (r#"{"name":"","email":"ada@example.com"}"#, vec!["name"]),
         (r#"{"name":"Ada","email":"not-an-email"}"#, vec!["email"]),
-        (r#"{"name":"Ada","email":"jürgen@example.com"}"#, vec!["email"]),
+        (
+            r#"{"name":"Ada","email":"jürgen@example.com"}"#,
+            vec!["email"],
+        ),
         (r#"{"name":" ","email":"@"}"#, vec!["name", "email"]),
         (r#"{"name":"Ada"}"#, vec!["email"]),
         (r#"{"name":"Ada","emial":"ada@example.com"}"#, vec!["emial"]),
@@ -126,7 +135,11 @@ async fn get_answers_200_404_or_400() {
         .returning(|id| Err(Error::not_found("user", id)));
     let state = state(users);
 
-    let found = send(state.clone(), TestRequest::get().uri(&format!("/api/users/{id}"))).await;
+    let found = send(
+        state.clone(),
+        TestRequest::get().uri(&format!("/api/users/{id}")),
+    )
+    .await;
     assert_eq!(found.status, 200);
     assert_eq!(found.body["id"], id.to_string());
 

@@ -125,13 +125,15 @@ async fn readiness_probe_reports_reachability() {
 #[tokio::test]
 async fn instances_migrating_at_once_do_not_race() {
     let db = TestDb::empty().await;
-    let runs = futures_util::future::join_all(
-        (0..4).map(|_| postgres_adapter::run_migrations(db.url())),
-    )
-    .await;
+    let runs =
+        futures_util::future::join_all((0..4).map(|_| postgres_adapter::run_migrations(db.url())))
+            .await;
     let applied: Vec<Vec<String>> = runs.into_iter().map(|r| r.expect("migrate")).collect();
     let non_empty = applied.iter().filter(|v| !v.is_empty()).count();
-    assert_eq!(non_empty, 1, "exactly one instance applies the migrations: {applied:?}");
+    assert_eq!(
+        non_empty, 1,
+        "exactly one instance applies the migrations: {applied:?}"
+    );
 
     // And the schema is usable afterwards.
     let pool = Database::connect(small_pool(db.url())).await.expect("pool");

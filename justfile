@@ -1,0 +1,31 @@
+# Convenience recipes; every one is a plain cargo (or docker) command underneath.
+
+set dotenv-load := false
+
+default:
+    @just --list
+
+# Serve the API (in memory unless DATABASE_URL is set).
+run:
+    cargo run -p app
+
+# Run every test (Postgres tests use DATABASE_URL or the local server).
+test:
+    cargo test --workspace
+
+# Formatting and lints, as CI runs them.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Regenerate docs/openapi.yaml from the handlers.
+openapi:
+    cargo run -q -p app -- openapi > docs/openapi.yaml
+
+# Start the development database (docker compose).
+db:
+    docker compose up -d --wait db
+
+# Apply pending migrations to DATABASE_URL.
+migrate:
+    cargo run -p app -- migrate
