@@ -9,6 +9,13 @@ use std::time::Duration;
 use http_adapter::HttpConfig;
 use postgres_adapter::PoolSettings;
 
+/// The log filter when `RUST_LOG` is unset.
+pub const DEFAULT_LOG_FILTER: &str = "info,actix_server=warn";
+
+/// No duration setting may exceed this; larger values are typos, and some overflow
+/// timer arithmetic.
+const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Pretty,
@@ -25,6 +32,8 @@ pub struct Settings {
     pub pool: PoolSettingsWithoutUrl,
     pub http: HttpConfig,
     pub log_format: LogFormat,
+    /// The `RUST_LOG` directives, checked at start-up.
+    pub log_filter: String,
 }
 
 /// Pool sizing and bounds; the URL is kept apart because it may be absent.
@@ -49,6 +58,8 @@ impl Settings {
             idle_timeout: self.pool.idle_timeout,
             acquire_timeout: self.pool.acquire_timeout,
             connect_timeout: self.pool.connect_timeout,
+            // A statement cannot usefully outlive the request that issued it.
+            statement_timeout: Some(self.http.request_timeout),
         }
     }
 }
@@ -69,6 +80,7 @@ impl fmt::Debug for Settings {
             .field("pool", &self.pool)
             .field("http", &self.http)
             .field("log_format", &self.log_format)
+            .field("log_filter", &self.log_filter)
             .finish()
     }
 }
@@ -118,6 +130,9 @@ impl Settings {
                 body_limit: env.positive("BODY_LIMIT_BYTES", http_defaults.body_limit)?,
                 workers: env.optional_positive("HTTP_WORKERS")?,
             },
+            log_filter: env
+                .raw("RUST_LOG")
+                .unwrap_or_else(|| DEFAULT_LOG_FILTER.to_owned()),
             log_format: match env.raw("LOG_FORMAT").as_deref() {
                 None | Some("pretty") => LogFormat::Pretty,
                 Some("json") => LogFormat::Json,
@@ -129,6 +144,12 @@ impl Settings {
                 }
             },
         };
+        tracing_subscriber::EnvFilter::builder()
+            .parse(&settings.log_filter)
+            .map_err(|e| ConfigError {
+                var: "RUST_LOG",
+                reason: e.to_string(),
+            })?;
         if settings.pool.min_idle > settings.pool.max_size {
             return Err(ConfigError {
                 var: "DB_MIN_IDLE",
@@ -199,7 +220,14 @@ impl Env<'_> {
                         reason: "must be greater than 0".into(),
                     });
                 }
-                Ok(unit(n))
+                let value = unit(n);
+                if value > MAX_DURATION {
+                    return Err(ConfigError {
+                        var,
+                        reason: format!("must be at most {}s", MAX_DURATION.as_secs()),
+                    });
+                }
+                Ok(value)
             }
         }
     }
@@ -255,6 +283,13 @@ mod tests {
             ("DB_ACQUIRE_TIMEOUT_MS", "-5", "DB_ACQUIRE_TIMEOUT_MS"),
             ("REQUEST_TIMEOUT_SECS", "0", "REQUEST_TIMEOUT_SECS"),
             ("LOG_FORMAT", "xml", "LOG_FORMAT"),
+            ("KEEP_ALIVE_SECS", "99999999999", "KEEP_ALIVE_SECS"),
+            (
+                "DB_ACQUIRE_TIMEOUT_MS",
+                "18446744073709551615",
+                "DB_ACQUIRE_TIMEOUT_MS",
+            ),
+            ("RUST_LOG", "info,[=bad", "RUST_LOG"),
         ];
         for (var, value, named) in cases {
             let err = from(&[(var, value)]).unwrap_err();

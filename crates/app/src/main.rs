@@ -39,7 +39,7 @@ async fn main() -> ExitCode {
     };
     let command = cli.command.unwrap_or(Command::Serve);
     if !matches!(command, Command::Openapi) {
-        telemetry::init(settings.log_format);
+        telemetry::init(settings.log_format, &settings.log_filter);
     }
     match run(command, &settings).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,11 +3,12 @@ use tracing_subscriber::fmt::format::FmtSpan;
 
 use crate::config::LogFormat;
 
-/// Installs the global subscriber: `RUST_LOG` filters (default `info`), `LOG_FORMAT`
-/// picks one JSON object per line or human-readable text. Logs go to stdout.
-pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,actix_server=warn"));
+/// Installs the global subscriber: `filter` is the checked `RUST_LOG`, `format` picks one
+/// JSON object per line or human-readable text. Logs go to stdout.
+pub fn init(format: LogFormat, filter: &str) {
+    let filter = EnvFilter::builder()
+        .parse(filter)
+        .unwrap_or_else(|_| EnvFilter::new(crate::config::DEFAULT_LOG_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_span_events(FmtSpan::NONE);

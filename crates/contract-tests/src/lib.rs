@@ -11,6 +11,8 @@
 //! The factory returns the implementation and a guard kept alive for the test (a
 //! database, say). Each case becomes its own `#[tokio::test]` in the calling crate.
 
+pub mod health;
+pub mod mail;
 pub mod users;
 
 /// Expands to one `#[tokio::test]` per [`UserRepository`](domain::users::UserRepository)
@@ -29,6 +31,30 @@ macro_rules! user_repository_contract {
             list_of_nothing_is_an_empty_last_page,
             list_is_newest_first_and_pages_without_gaps_or_repeats,
             list_breaks_timestamp_ties_by_id_descending,
+        );
+    };
+}
+
+/// Expands to one test per [`HealthProbe`](domain::health::HealthProbe) contract case;
+/// `$make` returns a probe whose dependency is up.
+#[macro_export]
+macro_rules! health_probe_contract {
+    ($make:path) => {
+        $crate::contract_cases!($make, health;
+            a_reachable_dependency_checks_ok,
+            the_check_name_is_stable_and_non_empty,
+        );
+    };
+}
+
+/// Expands to one test per [`Mailer`](domain::mail::Mailer) contract case; `$make`
+/// returns a mailer whose mail system accepts messages.
+#[macro_export]
+macro_rules! mailer_contract {
+    ($make:path) => {
+        $crate::contract_cases!($make, mail;
+            a_well_formed_message_is_accepted,
+            text_only_and_non_ascii_subjects_are_accepted,
         );
     };
 }

@@ -82,11 +82,19 @@ impl Cursor {
         let raw = std::str::from_utf8(&bytes).map_err(|_| invalid())?;
         let (nanos, id) = raw.split_once(':').ok_or_else(invalid)?;
         let nanos: i128 = nanos.parse().map_err(|_| invalid())?;
+        // Cursors we issue point at rows we stored; anything outside 1970..=9999 is made
+        // up, and some storage (Postgres) cannot even compare such instants.
+        if !(0..=MAX_CURSOR_NANOS).contains(&nanos) {
+            return Err(invalid());
+        }
         let created_at = OffsetDateTime::from_unix_timestamp_nanos(nanos).map_err(|_| invalid())?;
         let id = Uuid::try_parse(id).map_err(|_| invalid())?;
         Ok(Self { created_at, id })
     }
 }
+
+/// 9999-12-31T23:59:59.999999999Z in nanoseconds since the Unix epoch.
+const MAX_CURSOR_NANOS: i128 = 253_402_300_799_999_999_999;
 
 /// One page of a keyset-paginated listing.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -169,16 +169,8 @@ fn domain_problem(error: &Error) -> Problem {
             "the request has invalid fields",
         )
         .with_errors(errors.errors().iter().map(FieldProblem::from)),
-        Error::Unavailable(source) => {
-            tracing::warn!(error = %source, "dependency unavailable");
-            Problem::for_status(StatusCode::SERVICE_UNAVAILABLE)
-        }
-        Error::Internal(source) => {
-            // The cause goes to the log, inside the request's span (request id included);
-            // the client gets nothing that could reveal internals.
-            tracing::error!(error = %source, "internal error");
-            Problem::for_status(StatusCode::INTERNAL_SERVER_ERROR)
-        }
+        Error::Unavailable(_) => Problem::for_status(StatusCode::SERVICE_UNAVAILABLE),
+        Error::Internal(_) => Problem::for_status(StatusCode::INTERNAL_SERVER_ERROR),
     }
 }
 
@@ -188,6 +180,17 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        // The cause goes to the log, inside the request's span (request id included);
+        // the client gets nothing that could reveal internals.
+        match self {
+            Self::Domain(Error::Unavailable(source)) => {
+                tracing::warn!(error = %source, "dependency unavailable");
+            }
+            Self::Domain(Error::Internal(source)) => {
+                tracing::error!(error = %source, "internal error");
+            }
+            _ => {}
+        }
         self.to_problem().response()
     }
 }

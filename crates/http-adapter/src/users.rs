@@ -38,14 +38,23 @@ pub(crate) struct CreateUserRequest {
     email: String,
 }
 
-/// Partial update: only the fields present change. Unknown fields are rejected.
+/// Partial update: only the fields present change; an empty object changes nothing.
+/// Unknown fields and `null` values are rejected.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UpdateUserRequest {
+    #[serde(default, deserialize_with = "present")]
     #[schema(example = "Ada King")]
     name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     #[schema(example = "ada.king@example.com")]
     email: Option<String>,
+}
+
+/// A field that may be absent but, when present, must be a string: `null` is a type
+/// error naming the field, not a silent "keep the old value".
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    String::deserialize(d).map(Some)
 }
 
 /// A user as the API shows it.
@@ -116,6 +125,9 @@ fn user_id(raw: &str) -> Result<UserId, ApiError> {
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Internal error", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "Request deadline exceeded", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn create_user(
     users: web::Data<dyn UserService>,
@@ -135,6 +147,9 @@ pub(crate) async fn create_user(
         (status = 200, description = "The user", body = UserResponse),
         (status = 400, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Internal error", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "Request deadline exceeded", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn get_user(
     users: web::Data<dyn UserService>,
@@ -153,8 +168,12 @@ pub(crate) async fn get_user(
         (status = 400, description = "Malformed JSON or id", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "E-mail already taken", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Internal error", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "Request deadline exceeded", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn update_user(
     users: web::Data<dyn UserService>,
@@ -175,6 +194,9 @@ pub(crate) async fn update_user(
         (status = 200, description = "A page of users", body = UserPage),
         (status = 400, description = "Unreadable query string", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid limit or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Internal error", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "Request deadline exceeded", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn list_users(
     users: web::Data<dyn UserService>,

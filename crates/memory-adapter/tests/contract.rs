@@ -1,9 +1,41 @@
 //! The shared port contracts, run against the in-memory adapter.
 
-use memory_adapter::MemoryUserRepository;
+use memory_adapter::{MemoryMailer, MemoryProbe, MemoryUserRepository};
 
 async fn user_repository() -> (MemoryUserRepository, ()) {
     (MemoryUserRepository::new(), ())
 }
 
-contract_tests::user_repository_contract!(user_repository);
+async fn probe() -> (MemoryProbe, ()) {
+    (MemoryProbe, ())
+}
+
+async fn mailer() -> (MemoryMailer, ()) {
+    (MemoryMailer::new(), ())
+}
+
+mod users {
+    contract_tests::user_repository_contract!(super::user_repository);
+}
+
+mod health {
+    contract_tests::health_probe_contract!(super::probe);
+}
+
+mod mail {
+    contract_tests::mailer_contract!(super::mailer);
+
+    #[tokio::test]
+    async fn the_memory_mailer_records_what_it_accepts() {
+        use domain::mail::Mailer;
+        let mailer = memory_adapter::MemoryMailer::new();
+        let message = domain::mail::EmailMessage {
+            to: domain::users::Email::parse("ada@example.com").unwrap(),
+            subject: "Welcome, Ada".into(),
+            text: "Hi".into(),
+            html: None,
+        };
+        mailer.send(&message).await.unwrap();
+        assert_eq!(mailer.sent(), vec![message]);
+    }
+}

@@ -13,6 +13,9 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations")
 /// long as nothing else uses it; this one is "app-mig" in ASCII.
 const MIGRATION_LOCK_KEY: i64 = 0x0061_7070_2d6d_6967;
 
+/// How long start-up waits for another instance's migrations.
+const LOCK_WAIT_MS: u64 = 120_000;
+
 #[derive(Debug, thiserror::Error)]
 pub enum MigrateError {
     #[error("cannot connect to the database at {target} to migrate: {reason}")]
@@ -49,6 +52,12 @@ fn migrate_blocking(url: &str) -> Result<Vec<String>, MigrateError> {
             .map(|_| ())
             .map_err(|e| MigrateError::Migration(e.to_string()))
     };
+    // Waiting for another instance's migrations is expected; waiting forever (a stuck
+    // instance holding the lock) is not: give up after LOCK_WAIT and let the
+    // orchestrator restart us.
+    diesel::sql_query(format!("SET lock_timeout = {}", LOCK_WAIT_MS))
+        .execute(&mut conn)
+        .map_err(|e| MigrateError::Migration(e.to_string()))?;
     lock("SELECT pg_advisory_lock($1)", &mut conn)?;
     let applied = conn
         .run_pending_migrations(MIGRATIONS)

@@ -6,7 +6,7 @@ use deadpool::managed::{Hook, HookError, Timeouts};
 use diesel::ConnectionError;
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, join_all};
 use tokio::task::JoinHandle;
@@ -28,6 +28,10 @@ pub struct PoolSettings {
     pub acquire_timeout: Duration,
     /// How long opening one connection may take.
     pub connect_timeout: Duration,
+    /// Postgres cancels any statement running longer (the session's
+    /// `statement_timeout`), so work abandoned by a timed-out request does not keep
+    /// running on the server. `None` leaves the server's setting.
+    pub statement_timeout: Option<Duration>,
 }
 
 impl PoolSettings {
@@ -40,6 +44,7 @@ impl PoolSettings {
             idle_timeout: Duration::from_secs(60),
             acquire_timeout: Duration::from_millis(2000),
             connect_timeout: Duration::from_secs(5),
+            statement_timeout: None,
         }
     }
 }
@@ -102,21 +107,25 @@ impl Database {
         }
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| ConnectError::Settings("no tokio runtime".into()))?;
-        let connect_timeout = settings.connect_timeout;
+        let (connect_timeout, statement_timeout) =
+            (settings.connect_timeout, settings.statement_timeout);
         let mut config = ManagerConfig::<AsyncPgConnection>::default();
-        config.custom_setup = Box::new(move |url| establish(&runtime, url, connect_timeout));
+        config.custom_setup =
+            Box::new(move |url| establish(&runtime, url, connect_timeout, statement_timeout));
         let manager = AsyncDieselConnectionManager::new_with_config(settings.url.clone(), config);
 
-        let (max_lifetime, idle_timeout) = (settings.max_lifetime, settings.idle_timeout);
+        let max_lifetime = settings.max_lifetime;
         let pool = Pool::builder(manager)
             .max_size(settings.max_size)
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(settings.acquire_timeout))
             .create_timeout(Some(settings.connect_timeout))
             .recycle_timeout(Some(settings.connect_timeout))
-            // Expired connections are dropped at checkout instead of being handed out.
+            // Connections past their lifetime are dropped at checkout instead of being
+            // handed out. Idle ones are not: the `min_idle` floor exists to be used, and
+            // `maintain` retires the surplus.
             .pre_recycle(Hook::sync_fn(move |_, metrics| {
-                if metrics.age() > max_lifetime || metrics.last_used() > idle_timeout {
+                if metrics.age() > max_lifetime {
                     Err(HookError::message("connection expired"))
                 } else {
                     Ok(())
@@ -135,8 +144,19 @@ impl Database {
     }
 
     /// A connection, waiting at most the acquire timeout.
+    ///
+    /// deadpool's own wait timeout covers only the wait for a free slot; verifying idle
+    /// connections and opening a new one come on top. The outer bound makes
+    /// `acquire_timeout` the caller's whole wait, so a partitioned network gives a quick
+    /// `Unavailable` instead of a hung request.
     pub async fn get(&self) -> Result<Object<AsyncPgConnection>, domain::Error> {
-        self.pool.get().await.map_err(crate::error::pool)
+        match tokio::time::timeout(self.settings.acquire_timeout, self.pool.get()).await {
+            Ok(result) => result.map_err(crate::error::pool),
+            Err(_) => Err(domain::Error::unavailable(format!(
+                "no database connection within {:?}",
+                self.settings.acquire_timeout
+            ))),
+        }
     }
 
     pub fn settings(&self) -> &PoolSettings {
@@ -160,15 +180,26 @@ impl Database {
     }
 }
 
-/// Establishes one connection on the multi-thread runtime, bounded by `timeout`.
+/// Establishes one connection on the multi-thread runtime, bounded by `timeout`, and
+/// applies the session's `statement_timeout`.
 fn establish(
     runtime: &tokio::runtime::Handle,
     url: &str,
     timeout: Duration,
+    statement_timeout: Option<Duration>,
 ) -> BoxFuture<'static, Result<AsyncPgConnection, ConnectionError>> {
     let url = url.to_owned();
     let task = runtime.spawn(async move {
-        tokio::time::timeout(timeout, AsyncPgConnection::establish(&url))
+        let connect = async {
+            let mut conn = AsyncPgConnection::establish(&url).await?;
+            if let Some(limit) = statement_timeout {
+                conn.batch_execute(&format!("SET statement_timeout = {}", limit.as_millis()))
+                    .await
+                    .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
+            }
+            Ok(conn)
+        };
+        tokio::time::timeout(timeout, connect)
             .await
             .unwrap_or_else(|_| {
                 Err(ConnectionError::BadConnection(
@@ -258,11 +289,11 @@ pub fn redact_url(url: &str) -> String {
             kept.join(" ")
         };
     }
+    // Credentials end at the last `@` (a password may hold `/`, `?` or `#`); everything
+    // before it goes, then the query string, which may hold a password too.
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, after)| after);
     let rest = rest.split(['?', '#']).next().unwrap_or_default();
-    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let host = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host);
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
     let host = if host.is_empty() { "localhost" } else { host };
     if path.is_empty() {
         host.to_owned()
@@ -286,6 +317,9 @@ mod tests {
             ("postgres://127.0.0.1:5432", "127.0.0.1:5432"),
             ("postgres://u:p%40ss@h/d", "h/d"),
             ("postgres:///app", "localhost/app"),
+            ("postgres://u:s3cret/x@h:5432/d", "h:5432/d"),
+            ("postgres://u:s3cret?x#y@h/d", "h/d"),
+            ("postgres://h/d?password=s3cret", "h/d"),
             (
                 "host=db port=5432 user=app password=s3cret dbname=app",
                 "host=db port=5432 dbname=app",

@@ -1,6 +1,6 @@
 //! A fresh, migrated Postgres database for each test.
 //!
-//! Which server: `DATABASE_URL` when set, otherwise the usual local server at
+//! Which server: `DATABASE_URL` when set (in the environment or a local `.env`), otherwise the usual local server at
 //! `postgres://postgres@127.0.0.1:5432`. When neither answers, a throwaway server is
 //! started from the local PostgreSQL binaries (`initdb`, `pg_ctl`) under `target/`; when
 //! there are none, the test fails with instructions. A test never skips silently.
@@ -223,8 +223,22 @@ async fn database_exists(conn: &mut AsyncPgConnection, name: &str) -> bool {
         .exists
 }
 
+/// `DATABASE_URL` from the environment, else from a local `.env` (read, not loaded:
+/// tests must not change the process environment under each other).
+fn configured_url() -> Option<String> {
+    std::env::var("DATABASE_URL")
+        .ok()
+        .or_else(|| {
+            dotenvy::dotenv_iter()
+                .ok()?
+                .flatten()
+                .find_map(|(k, v)| (k == "DATABASE_URL").then_some(v))
+        })
+        .filter(|url| !url.trim().is_empty())
+}
+
 async fn find_server() -> String {
-    if let Ok(url) = std::env::var("DATABASE_URL") {
+    if let Some(url) = configured_url() {
         if let Err(e) = reachable(&url).await {
             panic!(
                 "DATABASE_URL is set but its server does not answer ({e}). Start it \

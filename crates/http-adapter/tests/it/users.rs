@@ -189,6 +189,8 @@ async fn patch_rejects_invalid_and_unknown_fields() {
         (r#"{"name":""}"#, "name"),
         (r#"{"email":"x"}"#, "email"),
         (r#"{"role":"admin"}"#, "role"),
+        (r#"{"email":null}"#, "email"),
+        (r#"{"name":null,"email":"ada@example.com"}"#, "name"),
     ] {
         let reply = send(
             state(untouched()),

@@ -1,4 +1,4 @@
-use postgres_adapter::{Database, PgUserRepository, PoolSettings};
+use postgres_adapter::{Database, PgProbe, PgUserRepository, PoolSettings};
 use test_support::TestDb;
 
 async fn user_repository() -> (PgUserRepository, TestDb) {
@@ -15,4 +15,16 @@ pub(crate) fn small_pool(url: &str) -> PoolSettings {
     }
 }
 
-contract_tests::user_repository_contract!(user_repository);
+async fn probe() -> (PgProbe, TestDb) {
+    let db = TestDb::new().await;
+    let pool = Database::connect(small_pool(db.url())).await.expect("pool");
+    (PgProbe::new(pool), db)
+}
+
+mod users {
+    contract_tests::user_repository_contract!(super::user_repository);
+}
+
+mod health {
+    contract_tests::health_probe_contract!(super::probe);
+}

@@ -143,3 +143,103 @@ async fn instances_migrating_at_once_do_not_race() {
         Err(Error::NotFound { .. })
     ));
 }
+
+/// A TCP server that accepts connections and never says a word, like a database behind
+/// a network partition.
+fn silent_server() -> (std::net::TcpListener, String) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "postgres://postgres@127.0.0.1:{}/silent",
+        listener.local_addr().unwrap().port()
+    );
+    (listener, url)
+}
+
+#[tokio::test]
+async fn a_silent_server_fails_start_up_within_the_connect_timeout() {
+    let (_listener, url) = silent_server();
+    let started = Instant::now();
+    let result = Database::connect(PoolSettings {
+        connect_timeout: Duration::from_millis(500),
+        ..PoolSettings::new(url)
+    })
+    .await;
+    assert!(matches!(result, Err(ConnectError::Unreachable { .. })));
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn a_checkout_never_waits_past_the_acquire_timeout() {
+    let (_listener, url) = silent_server();
+    let pool = Database::connect_lazy(PoolSettings {
+        min_idle: 0,
+        acquire_timeout: Duration::from_millis(300),
+        connect_timeout: Duration::from_secs(30),
+        ..PoolSettings::new(url)
+    })
+    .unwrap();
+    let started = Instant::now();
+    let err = pool.get().await.map(|_| ()).unwrap_err();
+    assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[derive(diesel::QueryableByName)]
+struct Pid {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pid: i32,
+}
+
+async fn backend_pids(pool: &Database, n: usize) -> std::collections::BTreeSet<i32> {
+    use diesel_async::RunQueryDsl;
+    let mut conns = Vec::new();
+    for _ in 0..n {
+        conns.push(pool.get().await.unwrap());
+    }
+    let mut pids = std::collections::BTreeSet::new();
+    for conn in &mut conns {
+        let row: Pid = diesel::sql_query("SELECT pg_backend_pid() AS pid")
+            .get_result(conn)
+            .await
+            .unwrap();
+        pids.insert(row.pid);
+    }
+    pids
+}
+
+#[tokio::test]
+async fn idle_connections_within_min_idle_are_reused_after_the_idle_timeout() {
+    let db = TestDb::new().await;
+    let pool = Database::connect(PoolSettings {
+        max_size: 4,
+        min_idle: 2,
+        idle_timeout: Duration::from_millis(100),
+        ..PoolSettings::new(db.url())
+    })
+    .await
+    .unwrap();
+    let before = backend_pids(&pool, 2).await;
+    // Let the connections sit idle past the idle timeout: the floor of two stays usable.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = backend_pids(&pool, 2).await;
+    assert_eq!(before, after, "min-idle connections were thrown away");
+}
+
+#[tokio::test]
+async fn statements_past_the_statement_timeout_are_cancelled_by_postgres() {
+    use diesel_async::RunQueryDsl;
+    let db = TestDb::new().await;
+    let pool = Database::connect(PoolSettings {
+        statement_timeout: Some(Duration::from_millis(100)),
+        ..small_pool(db.url())
+    })
+    .await
+    .unwrap();
+    let mut conn = pool.get().await.unwrap();
+    let started = Instant::now();
+    let result = diesel::sql_query("SELECT pg_sleep(10)")
+        .execute(&mut conn)
+        .await;
+    assert!(result.is_err());
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
