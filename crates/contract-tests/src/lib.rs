@@ -13,6 +13,7 @@
 
 pub mod health;
 pub mod mail;
+pub mod refresh;
 pub mod users;
 
 /// Expands to one `#[tokio::test]` per [`UserRepository`](domain::users::UserRepository)
@@ -28,6 +29,10 @@ macro_rules! user_repository_contract {
             update_unknown_is_not_found,
             update_to_taken_email_is_duplicate_and_changes_nothing,
             update_own_email_to_other_case_is_allowed,
+            credentials_are_found_by_email_ignoring_case,
+            password_hashes_can_be_replaced,
+            roles_are_stored_and_changed,
+            deleted_users_are_gone,
             list_of_nothing_is_an_empty_last_page,
             list_is_newest_first_and_pages_without_gaps_or_repeats,
             list_breaks_timestamp_ties_by_id_descending,
@@ -56,6 +61,37 @@ macro_rules! mailer_contract {
             a_well_formed_message_is_accepted,
             text_only_and_non_ascii_subjects_are_accepted,
         );
+    };
+}
+
+/// Expands to one test per [`RefreshTokenStore`](domain::auth::RefreshTokenStore)
+/// contract case. `$make` returns `(store, user_repository, guard)`: tokens belong to
+/// stored users.
+#[macro_export]
+macro_rules! refresh_token_store_contract {
+    ($make:path) => {
+        $crate::refresh_cases!($make;
+            a_valid_token_rotates_once,
+            reusing_a_spent_token_revokes_its_whole_family,
+            unknown_and_expired_tokens_are_invalid,
+            a_revoked_token_is_invalid_and_revoking_is_idempotent,
+            revoking_a_user_kills_all_their_tokens_only,
+            concurrent_rotations_of_one_token_succeed_at_most_once,
+        );
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! refresh_cases {
+    ($make:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                let (store, users, _guard) = $make().await;
+                $crate::refresh::$case(&store, &users).await;
+            }
+        )*
     };
 }
 

@@ -1,6 +1,7 @@
 //! The [`UserRepository`] contract.
 
-use domain::users::{Email, User, UserChanges, UserId, UserName, UserRepository};
+use domain::auth::PasswordHash;
+use domain::users::{Email, Role, User, UserChanges, UserId, UserName, UserRepository};
 use domain::{Error, Limit};
 use time::{Duration, OffsetDateTime};
 
@@ -9,6 +10,15 @@ fn user(name: &str, email: &str) -> User {
         UserName::parse(name).expect("valid name"),
         Email::parse(email).expect("valid email"),
     )
+}
+
+fn hash(tag: &str) -> PasswordHash {
+    PasswordHash::new(format!("$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ${tag}"))
+}
+
+/// Stores `user` with a placeholder password hash.
+async fn create(repo: &impl UserRepository, user: &User) -> Result<User, Error> {
+    repo.create(user, &hash("x")).await
 }
 
 fn user_at(n: usize, created_at: OffsetDateTime) -> User {
@@ -41,7 +51,7 @@ fn assert_not_found(result: Result<User, Error>) {
 
 pub async fn create_then_get_round_trips(repo: &impl UserRepository) {
     let new = user("Ada Lovelace", "Ada@Example.com");
-    let created = repo.create(&new).await.expect("create");
+    let created = create(repo, &new).await.expect("create");
     assert_eq!(created, new, "create returns what was stored");
     let fetched = repo.get(&new.id).await.expect("get");
     assert_eq!(
@@ -62,11 +72,11 @@ pub async fn get_unknown_is_not_found(repo: &impl UserRepository) {
 pub async fn duplicate_email_ignoring_case_is_rejected_and_nothing_stored(
     repo: &impl UserRepository,
 ) {
-    repo.create(&user("Ada", "ada@example.com"))
+    create(repo, &user("Ada", "ada@example.com"))
         .await
         .expect("first");
     let second = user("Other Ada", "ADA@example.COM");
-    assert_duplicate_email(repo.create(&second).await);
+    assert_duplicate_email(create(repo, &second).await);
     assert_not_found(repo.get(&second.id).await);
     let all = repo
         .list(Limit::new(Limit::MAX).expect("limit"), None)
@@ -76,8 +86,7 @@ pub async fn duplicate_email_ignoring_case_is_rejected_and_nothing_stored(
 }
 
 pub async fn update_replaces_only_given_fields(repo: &impl UserRepository) {
-    let original = repo
-        .create(&user("Ada", "ada@example.com"))
+    let original = create(repo, &user("Ada", "ada@example.com"))
         .await
         .expect("create");
 
@@ -107,11 +116,10 @@ pub async fn update_unknown_is_not_found(repo: &impl UserRepository) {
 }
 
 pub async fn update_to_taken_email_is_duplicate_and_changes_nothing(repo: &impl UserRepository) {
-    repo.create(&user("Ada", "ada@example.com"))
+    create(repo, &user("Ada", "ada@example.com"))
         .await
         .expect("ada");
-    let grace = repo
-        .create(&user("Grace", "grace@example.com"))
+    let grace = create(repo, &user("Grace", "grace@example.com"))
         .await
         .expect("grace");
     assert_duplicate_email(
@@ -125,8 +133,7 @@ pub async fn update_to_taken_email_is_duplicate_and_changes_nothing(repo: &impl 
 }
 
 pub async fn update_own_email_to_other_case_is_allowed(repo: &impl UserRepository) {
-    let ada = repo
-        .create(&user("Ada", "ada@example.com"))
+    let ada = create(repo, &user("Ada", "ada@example.com"))
         .await
         .expect("create");
     let updated = repo
@@ -134,6 +141,76 @@ pub async fn update_own_email_to_other_case_is_allowed(repo: &impl UserRepositor
         .await
         .expect("same address, other case");
     assert_eq!(updated.email.as_str(), "ADA@example.com");
+}
+
+pub async fn credentials_are_found_by_email_ignoring_case(repo: &impl UserRepository) {
+    let ada = user("Ada", "Ada@Example.com");
+    repo.create(&ada, &hash("ada")).await.expect("create");
+    create(repo, &user("Grace", "grace@example.com"))
+        .await
+        .expect("grace");
+
+    let found = repo
+        .credentials_by_email(&Email::parse("ADA@example.COM").expect("email"))
+        .await
+        .expect("lookup")
+        .expect("ada is found");
+    assert_eq!(found.user, ada);
+    assert_eq!(found.password_hash, Some(hash("ada")));
+
+    let nobody = repo
+        .credentials_by_email(&Email::parse("nobody@example.com").expect("email"))
+        .await
+        .expect("lookup");
+    assert_eq!(nobody, None);
+}
+
+pub async fn password_hashes_can_be_replaced(repo: &impl UserRepository) {
+    let ada = create(repo, &user("Ada", "ada@example.com"))
+        .await
+        .expect("create");
+    repo.set_password_hash(&ada.id, &hash("new"))
+        .await
+        .expect("set");
+    let found = repo
+        .credentials_by_email(&ada.email)
+        .await
+        .expect("lookup")
+        .expect("found");
+    assert_eq!(found.password_hash, Some(hash("new")));
+    assert!(matches!(
+        repo.set_password_hash(&UserId::generate(), &hash("x")).await,
+        Err(Error::NotFound { .. })
+    ));
+}
+
+pub async fn roles_are_stored_and_changed(repo: &impl UserRepository) {
+    let ada = create(repo, &user("Ada", "ada@example.com"))
+        .await
+        .expect("create");
+    assert_eq!(ada.role, Role::User);
+    let promoted = repo
+        .update(&ada.id, &changes(None, None).with_role(Some(Role::Admin)))
+        .await
+        .expect("promote");
+    assert_eq!(promoted.role, Role::Admin);
+    assert_eq!(repo.get(&ada.id).await.expect("get").role, Role::Admin);
+}
+
+pub async fn deleted_users_are_gone(repo: &impl UserRepository) {
+    let ada = create(repo, &user("Ada", "ada@example.com"))
+        .await
+        .expect("create");
+    repo.delete(&ada.id).await.expect("delete");
+    assert_not_found(repo.get(&ada.id).await);
+    assert!(matches!(
+        repo.delete(&ada.id).await,
+        Err(Error::NotFound { .. })
+    ));
+    // The address is free again.
+    create(repo, &user("Ada again", "ada@example.com"))
+        .await
+        .expect("re-register");
 }
 
 pub async fn list_of_nothing_is_an_empty_last_page(repo: &impl UserRepository) {
@@ -147,7 +224,7 @@ pub async fn list_is_newest_first_and_pages_without_gaps_or_repeats(repo: &impl 
     let mut created = Vec::new();
     for n in 0..5 {
         let u = user_at(n, base + Duration::seconds(n as i64));
-        created.push(repo.create(&u).await.expect("create"));
+        created.push(create(repo, &u).await.expect("create"));
     }
     let newest_first: Vec<UserId> = created.iter().rev().map(|u| u.id).collect();
 
@@ -185,7 +262,7 @@ pub async fn list_breaks_timestamp_ties_by_id_descending(repo: &impl UserReposit
     let at = domain::now();
     let mut ids = Vec::new();
     for n in 0..3 {
-        ids.push(repo.create(&user_at(n, at)).await.expect("create").id);
+        ids.push(create(repo, &user_at(n, at)).await.expect("create").id);
     }
     ids.sort();
     ids.reverse();

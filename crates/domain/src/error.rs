@@ -20,6 +20,15 @@ pub enum Error {
         field: &'static str,
     },
 
+    /// The caller is not authenticated: no credentials, or credentials that do not prove
+    /// who they are. The message is safe to show.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+
+    /// The caller is authenticated but may not do this. The message is safe to show.
+    #[error("{0}")]
+    Forbidden(&'static str),
+
     /// The input breaks one or more rules; each [`FieldError`] names the field.
     #[error("{0}")]
     Validation(ValidationErrors),

@@ -4,6 +4,7 @@
 //! traits ([`users::UserRepository`], [`mail::Mailer`], [`health::HealthProbe`]) and the
 //! `ports` crate composes them into use cases.
 
+pub mod auth;
 pub mod error;
 pub mod health;
 pub mod mail;

@@ -6,10 +6,12 @@
 
 mod health;
 mod mail;
+mod refresh;
 mod users;
 
 pub use health::MemoryProbe;
 pub use mail::MemoryMailer;
+pub use refresh::MemoryRefreshTokenStore;
 pub use users::MemoryUserRepository;
 
 /// Locks a mutex, recovering the data if a holder panicked: every critical section here

@@ -2,7 +2,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use domain::users::{User, UserChanges, UserId, UserRepository};
+use domain::auth::PasswordHash;
+use domain::users::{Credentials, Email, User, UserChanges, UserId, UserRepository};
 use domain::{Cursor, Error, Limit, Page};
 
 /// A [`UserRepository`] in a map guarded by a mutex.
@@ -11,7 +12,7 @@ use domain::{Cursor, Error, Limit, Page};
 /// e-mail uniqueness atomic here (Postgres gets it from a unique index).
 #[derive(Debug, Default)]
 pub struct MemoryUserRepository {
-    users: Mutex<HashMap<UserId, User>>,
+    users: Mutex<HashMap<UserId, Credentials>>,
 }
 
 impl MemoryUserRepository {
@@ -27,15 +28,15 @@ fn duplicate_email() -> Error {
     }
 }
 
-fn email_taken(users: &HashMap<UserId, User>, email: &str, except: Option<UserId>) -> bool {
+fn email_taken(users: &HashMap<UserId, Credentials>, email: &str, except: Option<UserId>) -> bool {
     users
         .values()
-        .any(|u| Some(u.id) != except && u.email.normalized() == email)
+        .any(|c| Some(c.user.id) != except && c.user.email.normalized() == email)
 }
 
 #[async_trait]
 impl UserRepository for MemoryUserRepository {
-    async fn create(&self, user: &User) -> Result<User, Error> {
+    async fn create(&self, user: &User, password_hash: &PasswordHash) -> Result<User, Error> {
         let mut users = crate::lock(&self.users);
         if email_taken(&users, &user.email.normalized(), None) {
             return Err(duplicate_email());
@@ -46,14 +47,44 @@ impl UserRepository for MemoryUserRepository {
                 field: "id",
             });
         }
-        users.insert(user.id, user.clone());
+        users.insert(
+            user.id,
+            Credentials {
+                user: user.clone(),
+                password_hash: Some(password_hash.clone()),
+            },
+        );
         Ok(user.clone())
     }
 
     async fn get(&self, id: &UserId) -> Result<User, Error> {
         crate::lock(&self.users)
             .get(id)
-            .cloned()
+            .map(|c| c.user.clone())
+            .ok_or_else(|| Error::not_found("user", id))
+    }
+
+    async fn credentials_by_email(&self, email: &Email) -> Result<Option<Credentials>, Error> {
+        let wanted = email.normalized();
+        Ok(crate::lock(&self.users)
+            .values()
+            .find(|c| c.user.email.normalized() == wanted)
+            .cloned())
+    }
+
+    async fn set_password_hash(&self, id: &UserId, hash: &PasswordHash) -> Result<(), Error> {
+        let mut users = crate::lock(&self.users);
+        let credentials = users
+            .get_mut(id)
+            .ok_or_else(|| Error::not_found("user", id))?;
+        credentials.password_hash = Some(hash.clone());
+        Ok(())
+    }
+
+    async fn delete(&self, id: &UserId) -> Result<(), Error> {
+        crate::lock(&self.users)
+            .remove(id)
+            .map(|_| ())
             .ok_or_else(|| Error::not_found("user", id))
     }
 
@@ -67,17 +98,18 @@ impl UserRepository for MemoryUserRepository {
         {
             return Err(duplicate_email());
         }
-        let user = users
+        let credentials = users
             .get_mut(id)
             .ok_or_else(|| Error::not_found("user", id))?;
-        changes.apply_to(user);
-        Ok(user.clone())
+        changes.apply_to(&mut credentials.user);
+        Ok(credentials.user.clone())
     }
 
     async fn list(&self, limit: Limit, after: Option<Cursor>) -> Result<Page<User>, Error> {
         let key = |u: &User| (u.created_at, u.id.as_uuid());
         let mut rows: Vec<User> = crate::lock(&self.users)
             .values()
+            .map(|c| &c.user)
             .filter(|u| after.is_none_or(|c| key(u) < (c.created_at, c.id)))
             .cloned()
             .collect();

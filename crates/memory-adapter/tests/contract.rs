@@ -1,6 +1,6 @@
 //! The shared port contracts, run against the in-memory adapter.
 
-use memory_adapter::{MemoryMailer, MemoryProbe, MemoryUserRepository};
+use memory_adapter::{MemoryMailer, MemoryProbe, MemoryRefreshTokenStore, MemoryUserRepository};
 
 async fn user_repository() -> (MemoryUserRepository, ()) {
     (MemoryUserRepository::new(), ())
@@ -12,6 +12,14 @@ async fn probe() -> (MemoryProbe, ()) {
 
 async fn mailer() -> (MemoryMailer, ()) {
     (MemoryMailer::new(), ())
+}
+
+async fn refresh_tokens() -> (MemoryRefreshTokenStore, MemoryUserRepository, ()) {
+    (MemoryRefreshTokenStore::new(), MemoryUserRepository::new(), ())
+}
+
+mod refresh {
+    contract_tests::refresh_token_store_contract!(super::refresh_tokens);
 }
 
 mod users {

@@ -8,10 +8,12 @@ mod error;
 mod health;
 mod migrations;
 mod pool;
+mod refresh;
 mod schema;
 mod users;
 
 pub use health::PgProbe;
 pub use migrations::{MigrateError, run_migrations};
 pub use pool::{ConnectError, Database, PoolSettings, redact_url};
+pub use refresh::PgRefreshTokenStore;
 pub use users::PgUserRepository;

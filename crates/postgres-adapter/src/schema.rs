@@ -8,5 +8,22 @@ diesel::table! {
         email -> Text,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        role -> Text,
+        password_hash -> Nullable<Text>,
     }
 }
+
+diesel::table! {
+    refresh_tokens (token_hash) {
+        token_hash -> Bytea,
+        user_id -> Uuid,
+        family_id -> Uuid,
+        expires_at -> Timestamptz,
+        created_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::joinable!(refresh_tokens -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(users, refresh_tokens);

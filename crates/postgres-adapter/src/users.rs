@@ -1,7 +1,8 @@
 use async_trait::async_trait;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use domain::users::{Email, User, UserChanges, UserId, UserName, UserRepository};
+use domain::auth::PasswordHash;
+use domain::users::{Credentials, Email, Role, User, UserChanges, UserId, UserName, UserRepository};
 use domain::{Cursor, Error, Limit, Page};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -9,32 +10,35 @@ use uuid::Uuid;
 use crate::Database;
 use crate::schema::users;
 
+diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
+
 /// Unique indexes of `users` and the duplicate each one means.
 const UNIQUE: &[(&str, &str, &str)] = &[
     ("users_email_lower_key", "user", "email"),
     ("users_pkey", "user", "id"),
 ];
 
-#[derive(Queryable, Selectable, Insertable)]
+#[derive(Queryable, Selectable)]
 #[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
 struct UserRow {
     id: Uuid,
     name: String,
     email: String,
+    role: String,
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
 }
 
-impl From<&User> for UserRow {
-    fn from(u: &User) -> Self {
-        Self {
-            id: u.id.as_uuid(),
-            name: u.name.as_str().to_owned(),
-            email: u.email.as_str().to_owned(),
-            created_at: u.created_at,
-            updated_at: u.updated_at,
-        }
-    }
+#[derive(Insertable)]
+#[diesel(table_name = users)]
+struct NewUserRow<'a> {
+    id: Uuid,
+    name: &'a str,
+    email: &'a str,
+    role: &'a str,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+    password_hash: &'a str,
 }
 
 impl TryFrom<UserRow> for User {
@@ -47,6 +51,7 @@ impl TryFrom<UserRow> for User {
             id: UserId::from_uuid(row.id),
             name: UserName::parse(&row.name).map_err(Error::internal)?,
             email: Email::parse(&row.email).map_err(Error::internal)?,
+            role: Role::parse(&row.role).map_err(Error::internal)?,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
@@ -58,6 +63,7 @@ impl TryFrom<UserRow> for User {
 struct UserChangeset<'a> {
     name: Option<&'a str>,
     email: Option<&'a str>,
+    role: Option<&'a str>,
     updated_at: OffsetDateTime,
 }
 
@@ -79,10 +85,19 @@ fn query_error(e: diesel::result::Error) -> Error {
 
 #[async_trait]
 impl UserRepository for PgUserRepository {
-    async fn create(&self, user: &User) -> Result<User, Error> {
+    async fn create(&self, user: &User, password_hash: &PasswordHash) -> Result<User, Error> {
         let mut conn = self.db.get().await?;
+        let new = NewUserRow {
+            id: user.id.as_uuid(),
+            name: user.name.as_str(),
+            email: user.email.as_str(),
+            role: user.role.as_str(),
+            created_at: user.created_at,
+            updated_at: user.updated_at,
+            password_hash: password_hash.expose(),
+        };
         let row: UserRow = diesel::insert_into(users::table)
-            .values(UserRow::from(user))
+            .values(new)
             .returning(UserRow::as_returning())
             .get_result(&mut conn)
             .await
@@ -108,6 +123,7 @@ impl UserRepository for PgUserRepository {
         let changeset = UserChangeset {
             name: changes.name.as_ref().map(UserName::as_str),
             email: changes.email.as_ref().map(Email::as_str),
+            role: changes.role.map(Role::as_str),
             updated_at: changes.updated_at,
         };
         diesel::update(users::table.find(id.as_uuid()))
@@ -119,6 +135,53 @@ impl UserRepository for PgUserRepository {
             .map_err(query_error)?
             .ok_or_else(|| Error::not_found("user", id))?
             .try_into()
+    }
+
+    async fn credentials_by_email(&self, email: &Email) -> Result<Option<Credentials>, Error> {
+        let mut conn = self.db.get().await?;
+        // `lower(email) = lower($1)` is served by the unique index users_email_lower_key.
+        let found: Option<(UserRow, Option<String>)> = users::table
+            .filter(lower(users::email).eq(lower(email.as_str())))
+            .select((UserRow::as_select(), users::password_hash))
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(query_error)?;
+        found
+            .map(|(row, hash)| {
+                Ok(Credentials {
+                    user: row.try_into()?,
+                    password_hash: hash.map(PasswordHash::new),
+                })
+            })
+            .transpose()
+    }
+
+    async fn set_password_hash(&self, id: &UserId, hash: &PasswordHash) -> Result<(), Error> {
+        let mut conn = self.db.get().await?;
+        let updated = diesel::update(users::table.find(id.as_uuid()))
+            .set(users::password_hash.eq(hash.expose()))
+            .execute(&mut conn)
+            .await
+            .map_err(query_error)?;
+        if updated == 0 {
+            return Err(Error::not_found("user", id));
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, id: &UserId) -> Result<(), Error> {
+        let mut conn = self.db.get().await?;
+        // Owned rows (refresh tokens, …) go with it through ON DELETE CASCADE, in this
+        // same statement.
+        let deleted = diesel::delete(users::table.find(id.as_uuid()))
+            .execute(&mut conn)
+            .await
+            .map_err(query_error)?;
+        if deleted == 0 {
+            return Err(Error::not_found("user", id));
+        }
+        Ok(())
     }
 
     async fn list(&self, limit: Limit, after: Option<Cursor>) -> Result<Page<User>, Error> {

@@ -3,12 +3,14 @@
 mod email;
 mod name;
 mod repository;
+mod role;
 
 pub use email::Email;
 pub use name::UserName;
 #[cfg(feature = "mocks")]
 pub use repository::MockUserRepository;
-pub use repository::UserRepository;
+pub use repository::{Credentials, UserRepository};
+pub use role::Role;
 
 use std::fmt;
 use std::str::FromStr;
@@ -59,18 +61,20 @@ pub struct User {
     pub id: UserId,
     pub name: UserName,
     pub email: Email,
+    pub role: Role,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
 
 impl User {
-    /// A new user, created now.
+    /// A new user with the `user` role, created now.
     pub fn new(name: UserName, email: Email) -> Self {
         let now = crate::now();
         Self {
             id: UserId::generate(),
             name,
             email,
+            role: Role::User,
             created_at: now,
             updated_at: now,
         }
@@ -87,6 +91,7 @@ impl User {
 pub struct UserChanges {
     pub name: Option<UserName>,
     pub email: Option<Email>,
+    pub role: Option<Role>,
     pub updated_at: OffsetDateTime,
 }
 
@@ -95,8 +100,14 @@ impl UserChanges {
         Self {
             name,
             email,
+            role: None,
             updated_at: crate::now(),
         }
+    }
+
+    pub fn with_role(mut self, role: Option<Role>) -> Self {
+        self.role = role;
+        self
     }
 
     /// Applies the change to `user` in memory, exactly as a repository applies it in storage.
@@ -106,6 +117,9 @@ impl UserChanges {
         }
         if let Some(email) = &self.email {
             user.email = email.clone();
+        }
+        if let Some(role) = self.role {
+            user.role = role;
         }
         user.updated_at = self.updated_at;
     }

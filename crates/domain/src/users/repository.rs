@@ -1,7 +1,16 @@
 use async_trait::async_trait;
 
-use super::{User, UserChanges, UserId};
+use super::{Email, User, UserChanges, UserId};
+use crate::auth::PasswordHash;
 use crate::{Cursor, Error, Limit, Page};
+
+/// A user with what login needs to check them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub user: User,
+    /// `None` for an account that has no password (it cannot log in).
+    pub password_hash: Option<PasswordHash>,
+}
 
 /// Where users are kept.
 ///
@@ -10,14 +19,19 @@ use crate::{Cursor, Error, Limit, Page};
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait UserRepository: Send + Sync + 'static {
-    /// Stores a new user as given (id and timestamps included) and returns it.
+    /// Stores a new user as given (id, role and timestamps included) with their password
+    /// hash, and returns the user.
     ///
     /// MUST return [`Error::Duplicate`] with field `email` when another user's e-mail equals
     /// this one ignoring ASCII case, and store nothing in that case.
-    async fn create(&self, user: &User) -> Result<User, Error>;
+    async fn create(&self, user: &User, password_hash: &PasswordHash) -> Result<User, Error>;
 
     /// MUST return [`Error::NotFound`] when no user has this id.
     async fn get(&self, id: &UserId) -> Result<User, Error>;
+
+    /// The user whose e-mail equals `email` ignoring ASCII case, with their password
+    /// hash; `None` when there is none.
+    async fn credentials_by_email(&self, email: &Email) -> Result<Option<Credentials>, Error>;
 
     /// Applies `changes` to the user atomically and returns the updated user.
     ///
@@ -26,6 +40,14 @@ pub trait UserRepository: Send + Sync + 'static {
     /// case); in both cases nothing changes. Changing one's own e-mail to a different case
     /// of itself is allowed.
     async fn update(&self, id: &UserId, changes: &UserChanges) -> Result<User, Error>;
+
+    /// Replaces the user's password hash. MUST return [`Error::NotFound`] for an unknown id.
+    async fn set_password_hash(&self, id: &UserId, hash: &PasswordHash) -> Result<(), Error>;
+
+    /// Deletes the user and everything they own.
+    ///
+    /// MUST return [`Error::NotFound`] when no user has this id.
+    async fn delete(&self, id: &UserId) -> Result<(), Error>;
 
     /// Lists users newest first, ordered by `(created_at DESC, id DESC)`, starting strictly
     /// after `after` when given.

@@ -1,4 +1,4 @@
-use postgres_adapter::{Database, PgProbe, PgUserRepository, PoolSettings};
+use postgres_adapter::{Database, PgProbe, PgRefreshTokenStore, PgUserRepository, PoolSettings};
 use test_support::TestDb;
 
 async fn user_repository() -> (PgUserRepository, TestDb) {
@@ -19,6 +19,20 @@ async fn probe() -> (PgProbe, TestDb) {
     let db = TestDb::new().await;
     let pool = Database::connect(small_pool(db.url())).await.expect("pool");
     (PgProbe::new(pool), db)
+}
+
+async fn refresh_tokens() -> (PgRefreshTokenStore, PgUserRepository, TestDb) {
+    let db = TestDb::new().await;
+    let pool = Database::connect(small_pool(db.url())).await.expect("pool");
+    (
+        PgRefreshTokenStore::new(pool.clone()),
+        PgUserRepository::new(pool),
+        db,
+    )
+}
+
+mod refresh {
+    contract_tests::refresh_token_store_contract!(super::refresh_tokens);
 }
 
 mod users {
