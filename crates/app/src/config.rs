@@ -6,15 +6,16 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use auth_adapter::{Argon2Settings, JwtSettings};
 use http_adapter::HttpConfig;
 use postgres_adapter::PoolSettings;
 
 /// The log filter when `RUST_LOG` is unset.
 pub const DEFAULT_LOG_FILTER: &str = "info,actix_server=warn";
 
-/// No duration setting may exceed this; larger values are typos, and some overflow
-/// timer arithmetic.
-const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
+/// No timeout setting may exceed a day; larger values are typos, and some overflow timer
+/// arithmetic. Token lifetimes have their own caps.
+const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -34,6 +35,53 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// The `RUST_LOG` directives, checked at start-up.
     pub log_filter: String,
+    pub auth: AuthSettings,
+}
+
+/// Tokens and password hashing.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuthSettings {
+    /// `None` only without a database: a random key is made at start-up.
+    pub jwt_secret: Option<Vec<u8>>,
+    pub jwt_previous_secrets: Vec<Vec<u8>>,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    pub jwt_ttl: Duration,
+    pub jwt_leeway: Duration,
+    pub refresh_ttl: Duration,
+    pub argon2: Argon2Settings,
+}
+
+impl AuthSettings {
+    /// JWT settings with `secret` as the signing key.
+    pub fn jwt(&self, secret: Vec<u8>) -> JwtSettings {
+        JwtSettings {
+            secret,
+            previous_secrets: self.jwt_previous_secrets.clone(),
+            issuer: self.jwt_issuer.clone(),
+            audience: self.jwt_audience.clone(),
+            ttl: self.jwt_ttl,
+            leeway: self.jwt_leeway,
+        }
+    }
+}
+
+impl fmt::Debug for AuthSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthSettings")
+            .field(
+                "jwt_secret",
+                &self.jwt_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("jwt_previous_secrets", &self.jwt_previous_secrets.len())
+            .field("jwt_issuer", &self.jwt_issuer)
+            .field("jwt_audience", &self.jwt_audience)
+            .field("jwt_ttl", &self.jwt_ttl)
+            .field("jwt_leeway", &self.jwt_leeway)
+            .field("refresh_ttl", &self.refresh_ttl)
+            .field("argon2", &self.argon2)
+            .finish()
+    }
 }
 
 /// Pool sizing and bounds; the URL is kept apart because it may be absent.
@@ -81,6 +129,7 @@ impl fmt::Debug for Settings {
             .field("http", &self.http)
             .field("log_format", &self.log_format)
             .field("log_filter", &self.log_filter)
+            .field("auth", &self.auth)
             .finish()
     }
 }
@@ -129,10 +178,21 @@ impl Settings {
                 shutdown_grace: env.secs("SHUTDOWN_GRACE_SECS", http_defaults.shutdown_grace)?,
                 body_limit: env.positive("BODY_LIMIT_BYTES", http_defaults.body_limit)?,
                 workers: env.optional_positive("HTTP_WORKERS")?,
+                auth_rate_limit_per_minute: env.parse("AUTH_RATE_LIMIT_PER_MINUTE", 10)?,
             },
             log_filter: env
                 .raw("RUST_LOG")
                 .unwrap_or_else(|| DEFAULT_LOG_FILTER.to_owned()),
+            auth: AuthSettings {
+                jwt_secret: None,
+                jwt_previous_secrets: Vec::new(),
+                jwt_issuer: String::new(),
+                jwt_audience: String::new(),
+                jwt_ttl: Duration::ZERO,
+                jwt_leeway: Duration::ZERO,
+                refresh_ttl: Duration::ZERO,
+                argon2: Argon2Settings::default(),
+            },
             log_format: match env.raw("LOG_FORMAT").as_deref() {
                 None | Some("pretty") => LogFormat::Pretty,
                 Some("json") => LogFormat::Json,
@@ -144,6 +204,47 @@ impl Settings {
                 }
             },
         };
+        let jwt_secret = env.raw("JWT_SECRET").map(String::into_bytes);
+        let auth = AuthSettings {
+            jwt_previous_secrets: env
+                .raw("JWT_PREVIOUS_SECRETS")
+                .map(|list| {
+                    list.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(|s| s.as_bytes().to_vec())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            jwt_issuer: env
+                .raw("JWT_ISSUER")
+                .unwrap_or_else(|| "users-service".into()),
+            jwt_audience: env
+                .raw("JWT_AUDIENCE")
+                .unwrap_or_else(|| "users-service".into()),
+            jwt_ttl: env.secs("JWT_TTL_SECS", Duration::from_secs(15 * 60))?,
+            jwt_leeway: env.secs("JWT_LEEWAY_SECS", Duration::from_secs(5))?,
+            refresh_ttl: env.duration(
+                "REFRESH_TOKEN_TTL_SECS",
+                Duration::from_secs(30 * 24 * 60 * 60),
+                Duration::from_secs,
+                DAY * 365,
+            )?,
+            argon2: Argon2Settings {
+                memory_kib: env.parse("ARGON2_MEMORY_KIB", Argon2Settings::default().memory_kib)?,
+                iterations: env.parse("ARGON2_ITERATIONS", Argon2Settings::default().iterations)?,
+                parallelism: env
+                    .parse("ARGON2_PARALLELISM", Argon2Settings::default().parallelism)?,
+            },
+            jwt_secret,
+        };
+        auth.argon2.validate().map_err(|reason| ConfigError {
+            var: "ARGON2_MEMORY_KIB",
+            reason,
+        })?;
+        check_secrets(&auth, settings.database_url.is_some())?;
+        let mut settings = settings;
+        settings.auth = auth;
         tracing_subscriber::EnvFilter::builder()
             .parse(&settings.log_filter)
             .map_err(|e| ConfigError {
@@ -161,6 +262,41 @@ impl Settings {
         }
         Ok(settings)
     }
+}
+
+/// A signing key must be long enough; and with a database, data outlives the process, so
+/// tokens must too: a generated key would log everyone out on every restart and differ
+/// between instances.
+fn check_secrets(auth: &AuthSettings, has_database: bool) -> Result<(), ConfigError> {
+    let min = auth_adapter::MIN_SECRET_BYTES;
+    match &auth.jwt_secret {
+        Some(secret) if secret.len() < min => {
+            return Err(ConfigError {
+                var: "JWT_SECRET",
+                reason: format!("must be at least {min} bytes, got {}", secret.len()),
+            });
+        }
+        None if has_database => {
+            return Err(ConfigError {
+                var: "JWT_SECRET",
+                reason: format!(
+                    "must be set (at least {min} bytes) when DATABASE_URL is set, so tokens \
+                     survive restarts and work on every instance; e.g. `openssl rand -hex 32`"
+                ),
+            });
+        }
+        _ => {}
+    }
+    if let Some(short) = auth.jwt_previous_secrets.iter().find(|s| s.len() < min) {
+        return Err(ConfigError {
+            var: "JWT_PREVIOUS_SECRETS",
+            reason: format!(
+                "every key must be at least {min} bytes, got {}",
+                short.len()
+            ),
+        });
+    }
+    Ok(())
 }
 
 struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
@@ -197,11 +333,11 @@ impl Env<'_> {
     }
 
     fn secs(&self, var: &'static str, default: Duration) -> Result<Duration, ConfigError> {
-        self.duration(var, default, Duration::from_secs)
+        self.duration(var, default, Duration::from_secs, DAY)
     }
 
     fn millis(&self, var: &'static str, default: Duration) -> Result<Duration, ConfigError> {
-        self.duration(var, default, Duration::from_millis)
+        self.duration(var, default, Duration::from_millis, DAY)
     }
 
     fn duration(
@@ -209,6 +345,7 @@ impl Env<'_> {
         var: &'static str,
         default: Duration,
         unit: fn(u64) -> Duration,
+        max: Duration,
     ) -> Result<Duration, ConfigError> {
         match self.raw(var) {
             None => Ok(default),
@@ -221,10 +358,10 @@ impl Env<'_> {
                     });
                 }
                 let value = unit(n);
-                if value > MAX_DURATION {
+                if value > max {
                     return Err(ConfigError {
                         var,
-                        reason: format!("must be at most {}s", MAX_DURATION.as_secs()),
+                        reason: format!("must be at most {}s", max.as_secs()),
                     });
                 }
                 Ok(value)
@@ -290,6 +427,23 @@ mod tests {
                 "DB_ACQUIRE_TIMEOUT_MS",
             ),
             ("RUST_LOG", "info,[=bad", "RUST_LOG"),
+            ("JWT_SECRET", "too-short", "JWT_SECRET"),
+            (
+                "JWT_PREVIOUS_SECRETS",
+                "a-long-enough-previous-secret-of-40-bytes,x",
+                "JWT_PREVIOUS_SECRETS",
+            ),
+            ("ARGON2_MEMORY_KIB", "1", "ARGON2_MEMORY_KIB"),
+            (
+                "REFRESH_TOKEN_TTL_SECS",
+                "999999999",
+                "REFRESH_TOKEN_TTL_SECS",
+            ),
+            (
+                "AUTH_RATE_LIMIT_PER_MINUTE",
+                "many",
+                "AUTH_RATE_LIMIT_PER_MINUTE",
+            ),
         ];
         for (var, value, named) in cases {
             let err = from(&[(var, value)]).unwrap_err();
@@ -298,16 +452,42 @@ mod tests {
         }
     }
 
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
     #[test]
-    fn blank_means_default_and_debug_hides_the_password() {
+    fn blank_means_default_and_debug_hides_secrets() {
         let s = from(&[
             ("PORT", " "),
             ("DATABASE_URL", "postgres://app:hunter22@db/app"),
+            ("JWT_SECRET", SECRET),
         ])
         .unwrap();
         assert_eq!(s.port, 8080);
         let debug = format!("{s:?}");
         assert!(debug.contains("db/app"), "{debug}");
         assert!(!debug.contains("hunter22"), "{debug}");
+        assert!(!debug.contains(SECRET), "{debug}");
+    }
+
+    #[test]
+    fn a_database_needs_a_jwt_secret_but_memory_does_not() {
+        let err = from(&[("DATABASE_URL", "postgres://db/app")]).unwrap_err();
+        assert_eq!(err.var, "JWT_SECRET");
+        assert_eq!(from(&[]).unwrap().auth.jwt_secret, None);
+    }
+
+    #[test]
+    fn auth_defaults() {
+        let s = from(&[]).unwrap();
+        assert_eq!(s.auth.jwt_ttl, Duration::from_secs(900));
+        assert_eq!(s.auth.refresh_ttl, Duration::from_secs(30 * 86400));
+        assert_eq!(s.auth.argon2, Argon2Settings::default());
+        assert_eq!(s.http.auth_rate_limit_per_minute, 10);
+        let rotated = from(&[(
+            "JWT_PREVIOUS_SECRETS",
+            "0123456789abcdef0123456789abcdef-one, 0123456789abcdef0123456789abcdef-two",
+        )])
+        .unwrap();
+        assert_eq!(rotated.auth.jwt_previous_secrets.len(), 2);
     }
 }

@@ -9,13 +9,16 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use anyhow::Context;
+use auth_adapter::{Argon2Hasher, JwtTokens};
+use domain::auth::{PasswordHasher, RefreshTokenStore};
 use domain::health::HealthProbe;
 use domain::users::UserRepository;
 use http_adapter::ApiState;
-use memory_adapter::{MemoryProbe, MemoryUserRepository};
+use memory_adapter::{MemoryProbe, MemoryRefreshTokenStore, MemoryUserRepository};
+use ports::auth::Auth;
 use ports::health::HealthChecker;
-use ports::users::Users;
-use postgres_adapter::{Database, PgProbe, PgUserRepository};
+use ports::users::{CreateUser, Users};
+use postgres_adapter::{Database, PgProbe, PgRefreshTokenStore, PgUserRepository};
 
 pub use config::Settings;
 
@@ -30,26 +33,14 @@ impl Application {
     /// Connects to the database (when configured), applies pending migrations, and binds
     /// the listener. Fails with a readable error when any of that is impossible.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let db = match &settings.database_url {
-            Some(url) => {
-                let db = Database::connect(settings.pool_settings(url)).await?;
-                let applied = postgres_adapter::run_migrations(url).await?;
-                tracing::info!(
-                    database = %postgres_adapter::redact_url(url),
-                    migrations_applied = applied.len(),
-                    "database ready"
-                );
-                Some(db)
-            }
-            None => {
-                tracing::warn!(
-                    "DATABASE_URL is not set: serving from memory; all data is lost when the \
-                     process stops"
-                );
-                None
-            }
-        };
-        let state = wire(db.as_ref());
+        let db = connect(settings).await?;
+        if db.is_none() {
+            tracing::warn!(
+                "DATABASE_URL is not set: serving from memory; all data is lost when the \
+                 process stops"
+            );
+        }
+        let state = wire(settings, db.as_ref())?;
 
         let address = format!("{}:{}", settings.host, settings.port);
         let listener =
@@ -87,20 +78,93 @@ impl Application {
     }
 }
 
+/// Connects and migrates when a database is configured.
+async fn connect(settings: &Settings) -> anyhow::Result<Option<Database>> {
+    let Some(url) = &settings.database_url else {
+        return Ok(None);
+    };
+    let db = Database::connect(settings.pool_settings(url)).await?;
+    let applied = postgres_adapter::run_migrations(url).await?;
+    tracing::info!(
+        database = %postgres_adapter::redact_url(url),
+        migrations_applied = applied.len(),
+        "database ready"
+    );
+    Ok(Some(db))
+}
+
 /// The driven adapters behind the use cases: Postgres when there is a database, memory
-/// otherwise.
-fn wire(db: Option<&Database>) -> ApiState {
-    let (users, probe): (Arc<dyn UserRepository>, Arc<dyn HealthProbe>) = match db {
+/// otherwise; argon2 and JWT for auth either way.
+fn wire(settings: &Settings, db: Option<&Database>) -> anyhow::Result<ApiState> {
+    type Stores = (
+        Arc<dyn UserRepository>,
+        Arc<dyn RefreshTokenStore>,
+        Arc<dyn HealthProbe>,
+    );
+    let (users, refresh_tokens, probe): Stores = match db {
         Some(db) => (
             Arc::new(PgUserRepository::new(db.clone())),
+            Arc::new(PgRefreshTokenStore::new(db.clone())),
             Arc::new(PgProbe::new(db.clone())),
         ),
-        None => (Arc::new(MemoryUserRepository::new()), Arc::new(MemoryProbe)),
+        None => (
+            Arc::new(MemoryUserRepository::new()),
+            Arc::new(MemoryRefreshTokenStore::new()),
+            Arc::new(MemoryProbe),
+        ),
     };
-    ApiState {
-        users: Arc::new(Users::new(users)),
+    let hasher: Arc<dyn PasswordHasher> =
+        Arc::new(Argon2Hasher::new(settings.auth.argon2).map_err(anyhow::Error::msg)?);
+    let secret = match &settings.auth.jwt_secret {
+        Some(secret) => secret.clone(),
+        None => {
+            // Only reachable without a database (the configuration refuses otherwise).
+            tracing::warn!(
+                "JWT_SECRET is not set: signing tokens with a random key; every token is \
+                 invalid after a restart"
+            );
+            JwtTokens::random_secret()?
+        }
+    };
+    let tokens = Arc::new(JwtTokens::new(settings.auth.jwt(secret))?);
+    Ok(ApiState {
+        users: Arc::new(Users::new(
+            users.clone(),
+            hasher.clone(),
+            refresh_tokens.clone(),
+        )),
         health: Arc::new(HealthChecker::new(vec![probe])),
+        auth: Arc::new(Auth::new(
+            users,
+            hasher,
+            tokens,
+            refresh_tokens,
+            settings.auth.refresh_ttl,
+        )),
+    })
+}
+
+/// Creates or promotes an admin (`app create-admin`). Needs a database: an admin in
+/// memory would vanish with this process.
+pub async fn create_admin(
+    settings: &Settings,
+    name: &str,
+    email: &str,
+    password: &str,
+) -> anyhow::Result<domain::users::User> {
+    anyhow::ensure!(
+        settings.database_url.is_some(),
+        "create-admin needs DATABASE_URL: without a database the admin would vanish"
+    );
+    let command = CreateUser::parse(name, email, password)
+        .map_err(|errors| anyhow::anyhow!("{}", domain::Error::Validation(errors)))?;
+    let db = connect(settings).await?;
+    let state = wire(settings, db.as_ref())?;
+    let admin = state.users.ensure_admin(command).await?;
+    if let Some(db) = db {
+        db.close();
     }
+    Ok(admin)
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

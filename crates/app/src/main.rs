@@ -21,6 +21,14 @@ enum Command {
     Migrate,
     /// Print the OpenAPI document (YAML) and exit.
     Openapi,
+    /// Create an admin, or promote an existing user to admin and set their password.
+    /// The password is read from ADMIN_PASSWORD, else from the first line of stdin.
+    CreateAdmin {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+    },
 }
 
 // A multi-thread runtime: actix-web still gives each HTTP worker its own thread, while
@@ -51,6 +59,23 @@ async fn main() -> ExitCode {
     }
 }
 
+/// The admin password: never from argv, where other users can read it.
+fn admin_password() -> anyhow::Result<String> {
+    if let Ok(password) = std::env::var("ADMIN_PASSWORD") {
+        return Ok(password);
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the admin password from stdin")?;
+    let password = line.trim_end_matches(['\n', '\r']).to_owned();
+    anyhow::ensure!(
+        !password.is_empty(),
+        "no password: set ADMIN_PASSWORD or pipe it on stdin"
+    );
+    Ok(password)
+}
+
 async fn run(command: Command, settings: &Settings) -> anyhow::Result<()> {
     match command {
         Command::Serve => {
@@ -70,6 +95,13 @@ async fn run(command: Command, settings: &Settings) -> anyhow::Result<()> {
         }
         Command::Openapi => {
             print!("{}", http_adapter::openapi_yaml());
+            Ok(())
+        }
+        Command::CreateAdmin { email, name } => {
+            let password = admin_password()?;
+            let admin = app::create_admin(settings, &name, &email, &password).await?;
+            tracing::info!(user_id = %admin.id, email = %admin.email, "admin ready");
+            println!("admin {} ({})", admin.email, admin.id);
             Ok(())
         }
     }

@@ -208,7 +208,12 @@ mod tests {
     }
 
     /// Signs arbitrary claims the way an attacker with `secret` (or without) could.
-    fn forge(alg: Algorithm, secret: &[u8], kid: Option<&str>, claims: &serde_json::Value) -> String {
+    fn forge(
+        alg: Algorithm,
+        secret: &[u8],
+        kid: Option<&str>,
+        claims: &serde_json::Value,
+    ) -> String {
         let mut header = Header::new(alg);
         header.kid = kid.map(str::to_owned);
         jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(secret)).unwrap()
@@ -233,7 +238,12 @@ mod tests {
     #[test]
     fn tokens_signed_with_a_previous_secret_still_verify() {
         let p = principal();
-        let old = forge(Algorithm::HS256, OLD_SECRET, Some(&key_id(OLD_SECRET)), &claims(&p));
+        let old = forge(
+            Algorithm::HS256,
+            OLD_SECRET,
+            Some(&key_id(OLD_SECRET)),
+            &claims(&p),
+        );
         assert_eq!(tokens().verify(&old).unwrap(), p);
     }
 
@@ -259,29 +269,77 @@ mod tests {
             ("garbage", "not.a.jwt".into()),
             (
                 "alg none, no signature",
-                format!("{}.{}.", b64(&json!({"alg": "none", "typ": "JWT", "kid": kid})), b64(&good)),
+                format!(
+                    "{}.{}.",
+                    b64(&json!({"alg": "none", "typ": "JWT", "kid": kid})),
+                    b64(&good)
+                ),
             ),
             (
                 "alg None, with the real signature",
-                format!("{}.{}.{signature}", b64(&json!({"alg": "None", "kid": kid})), b64(&good)),
+                format!(
+                    "{}.{}.{signature}",
+                    b64(&json!({"alg": "None", "kid": kid})),
+                    b64(&good)
+                ),
             ),
-            ("HS384 with the right key", forge(Algorithm::HS384, SECRET, Some(&kid), &good)),
-            ("HS512 with the right key", forge(Algorithm::HS512, SECRET, Some(&kid), &good)),
+            (
+                "HS384 with the right key",
+                forge(Algorithm::HS384, SECRET, Some(&kid), &good),
+            ),
+            (
+                "HS512 with the right key",
+                forge(Algorithm::HS512, SECRET, Some(&kid), &good),
+            ),
             (
                 "wrong key claiming the right kid",
-                forge(Algorithm::HS256, b"another-secret-that-is-long-enough!!", Some(&kid), &good),
+                forge(
+                    Algorithm::HS256,
+                    b"another-secret-that-is-long-enough!!",
+                    Some(&kid),
+                    &good,
+                ),
             ),
-            ("unknown kid", forge(Algorithm::HS256, SECRET, Some("0000000000000000"), &good)),
+            (
+                "unknown kid",
+                forge(Algorithm::HS256, SECRET, Some("0000000000000000"), &good),
+            ),
             ("no kid", forge(Algorithm::HS256, SECRET, None, &good)),
-            ("wrong issuer", forge(Algorithm::HS256, SECRET, Some(&kid), &with(json!({"iss": "evil"})))),
-            ("wrong audience", forge(Algorithm::HS256, SECRET, Some(&kid), &with(json!({"aud": "other-api"})))),
+            (
+                "wrong issuer",
+                forge(
+                    Algorithm::HS256,
+                    SECRET,
+                    Some(&kid),
+                    &with(json!({"iss": "evil"})),
+                ),
+            ),
+            (
+                "wrong audience",
+                forge(
+                    Algorithm::HS256,
+                    SECRET,
+                    Some(&kid),
+                    &with(json!({"aud": "other-api"})),
+                ),
+            ),
             (
                 "expired beyond the leeway",
-                forge(Algorithm::HS256, SECRET, Some(&kid), &with(json!({"exp": now() - 60}))),
+                forge(
+                    Algorithm::HS256,
+                    SECRET,
+                    Some(&kid),
+                    &with(json!({"exp": now() - 60})),
+                ),
             ),
             (
                 "not yet valid beyond the leeway",
-                forge(Algorithm::HS256, SECRET, Some(&kid), &with(json!({"nbf": now() + 60}))),
+                forge(
+                    Algorithm::HS256,
+                    SECRET,
+                    Some(&kid),
+                    &with(json!({"nbf": now() + 60})),
+                ),
             ),
             (
                 "missing exp",
@@ -291,11 +349,32 @@ mod tests {
                     c
                 }),
             ),
-            ("sub not a user id", forge(Algorithm::HS256, SECRET, Some(&kid), &with(json!({"sub": "root"})))),
-            ("unknown role", forge(Algorithm::HS256, SECRET, Some(&kid), &with(json!({"role": "superuser"})))),
+            (
+                "sub not a user id",
+                forge(
+                    Algorithm::HS256,
+                    SECRET,
+                    Some(&kid),
+                    &with(json!({"sub": "root"})),
+                ),
+            ),
+            (
+                "unknown role",
+                forge(
+                    Algorithm::HS256,
+                    SECRET,
+                    Some(&kid),
+                    &with(json!({"role": "superuser"})),
+                ),
+            ),
             (
                 "tampered payload (role raised), old signature",
-                format!("{head}.{}.{signature}", b64(&with(json!({"role": "admin", "sub": UserId::generate().to_string()})))),
+                format!(
+                    "{head}.{}.{signature}",
+                    b64(&with(
+                        json!({"role": "admin", "sub": UserId::generate().to_string()})
+                    ))
+                ),
             ),
             ("oversized", "a".repeat(10_000)),
         ];

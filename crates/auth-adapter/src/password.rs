@@ -207,7 +207,10 @@ mod tests {
         for garbage in ["", "not a hash", "$argon2id$v=19$m=1024,t=1,p=1$%%%$%%%"] {
             assert_eq!(
                 hasher
-                    .verify(&password("correct horse battery"), &PasswordHash::new(garbage))
+                    .verify(
+                        &password("correct horse battery"),
+                        &PasswordHash::new(garbage)
+                    )
                     .await
                     .unwrap(),
                 PasswordCheck::Invalid,

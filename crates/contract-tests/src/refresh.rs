@@ -50,12 +50,18 @@ pub async fn a_valid_token_rotates_once(
     let first = login(store, &ada).await;
     let second = token();
     assert_eq!(
-        store.rotate(&first, &second, later()).await.expect("rotate"),
+        store
+            .rotate(&first, &second, later())
+            .await
+            .expect("rotate"),
         Rotation::Rotated { user_id: ada.id }
     );
     let third = token();
     assert_eq!(
-        store.rotate(&second, &third, later()).await.expect("rotate the successor"),
+        store
+            .rotate(&second, &third, later())
+            .await
+            .expect("rotate the successor"),
         Rotation::Rotated { user_id: ada.id }
     );
 }
@@ -68,21 +74,33 @@ pub async fn reusing_a_spent_token_revokes_its_whole_family(
     let first = login(store, &ada).await;
     let other_session = login(store, &ada).await;
     let second = token();
-    store.rotate(&first, &second, later()).await.expect("rotate");
+    store
+        .rotate(&first, &second, later())
+        .await
+        .expect("rotate");
 
     // The thief (or the victim) presents the spent token again.
     assert_eq!(
-        store.rotate(&first, &token(), later()).await.expect("reuse"),
+        store
+            .rotate(&first, &token(), later())
+            .await
+            .expect("reuse"),
         Rotation::Reused { user_id: ada.id }
     );
     // Every token of that family is dead, including the one issued from it...
     assert_eq!(
-        store.rotate(&second, &token(), later()).await.expect("successor"),
+        store
+            .rotate(&second, &token(), later())
+            .await
+            .expect("successor"),
         Rotation::Invalid
     );
     // ...but another login's family is untouched.
     assert!(matches!(
-        store.rotate(&other_session, &token(), later()).await.expect("other"),
+        store
+            .rotate(&other_session, &token(), later())
+            .await
+            .expect("other"),
         Rotation::Rotated { .. }
     ));
 }
@@ -93,7 +111,10 @@ pub async fn unknown_and_expired_tokens_are_invalid(
 ) {
     let ada = stored_user(users, "ada@example.com").await;
     assert_eq!(
-        store.rotate(&token(), &token(), later()).await.expect("unknown"),
+        store
+            .rotate(&token(), &token(), later())
+            .await
+            .expect("unknown"),
         Rotation::Invalid
     );
 
@@ -109,12 +130,18 @@ pub async fn unknown_and_expired_tokens_are_invalid(
         .expect("insert");
     let next = token();
     assert_eq!(
-        store.rotate(&expired, &next, later()).await.expect("expired"),
+        store
+            .rotate(&expired, &next, later())
+            .await
+            .expect("expired"),
         Rotation::Invalid
     );
     // Nothing was stored for the refused rotation.
     assert_eq!(
-        store.rotate(&next, &token(), later()).await.expect("never stored"),
+        store
+            .rotate(&next, &token(), later())
+            .await
+            .expect("never stored"),
         Rotation::Invalid
     );
 }
@@ -129,7 +156,10 @@ pub async fn a_revoked_token_is_invalid_and_revoking_is_idempotent(
     store.revoke(&session).await.expect("logout twice");
     store.revoke(&token()).await.expect("unknown token");
     assert_eq!(
-        store.rotate(&session, &token(), later()).await.expect("rotate"),
+        store
+            .rotate(&session, &token(), later())
+            .await
+            .expect("rotate"),
         Rotation::Invalid
     );
 }
@@ -144,15 +174,24 @@ pub async fn revoking_a_user_kills_all_their_tokens_only(
     let ada_laptop = login(store, &ada).await;
     let grace_session = login(store, &grace).await;
 
-    store.revoke_all_for_user(&ada.id).await.expect("revoke all");
+    store
+        .revoke_all_for_user(&ada.id)
+        .await
+        .expect("revoke all");
     for dead in [ada_phone, ada_laptop] {
         assert_eq!(
-            store.rotate(&dead, &token(), later()).await.expect("rotate"),
+            store
+                .rotate(&dead, &token(), later())
+                .await
+                .expect("rotate"),
             Rotation::Invalid
         );
     }
     assert!(matches!(
-        store.rotate(&grace_session, &token(), later()).await.expect("grace"),
+        store
+            .rotate(&grace_session, &token(), later())
+            .await
+            .expect("grace"),
         Rotation::Rotated { .. }
     ));
 }
@@ -164,7 +203,11 @@ pub async fn concurrent_rotations_of_one_token_succeed_at_most_once(
     let ada = stored_user(users, "ada@example.com").await;
     let first = login(store, &ada).await;
     let (a, b) = (token(), token());
-    let (ra, rb) = futures_join(store.rotate(&first, &a, later()), store.rotate(&first, &b, later())).await;
+    let (ra, rb) = futures_join(
+        store.rotate(&first, &a, later()),
+        store.rotate(&first, &b, later()),
+    )
+    .await;
     let outcomes = [ra.expect("a"), rb.expect("b")];
     let rotated = outcomes
         .iter()

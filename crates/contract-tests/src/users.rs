@@ -179,7 +179,8 @@ pub async fn password_hashes_can_be_replaced(repo: &impl UserRepository) {
         .expect("found");
     assert_eq!(found.password_hash, Some(hash("new")));
     assert!(matches!(
-        repo.set_password_hash(&UserId::generate(), &hash("x")).await,
+        repo.set_password_hash(&UserId::generate(), &hash("x"))
+            .await,
         Err(Error::NotFound { .. })
     ));
 }

@@ -4,14 +4,17 @@
 //! It depends on the driving ports only; which repositories stand behind them is the
 //! `app` crate's business.
 
+mod auth;
 mod extract;
 mod health;
 mod middleware;
 mod openapi;
 mod problem;
+mod rate_limit;
 mod server;
 mod users;
 
+pub use auth::Authenticated;
 pub use openapi::{ApiDoc, openapi_yaml};
 pub use problem::{ApiError, Problem};
 pub use server::{ApiState, HttpConfig, app, server};

@@ -1,8 +1,9 @@
 use actix_web::{HttpResponse, web};
-use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::{health, problem, users};
+use crate::{auth, health, problem, users};
 
 /// The OpenAPI 3.1 document, generated from the handlers' annotations.
 #[derive(OpenApi)]
@@ -20,14 +21,43 @@ use crate::{health, problem, users};
         users::get_user,
         users::update_user,
         users::list_users,
+        users::me,
+        users::delete_user,
+        auth::login,
+        auth::refresh,
+        auth::logout,
     ),
+    modifiers(&BearerAuth),
     components(schemas(problem::Problem, problem::FieldProblem)),
     tags(
         (name = "health", description = "Liveness and readiness"),
         (name = "users", description = "User accounts"),
+        (name = "auth", description = "Login, token refresh and logout"),
+        (name = "admin", description = "Administration (admins only)"),
     )
 )]
 pub struct ApiDoc;
+
+/// Declares the `bearer` scheme the protected operations name.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "An access token from `POST /api/auth/login` or `/api/auth/refresh`.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
 
 /// The document as YAML, exactly as committed in `docs/openapi.yaml`.
 pub fn openapi_yaml() -> String {

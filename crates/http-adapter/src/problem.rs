@@ -28,6 +28,12 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub checks: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Sent as the `WWW-Authenticate` header (with 401).
+    #[serde(skip)]
+    pub www_authenticate: Option<String>,
+    /// Sent as the `Retry-After` header, in seconds (with 429 and 503).
+    #[serde(skip)]
+    pub retry_after: Option<u64>,
 }
 
 /// One invalid field.
@@ -56,6 +62,8 @@ impl Problem {
             detail: detail.into(),
             errors: None,
             checks: None,
+            www_authenticate: None,
+            retry_after: None,
         }
     }
 
@@ -64,6 +72,9 @@ impl Problem {
     pub fn for_status(status: StatusCode) -> Self {
         let (kind, detail) = match status {
             StatusCode::NOT_FOUND => ("not-found", "no resource at this path"),
+            StatusCode::UNAUTHORIZED => ("unauthorized", "authentication is required"),
+            StatusCode::FORBIDDEN => ("forbidden", "you may not do this"),
+            StatusCode::TOO_MANY_REQUESTS => ("rate-limited", "too many requests; retry later"),
             StatusCode::METHOD_NOT_ALLOWED => (
                 "method-not-allowed",
                 "this method is not allowed on this resource",
@@ -102,8 +113,17 @@ impl Problem {
     pub fn response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
         response.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON)));
-        if self.status == StatusCode::SERVICE_UNAVAILABLE.as_u16() {
-            response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+        let retry_after = self
+            .retry_after
+            .or((self.status == StatusCode::SERVICE_UNAVAILABLE.as_u16()).then_some(1));
+        if let Some(seconds) = retry_after {
+            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+        }
+        if let Some(challenge) = &self.www_authenticate {
+            response.insert_header((header::WWW_AUTHENTICATE, challenge.as_str()));
+        } else if self.status == StatusCode::UNAUTHORIZED.as_u16() {
+            // RFC 9110: a 401 always names a scheme.
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
         response.body(serde_json::to_vec(self).unwrap_or_default())
     }
@@ -162,6 +182,16 @@ fn domain_problem(error: &Error) -> Problem {
             field: (*field).to_owned(),
             message: "is already taken".into(),
         }]),
+        Error::Unauthorized(detail) => {
+            let mut problem = Problem::for_status(StatusCode::UNAUTHORIZED);
+            problem.detail = (*detail).to_owned();
+            problem
+        }
+        Error::Forbidden(detail) => {
+            let mut problem = Problem::for_status(StatusCode::FORBIDDEN);
+            problem.detail = (*detail).to_owned();
+            problem
+        }
         Error::Validation(errors) => Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "validation",

@@ -7,17 +7,36 @@ use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::middleware::{Compress, from_fn};
 use actix_web::{App, HttpResponse, HttpServer, web};
+use ports::auth::AuthService;
 use ports::health::HealthService;
 use ports::users::UserService;
 
 use crate::problem::{ApiError, Problem};
-use crate::{health, middleware, openapi, users};
+use crate::rate_limit::RateLimiter;
+use crate::{auth, health, middleware, openapi, users};
 
 /// The use cases the routes call.
 #[derive(Clone)]
 pub struct ApiState {
     pub users: Arc<dyn UserService>,
     pub health: Arc<dyn HealthService>,
+    pub auth: Arc<dyn AuthService>,
+}
+
+/// Budgets for the credential endpoints, shared by every worker of a server.
+#[derive(Debug)]
+pub(crate) struct RateLimits {
+    pub(crate) login: RateLimiter,
+    pub(crate) refresh: RateLimiter,
+}
+
+impl RateLimits {
+    fn new(config: &HttpConfig) -> Self {
+        Self {
+            login: RateLimiter::per_minute(config.auth_rate_limit_per_minute),
+            refresh: RateLimiter::per_minute(config.auth_rate_limit_per_minute),
+        }
+    }
 }
 
 /// HTTP-level limits and timeouts.
@@ -37,6 +56,8 @@ pub struct HttpConfig {
     pub body_limit: usize,
     /// Worker threads; `None` for one per core.
     pub workers: Option<usize>,
+    /// Login and refresh attempts allowed per minute, per client IP and per account.
+    pub auth_rate_limit_per_minute: u32,
 }
 
 impl Default for HttpConfig {
@@ -49,6 +70,7 @@ impl Default for HttpConfig {
             shutdown_grace: Duration::from_secs(30),
             body_limit: 64 * 1024,
             workers: None,
+            auth_rate_limit_per_minute: 10,
         }
     }
 }
@@ -66,10 +88,29 @@ pub fn app(
         InitError = (),
     >,
 > {
+    let limits = web::Data::new(RateLimits::new(&config));
+    app_with(state, config, limits)
+}
+
+fn app_with(
+    state: ApiState,
+    config: HttpConfig,
+    limits: web::Data<RateLimits>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
     App::new()
         .app_data(web::Data::new(config))
         .app_data(web::Data::from(state.users))
         .app_data(web::Data::from(state.health))
+        .app_data(web::Data::from(state.auth))
+        .app_data(limits)
         .app_data(web::QueryConfig::default().error_handler(|error, _| {
             ApiError::problem(Problem::new(
                 StatusCode::BAD_REQUEST,
@@ -85,8 +126,14 @@ pub fn app(
         .service(
             web::scope("/api")
                 .configure(health::routes)
+                .configure(auth::routes)
                 .configure(users::routes)
-                .configure(openapi::routes),
+                .configure(openapi::routes)
+                .service(
+                    web::scope("/admin")
+                        .wrap(from_fn(auth::require_admin))
+                        .configure(users::admin_routes),
+                ),
         )
         .default_service(web::to(|| async {
             HttpResponse::build(StatusCode::NOT_FOUND).finish()
@@ -105,9 +152,10 @@ pub fn server(
     state: ApiState,
     config: HttpConfig,
 ) -> std::io::Result<actix_web::dev::Server> {
+    let limits = web::Data::new(RateLimits::new(&config));
     let mut builder = {
         let config = config.clone();
-        HttpServer::new(move || app(state.clone(), config.clone()))
+        HttpServer::new(move || app_with(state.clone(), config.clone(), limits.clone()))
     }
     .disable_signals()
     .client_request_timeout(config.client_request_timeout)

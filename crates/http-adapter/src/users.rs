@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use crate::auth::{Authenticated, invalid_token};
 use crate::extract::Json;
 use crate::problem::{ApiError, Problem};
 
@@ -19,11 +20,18 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(create_user))
             .route(web::get().to(list_users)),
     )
+    // Registered before `/users/{id}`, which would otherwise take "me" for an id.
+    .service(web::resource("/users/me").route(web::get().to(me)))
     .service(
         web::resource("/users/{id}")
             .route(web::get().to(get_user))
             .route(web::patch().to(update_user)),
     );
+}
+
+/// Routes of the `/api/admin` scope, which is guarded for admins as a whole.
+pub(crate) fn admin_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/users/{id}").route(web::delete().to(delete_user)));
 }
 
 /// Registration request. Unknown fields are rejected.
@@ -36,6 +44,13 @@ pub(crate) struct CreateUserRequest {
     /// ASCII only; trimmed; unique ignoring case.
     #[schema(example = "ada@example.com")]
     email: String,
+    /// 12 to 128 characters, kept exactly as typed. Never returned or logged.
+    #[schema(
+        example = "correct horse battery staple",
+        min_length = 12,
+        max_length = 128
+    )]
+    password: String,
 }
 
 /// Partial update: only the fields present change; an empty object changes nothing.
@@ -49,6 +64,10 @@ pub(crate) struct UpdateUserRequest {
     #[serde(default, deserialize_with = "present")]
     #[schema(example = "ada.king@example.com")]
     email: Option<String>,
+    /// `user` or `admin`; only an admin may set it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(example = "user")]
+    role: Option<String>,
 }
 
 /// A field that may be absent but, when present, must be a string: `null` is a type
@@ -63,6 +82,9 @@ pub(crate) struct UserResponse {
     id: Uuid,
     name: String,
     email: String,
+    /// `user` or `admin`.
+    #[schema(example = "user")]
+    role: &'static str,
     /// RFC 3339, UTC.
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
@@ -77,6 +99,7 @@ impl From<User> for UserResponse {
             id: u.id.as_uuid(),
             name: u.name.into_inner(),
             email: u.email.into_inner(),
+            role: u.role.as_str(),
             created_at: u.created_at,
             updated_at: u.updated_at,
         }
@@ -133,7 +156,8 @@ pub(crate) async fn create_user(
     users: web::Data<dyn UserService>,
     Json(body): Json<CreateUserRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let command = CreateUser::parse(&body.name, &body.email).map_err(domain::Error::from)?;
+    let command =
+        CreateUser::parse(&body.name, &body.email, &body.password).map_err(domain::Error::from)?;
     let user = users.create(command).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/users/{}", user.id)))
@@ -142,16 +166,19 @@ pub(crate) async fn create_user(
 
 /// Get a user.
 #[utoipa::path(get, path = "/api/users/{id}", tag = "users",
+    security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The user's id")),
     responses(
         (status = 200, description = "The user", body = UserResponse),
         (status = 400, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or expired token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "Internal error", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
         (status = 504, description = "Request deadline exceeded", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn get_user(
+    _caller: Authenticated,
     users: web::Data<dyn UserService>,
     id: web::Path<String>,
 ) -> Result<web::Json<UserResponse>, ApiError> {
@@ -161,11 +188,14 @@ pub(crate) async fn get_user(
 
 /// Change a user's name and/or e-mail.
 #[utoipa::path(patch, path = "/api/users/{id}", tag = "users",
+    security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The user's id")),
     request_body = UpdateUserRequest,
     responses(
         (status = 200, description = "The updated user", body = UserResponse),
         (status = 400, description = "Malformed JSON or id", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or expired token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not your account, or a role change by a non-admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "E-mail already taken", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
@@ -176,29 +206,37 @@ pub(crate) async fn get_user(
         (status = 504, description = "Request deadline exceeded", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn update_user(
+    Authenticated(caller): Authenticated,
     users: web::Data<dyn UserService>,
     id: web::Path<String>,
     Json(body): Json<UpdateUserRequest>,
 ) -> Result<web::Json<UserResponse>, ApiError> {
     let id = user_id(&id)?;
-    let command = UpdateUser::parse(body.name.as_deref(), body.email.as_deref())
-        .map_err(domain::Error::from)?;
-    let user = users.update(id, command).await?;
+    let command = UpdateUser::parse(
+        body.name.as_deref(),
+        body.email.as_deref(),
+        body.role.as_deref(),
+    )
+    .map_err(domain::Error::from)?;
+    let user = users.update(caller, id, command).await?;
     Ok(web::Json(user.into()))
 }
 
 /// List users, newest first, with keyset pagination.
 #[utoipa::path(get, path = "/api/users", tag = "users",
+    security(("bearer" = [])),
     params(ListParams),
     responses(
         (status = 200, description = "A page of users", body = UserPage),
         (status = 400, description = "Unreadable query string", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or expired token", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid limit or cursor", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "Internal error", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
         (status = 504, description = "Request deadline exceeded", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn list_users(
+    _caller: Authenticated,
     users: web::Data<dyn UserService>,
     params: web::Query<ListParams>,
 ) -> Result<web::Json<UserPage>, ApiError> {
@@ -216,4 +254,46 @@ pub(crate) async fn list_users(
     };
     let page = users.list(ListUsers { limit, cursor }).await?;
     Ok(web::Json(page.into()))
+}
+
+/// The caller's own account.
+#[utoipa::path(get, path = "/api/users/me", tag = "users",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller", body = UserResponse),
+        (status = 401, description = "Missing, invalid or expired token, or the account no longer exists",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn me(
+    Authenticated(caller): Authenticated,
+    users: web::Data<dyn UserService>,
+) -> Result<web::Json<UserResponse>, ApiError> {
+    match users.get(caller.user_id).await {
+        Ok(user) => Ok(web::Json(user.into())),
+        // A valid token for a deleted account proves nothing any more.
+        Err(domain::Error::NotFound { .. }) => Err(invalid_token()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Delete a user, their data and their sessions (admins only).
+#[utoipa::path(delete, path = "/api/admin/users/{id}", tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The user's id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or expired token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn delete_user(
+    Authenticated(caller): Authenticated,
+    users: web::Data<dyn UserService>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    users.delete(caller, user_id(&id)?).await?;
+    Ok(HttpResponse::NoContent().finish())
 }

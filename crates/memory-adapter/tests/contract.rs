@@ -15,7 +15,11 @@ async fn mailer() -> (MemoryMailer, ()) {
 }
 
 async fn refresh_tokens() -> (MemoryRefreshTokenStore, MemoryUserRepository, ()) {
-    (MemoryRefreshTokenStore::new(), MemoryUserRepository::new(), ())
+    (
+        MemoryRefreshTokenStore::new(),
+        MemoryUserRepository::new(),
+        (),
+    )
 }
 
 mod refresh {

@@ -5,6 +5,7 @@
 //! Inbound adapters depend on the traits here, never on a concrete service, so their
 //! tests can use the generated mocks (feature `mocks`).
 
+pub mod auth;
 pub mod health;
 pub mod users;
 

@@ -1,7 +1,8 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use domain::users::{Email, User, UserChanges, UserId, UserName, UserRepository};
+use domain::auth::{Password, PasswordHasher, Principal, RefreshTokenStore};
+use domain::users::{Email, Role, User, UserChanges, UserId, UserName, UserRepository};
 use domain::{Cursor, Error, Limit, Page, ValidationErrors};
 
 /// Registers a user.
@@ -9,16 +10,22 @@ use domain::{Cursor, Error, Limit, Page, ValidationErrors};
 pub struct CreateUser {
     pub name: UserName,
     pub email: Email,
+    pub password: Password,
 }
 
 impl CreateUser {
     /// Validates raw input, reporting every broken rule at once.
-    pub fn parse(name: &str, email: &str) -> Result<Self, ValidationErrors> {
+    pub fn parse(name: &str, email: &str, password: &str) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::new();
         let name = errors.collect(UserName::parse(name));
         let email = errors.collect(Email::parse(email));
-        match (name, email) {
-            (Some(name), Some(email)) => Ok(Self { name, email }),
+        let password = errors.collect(Password::parse(password));
+        match (name, email, password) {
+            (Some(name), Some(email), Some(password)) => Ok(Self {
+                name,
+                email,
+                password,
+            }),
             _ => Err(errors),
         }
     }
@@ -29,19 +36,25 @@ impl CreateUser {
 pub struct UpdateUser {
     pub name: Option<UserName>,
     pub email: Option<Email>,
+    pub role: Option<Role>,
 }
 
 impl UpdateUser {
-    pub fn parse(name: Option<&str>, email: Option<&str>) -> Result<Self, ValidationErrors> {
+    pub fn parse(
+        name: Option<&str>,
+        email: Option<&str>,
+        role: Option<&str>,
+    ) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::new();
         let name = name.and_then(|n| errors.collect(UserName::parse(n)));
         let email = email.and_then(|e| errors.collect(Email::parse(e)));
+        let role = role.and_then(|r| errors.collect(Role::parse(r)));
         errors.into_result()?;
-        Ok(Self { name, email })
+        Ok(Self { name, email, role })
     }
 
     pub fn is_empty(&self) -> bool {
-        self.name.is_none() && self.email.is_none()
+        self.name.is_none() && self.email.is_none() && self.role.is_none()
     }
 }
 
@@ -52,40 +65,69 @@ pub struct ListUsers {
     pub cursor: Option<Cursor>,
 }
 
-/// The user use cases.
+/// The user use cases. Operations on behalf of someone take their [`Principal`] and
+/// enforce who may do what here, so every transport gets the same rules.
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait UserService: Send + Sync + 'static {
-    /// Registers a user. [`Error::Duplicate`] when the e-mail is taken (ignoring case).
+    /// Registers a user with the `user` role. [`Error::Duplicate`] when the e-mail is
+    /// taken (ignoring case).
     async fn create(&self, command: CreateUser) -> Result<User, Error>;
 
     /// [`Error::NotFound`] when no user has this id.
     async fn get(&self, id: UserId) -> Result<User, Error>;
 
-    /// [`Error::NotFound`] for an unknown id, [`Error::Duplicate`] when the new e-mail
-    /// belongs to another user. An empty update returns the user unchanged.
-    async fn update(&self, id: UserId, command: UpdateUser) -> Result<User, Error>;
+    /// Changes a user. [`Error::Forbidden`] unless `actor` is that user or an admin, or
+    /// when a non-admin asks for a role; [`Error::NotFound`] for an unknown id,
+    /// [`Error::Duplicate`] when the new e-mail belongs to another user. An empty update
+    /// returns the user unchanged.
+    async fn update(
+        &self,
+        actor: Principal,
+        id: UserId,
+        command: UpdateUser,
+    ) -> Result<User, Error>;
 
     /// Users newest first.
     async fn list(&self, query: ListUsers) -> Result<Page<User>, Error>;
+
+    /// Deletes a user with everything they own and ends their sessions.
+    /// [`Error::Forbidden`] unless `actor` is an admin; [`Error::NotFound`] for an
+    /// unknown id.
+    async fn delete(&self, actor: Principal, id: UserId) -> Result<(), Error>;
+
+    /// Makes `email` an admin with this name and password: creates the account, or
+    /// promotes and re-keys an existing one. For operators (`app create-admin`).
+    async fn ensure_admin(&self, command: CreateUser) -> Result<User, Error>;
 }
 
 /// The application service behind [`UserService`].
 pub struct Users {
     repo: Arc<dyn UserRepository>,
+    hasher: Arc<dyn PasswordHasher>,
+    refresh_tokens: Arc<dyn RefreshTokenStore>,
 }
 
 impl Users {
-    pub fn new(repo: Arc<dyn UserRepository>) -> Self {
-        Self { repo }
+    pub fn new(
+        repo: Arc<dyn UserRepository>,
+        hasher: Arc<dyn PasswordHasher>,
+        refresh_tokens: Arc<dyn RefreshTokenStore>,
+    ) -> Self {
+        Self {
+            repo,
+            hasher,
+            refresh_tokens,
+        }
     }
 }
 
 #[async_trait]
 impl UserService for Users {
     async fn create(&self, command: CreateUser) -> Result<User, Error> {
+        let hash = self.hasher.hash(&command.password).await?;
         let user = User::new(command.name, command.email);
-        let user = self.repo.create(&user).await?;
+        let user = self.repo.create(&user, &hash).await?;
         tracing::info!(user_id = %user.id, "user registered");
         Ok(user)
     }
@@ -94,16 +136,60 @@ impl UserService for Users {
         self.repo.get(&id).await
     }
 
-    async fn update(&self, id: UserId, command: UpdateUser) -> Result<User, Error> {
+    async fn update(
+        &self,
+        actor: Principal,
+        id: UserId,
+        command: UpdateUser,
+    ) -> Result<User, Error> {
+        if !actor.may_manage(id) {
+            return Err(Error::Forbidden("you may only change your own account"));
+        }
+        if command.role.is_some() && !actor.is_admin() {
+            return Err(Error::Forbidden("only an admin can change a role"));
+        }
         if command.is_empty() {
             return self.repo.get(&id).await;
         }
-        let changes = UserChanges::new(command.name, command.email);
+        let changes = UserChanges::new(command.name, command.email).with_role(command.role);
         self.repo.update(&id, &changes).await
     }
 
     async fn list(&self, query: ListUsers) -> Result<Page<User>, Error> {
         self.repo.list(query.limit, query.cursor).await
+    }
+
+    async fn delete(&self, actor: Principal, id: UserId) -> Result<(), Error> {
+        if !actor.is_admin() {
+            return Err(Error::Forbidden("only an admin can delete users"));
+        }
+        self.repo.delete(&id).await?;
+        // Postgres drops the tokens with the user (ON DELETE CASCADE); other stores rely
+        // on this. Either way the user's sessions end now.
+        self.refresh_tokens.revoke_all_for_user(&id).await?;
+        tracing::info!(user_id = %id, by = %actor.user_id, "user deleted");
+        Ok(())
+    }
+
+    async fn ensure_admin(&self, command: CreateUser) -> Result<User, Error> {
+        let hash = self.hasher.hash(&command.password).await?;
+        let existing = self.repo.credentials_by_email(&command.email).await?;
+        let admin = match existing {
+            Some(found) => {
+                let id = found.user.id;
+                self.repo.set_password_hash(&id, &hash).await?;
+                let changes =
+                    UserChanges::new(Some(command.name), None).with_role(Some(Role::Admin));
+                self.repo.update(&id, &changes).await?
+            }
+            None => {
+                let mut user = User::new(command.name, command.email);
+                user.role = Role::Admin;
+                self.repo.create(&user, &hash).await?
+            }
+        };
+        tracing::info!(user_id = %admin.id, "admin ensured");
+        Ok(admin)
     }
 }
 
@@ -114,28 +200,67 @@ mod tests {
 
     use super::*;
 
+    use domain::auth::{MockPasswordHasher, MockRefreshTokenStore, PasswordHash};
+
     fn user(name: &str, email: &str) -> User {
         User::new(UserName::parse(name).unwrap(), Email::parse(email).unwrap())
     }
 
+    fn hasher() -> MockPasswordHasher {
+        let mut hasher = MockPasswordHasher::new();
+        hasher
+            .expect_hash()
+            .returning(|_| Ok(PasswordHash::new("$argon2id$hashed")));
+        hasher
+    }
+
+    fn users(repo: MockUserRepository) -> Users {
+        Users::new(
+            Arc::new(repo),
+            Arc::new(hasher()),
+            Arc::new(MockRefreshTokenStore::new()),
+        )
+    }
+
+    fn as_user(id: UserId) -> Principal {
+        Principal {
+            user_id: id,
+            role: Role::User,
+        }
+    }
+
+    fn as_admin() -> Principal {
+        Principal {
+            user_id: UserId::generate(),
+            role: Role::Admin,
+        }
+    }
+
+    const PASSWORD: &str = "correct horse battery";
+
     #[test]
     fn create_user_reports_every_invalid_field() {
-        let err = CreateUser::parse("", "not-an-email").unwrap_err();
+        let err = CreateUser::parse("", "not-an-email", "short").unwrap_err();
         let fields: Vec<_> = err.errors().iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(fields, ["name", "email"]);
+        assert_eq!(fields, ["name", "email", "password"]);
     }
 
     #[tokio::test]
     async fn create_stores_a_new_user_with_fresh_id_and_timestamps() {
         let mut repo = MockUserRepository::new();
         repo.expect_create()
-            .withf(|u| u.name.as_str() == "Ada" && u.created_at == u.updated_at)
+            .withf(|u, h| {
+                u.name.as_str() == "Ada"
+                    && u.role == Role::User
+                    && u.created_at == u.updated_at
+                    && h.expose() == "$argon2id$hashed"
+            })
             .times(1)
-            .returning(|u| Ok(u.clone()));
-        let users = Users::new(Arc::new(repo));
+            .returning(|u, _| Ok(u.clone()));
+        let users = users(repo);
 
         let created = users
-            .create(CreateUser::parse("Ada", "ada@example.com").unwrap())
+            .create(CreateUser::parse("Ada", "ada@example.com", PASSWORD).unwrap())
             .await
             .unwrap();
         assert_eq!(created.email.as_str(), "ada@example.com");
@@ -144,15 +269,15 @@ mod tests {
     #[tokio::test]
     async fn create_passes_duplicates_through() {
         let mut repo = MockUserRepository::new();
-        repo.expect_create().returning(|_| {
+        repo.expect_create().returning(|_, _| {
             Err(Error::Duplicate {
                 entity: "user",
                 field: "email",
             })
         });
-        let users = Users::new(Arc::new(repo));
+        let users = users(repo);
         let err = users
-            .create(CreateUser::parse("Ada", "ada@example.com").unwrap())
+            .create(CreateUser::parse("Ada", "ada@example.com", PASSWORD).unwrap())
             .await
             .unwrap_err();
         assert!(matches!(err, Error::Duplicate { field: "email", .. }));
@@ -168,9 +293,12 @@ mod tests {
             .times(1)
             .returning(move |_| Ok(existing.clone()));
         repo.expect_update().never();
-        let users = Users::new(Arc::new(repo));
+        let users = users(repo);
 
-        let got = users.update(id, UpdateUser::default()).await.unwrap();
+        let got = users
+            .update(as_user(id), id, UpdateUser::default())
+            .await
+            .unwrap();
         assert_eq!(got.id, id);
     }
 
@@ -189,13 +317,111 @@ mod tests {
                 c.apply_to(&mut u);
                 Ok(u)
             });
-        let users = Users::new(Arc::new(repo));
+        let users = users(repo);
 
         let updated = users
-            .update(id, UpdateUser::parse(Some("Grace"), None).unwrap())
+            .update(
+                as_user(id),
+                id,
+                UpdateUser::parse(Some("Grace"), None, None).unwrap(),
+            )
             .await
             .unwrap();
         assert_eq!(updated.name.as_str(), "Grace");
         assert_eq!(updated.email.as_str(), "ada@example.com");
+    }
+
+    #[tokio::test]
+    async fn only_the_user_or_an_admin_may_update_and_only_admins_change_roles() {
+        let target = UserId::generate();
+        let mut repo = MockUserRepository::new();
+        repo.expect_update().never();
+        let users = users(repo);
+        let rename = || UpdateUser::parse(Some("X"), None, None).unwrap();
+        let promote = || UpdateUser::parse(None, None, Some("admin")).unwrap();
+
+        let someone_else = users
+            .update(as_user(UserId::generate()), target, rename())
+            .await;
+        assert!(matches!(someone_else, Err(Error::Forbidden(_))));
+        let self_promotion = users.update(as_user(target), target, promote()).await;
+        assert!(matches!(self_promotion, Err(Error::Forbidden(_))));
+    }
+
+    #[tokio::test]
+    async fn admins_may_change_roles() {
+        let existing = user("Ada", "ada@example.com");
+        let id = existing.id;
+        let mut repo = MockUserRepository::new();
+        repo.expect_update()
+            .withf(|_, c| c.role == Some(Role::Admin))
+            .times(1)
+            .returning(move |_, c| {
+                let mut u = existing.clone();
+                c.apply_to(&mut u);
+                Ok(u)
+            });
+        let promoted = users(repo)
+            .update(
+                as_admin(),
+                id,
+                UpdateUser::parse(None, None, Some("admin")).unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(promoted.role, Role::Admin);
+    }
+
+    #[tokio::test]
+    async fn only_admins_delete_and_deleting_ends_every_session() {
+        let id = UserId::generate();
+        let mut repo = MockUserRepository::new();
+        repo.expect_delete()
+            .with(eq(id))
+            .times(1)
+            .returning(|_| Ok(()));
+        let mut tokens = MockRefreshTokenStore::new();
+        tokens
+            .expect_revoke_all_for_user()
+            .with(eq(id))
+            .times(1)
+            .returning(|_| Ok(()));
+        let users = Users::new(Arc::new(repo), Arc::new(hasher()), Arc::new(tokens));
+
+        let refused = users.delete(as_user(id), id).await;
+        assert!(matches!(refused, Err(Error::Forbidden(_))));
+        users.delete(as_admin(), id).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn ensure_admin_promotes_an_existing_account() {
+        let existing = user("Ada", "ada@example.com");
+        let id = existing.id;
+        let mut repo = MockUserRepository::new();
+        let found = existing.clone();
+        repo.expect_credentials_by_email().returning(move |_| {
+            Ok(Some(domain::users::Credentials {
+                user: found.clone(),
+                password_hash: None,
+            }))
+        });
+        repo.expect_set_password_hash()
+            .withf(move |got, _| *got == id)
+            .times(1)
+            .returning(|_, _| Ok(()));
+        repo.expect_update()
+            .withf(|_, c| c.role == Some(Role::Admin))
+            .times(1)
+            .returning(move |_, c| {
+                let mut u = existing.clone();
+                c.apply_to(&mut u);
+                Ok(u)
+            });
+        repo.expect_create().never();
+        let admin = users(repo)
+            .ensure_admin(CreateUser::parse("Ada", "ada@example.com", PASSWORD).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(admin.role, Role::Admin);
     }
 }

@@ -2,7 +2,9 @@ use async_trait::async_trait;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use domain::auth::PasswordHash;
-use domain::users::{Credentials, Email, Role, User, UserChanges, UserId, UserName, UserRepository};
+use domain::users::{
+    Credentials, Email, Role, User, UserChanges, UserId, UserName, UserRepository,
+};
 use domain::{Cursor, Error, Limit, Page};
 use time::OffsetDateTime;
 use uuid::Uuid;

@@ -18,13 +18,13 @@ async fn liveness_and_readiness_on_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_outage_gives_503s_and_the_service_recovers_by_itself() {
     let mut app = spawn_app().await;
-    let user = app.create_user("Ada", "ada@example.com").await;
+    let (user, token) = app.signed_in("Ada", "ada@example.com").await;
     let path = format!("/api/users/{}", user["id"].as_str().unwrap());
     let db = app.take_db();
 
     db.cut_off().await;
     let started = Instant::now();
-    let (status, problem) = app.get(&path).await;
+    let (status, problem) = app.get_as(&token, &path).await;
     assert_eq!(status, 503, "{problem}");
     assert_eq!(problem["type"], "/problems/unavailable");
     assert!(started.elapsed() < Duration::from_secs(10));
@@ -34,7 +34,7 @@ async fn a_database_outage_gives_503s_and_the_service_recovers_by_itself() {
     assert_eq!(ready["checks"]["database"], "unavailable");
 
     db.restore().await;
-    let (status, fetched) = app.get(&path).await;
+    let (status, fetched) = app.get_as(&token, &path).await;
     assert_eq!(status, 200, "{fetched}");
     assert_eq!(fetched, user, "committed data survived the outage");
     let (status, _) = app.get("/api/health/ready").await;

@@ -11,9 +11,17 @@ async fn data_survives_a_restart() {
     let db = first.take_db();
     first.stop().await.expect("clean stop");
 
+    // Same secret, same database: the account and its password survive the restart.
     let second = spawn_with(settings(Some(db.url()), &[])).await;
+    let token = second.login("ada@example.com", PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let (status, fetched) = second
-        .get(&format!("/api/users/{}", user["id"].as_str().unwrap()))
+        .get_as(
+            &token,
+            &format!("/api/users/{}", user["id"].as_str().unwrap()),
+        )
         .await;
     assert_eq!(status, 200);
     assert_eq!(fetched, user);
@@ -22,7 +30,7 @@ async fn data_survives_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_in_flight_request_completes_while_shutdown_is_under_way() {
     let mut app = spawn_app().await;
-    app.create_user("Ada", "ada@example.com").await;
+    let (_, token) = app.signed_in("Ada", "ada@example.com").await;
     let db = app.take_db();
 
     // Hold the users table so the next listing blocks inside Postgres.
@@ -31,7 +39,12 @@ async fn an_in_flight_request_completes_while_shutdown_is_under_way() {
         .batch_execute("BEGIN; LOCK TABLE users IN ACCESS EXCLUSIVE MODE;")
         .await
         .unwrap();
-    let request = tokio::spawn(app.client.get(app.url("/api/users")).send());
+    let request = tokio::spawn(
+        app.client
+            .get(app.url("/api/users"))
+            .bearer_auth(&token)
+            .send(),
+    );
     wait_for(|| async { db.sessions_waiting_for_locks().await > 0 }).await;
 
     app.begin_shutdown();

@@ -15,6 +15,9 @@ pub struct TestApp {
     server: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
+pub const JWT_SECRET: &str = "test-secret-0123456789abcdef-0123456789abcdef";
+pub const PASSWORD: &str = "correct horse battery staple";
+
 /// Settings for a test server: a random port and a small pool.
 pub fn settings(database_url: Option<&str>, extra: &[(&str, &str)]) -> Settings {
     let mut vars: HashMap<String, String> = [
@@ -24,6 +27,7 @@ pub fn settings(database_url: Option<&str>, extra: &[(&str, &str)]) -> Settings 
         ("DB_MIN_IDLE", "1"),
         ("SHUTDOWN_GRACE_SECS", "10"),
         ("HTTP_WORKERS", "2"),
+        ("JWT_SECRET", JWT_SECRET),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -45,9 +49,10 @@ pub async fn spawn_app() -> TestApp {
     app
 }
 
-/// The server on the in-memory default.
+/// The server on the in-memory default, as `cargo run -p app` starts it: no database
+/// and no JWT secret (a random one is made).
 pub async fn spawn_memory_app() -> TestApp {
-    spawn_with(settings(None, &[])).await
+    spawn_with(settings(None, &[("JWT_SECRET", "")])).await
 }
 
 pub async fn spawn_with(settings: Settings) -> TestApp {
@@ -71,11 +76,25 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
+    /// `GET` without credentials.
     pub async fn get(&self, path: &str) -> (u16, Value) {
         let response = self.client.get(self.url(path)).send().await.expect("GET");
         read(response).await
     }
 
+    /// `GET` with a bearer token.
+    pub async fn get_as(&self, token: &str, path: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("GET");
+        read(response).await
+    }
+
+    /// `POST` of a JSON body without credentials.
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         let response = self
             .client
@@ -87,10 +106,11 @@ impl TestApp {
         read(response).await
     }
 
-    pub async fn patch(&self, path: &str, body: Value) -> (u16, Value) {
+    pub async fn patch_as(&self, token: &str, path: &str, body: Value) -> (u16, Value) {
         let response = self
             .client
             .patch(self.url(path))
+            .bearer_auth(token)
             .json(&body)
             .send()
             .await
@@ -98,13 +118,46 @@ impl TestApp {
         read(response).await
     }
 
-    /// Registers a user and returns its JSON.
+    pub async fn delete_as(&self, token: &str, path: &str) -> u16 {
+        let response = self
+            .client
+            .delete(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("DELETE");
+        response.status().as_u16()
+    }
+
+    /// Registers a user (password [`PASSWORD`]) and returns its JSON.
     pub async fn create_user(&self, name: &str, email: &str) -> Value {
         let (status, body) = self
-            .post("/api/users", json!({"name": name, "email": email}))
+            .post(
+                "/api/users",
+                json!({"name": name, "email": email, "password": PASSWORD}),
+            )
             .await;
         assert_eq!(status, 201, "{body}");
         body
+    }
+
+    /// Logs in and returns the token response.
+    pub async fn login(&self, email: &str, password: &str) -> Value {
+        let (status, body) = self
+            .post(
+                "/api/auth/login",
+                json!({"email": email, "password": password}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// Registers a user and returns their access token.
+    pub async fn signed_in(&self, name: &str, email: &str) -> (Value, String) {
+        let user = self.create_user(name, email).await;
+        let tokens = self.login(email, PASSWORD).await;
+        (user, tokens["access_token"].as_str().unwrap().to_owned())
     }
 
     /// Stops the server gracefully and waits for it.

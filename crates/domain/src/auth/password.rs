@@ -76,7 +76,9 @@ impl fmt::Debug for PasswordHash {
 pub enum PasswordCheck {
     /// The password matches. `needs_rehash` when the hash was made with other
     /// parameters than the ones configured now.
-    Valid { needs_rehash: bool },
+    Valid {
+        needs_rehash: bool,
+    },
     Invalid,
 }
 
@@ -91,8 +93,11 @@ pub trait PasswordHasher: Send + Sync + 'static {
 
     /// Checks `password` against `hash`. A hash that cannot be parsed is `Invalid`, not
     /// an error, so a corrupt row locks one account instead of failing requests.
-    async fn verify(&self, password: &Password, hash: &PasswordHash)
-    -> Result<PasswordCheck, Error>;
+    async fn verify(
+        &self,
+        password: &Password,
+        hash: &PasswordHash,
+    ) -> Result<PasswordCheck, Error>;
 
     /// Does the work of [`PasswordHasher::verify`] against a fixed dummy hash.
     ///

@@ -28,7 +28,7 @@ async fn an_unavailable_dependency_is_503_with_retry_after() {
         .returning(|_| Err(Error::unavailable("pool timed out")));
     let reply = send(
         state(users),
-        TestRequest::get().uri(&format!("/api/users/{}", uuid::Uuid::now_v7())),
+        as_user(TestRequest::get().uri(&format!("/api/users/{}", uuid::Uuid::now_v7()))),
     )
     .await;
     reply.assert_problem(503);
@@ -45,7 +45,7 @@ async fn an_internal_error_is_500_without_internals() {
     });
     let reply = send(
         state(users),
-        TestRequest::get().uri(&format!("/api/users/{}", uuid::Uuid::now_v7())),
+        as_user(TestRequest::get().uri(&format!("/api/users/{}", uuid::Uuid::now_v7()))),
     )
     .await;
     reply.assert_problem(500);

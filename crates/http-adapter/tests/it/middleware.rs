@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use actix_web::test::{self, TestRequest};
 use async_trait::async_trait;
+use domain::auth::Principal;
 use domain::users::{User, UserId};
 use domain::{Error, Page};
 use http_adapter::{HttpConfig, app};
@@ -21,7 +22,7 @@ async fn a_panicking_handler_gets_a_500_problem_and_the_server_keeps_serving() {
     let service = test::init_service(app(state(users), HttpConfig::default())).await;
 
     let uri = format!("/api/users/{}", uuid::Uuid::now_v7());
-    let response = call(&service, TestRequest::get().uri(&uri).to_request()).await;
+    let response = call(&service, as_user(TestRequest::get().uri(&uri)).to_request()).await;
     assert_eq!(response.status(), 500);
     assert_eq!(
         response.headers().get("content-type").unwrap(),
@@ -48,10 +49,16 @@ impl UserService for Slow {
         tokio::time::sleep(Duration::from_secs(30)).await;
         Ok(ada())
     }
-    async fn update(&self, _: UserId, _: UpdateUser) -> Result<User, Error> {
+    async fn update(&self, _: Principal, _: UserId, _: UpdateUser) -> Result<User, Error> {
         unreachable!()
     }
     async fn list(&self, _: ListUsers) -> Result<Page<User>, Error> {
+        unreachable!()
+    }
+    async fn delete(&self, _: Principal, _: UserId) -> Result<(), Error> {
+        unreachable!()
+    }
+    async fn ensure_admin(&self, _: CreateUser) -> Result<User, Error> {
         unreachable!()
     }
 }
@@ -66,7 +73,7 @@ async fn a_request_past_its_deadline_is_cancelled_with_504() {
     let reply = send_with(
         state(Slow),
         config,
-        TestRequest::get().uri(&format!("/api/users/{}", uuid::Uuid::now_v7())),
+        as_user(TestRequest::get().uri(&format!("/api/users/{}", uuid::Uuid::now_v7()))),
     )
     .await;
     reply.assert_problem(504);
@@ -137,9 +144,11 @@ async fn every_log_line_of_a_request_carries_its_request_id() {
         .returning(|_| Err(Error::internal("disk on fire")));
     let reply = send(
         state(users),
-        TestRequest::get()
-            .uri(&format!("/api/users/{}", uuid::Uuid::now_v7()))
-            .insert_header(("x-request-id", "trace-me-7")),
+        as_user(
+            TestRequest::get()
+                .uri(&format!("/api/users/{}", uuid::Uuid::now_v7()))
+                .insert_header(("x-request-id", "trace-me-7")),
+        ),
     )
     .await;
     reply.assert_problem(500);

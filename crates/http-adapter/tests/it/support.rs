@@ -5,8 +5,11 @@ use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::http::header::HeaderMap;
 use actix_web::test::{self, TestRequest};
-use domain::users::{Email, User, UserName};
+use domain::Error;
+use domain::auth::Principal;
+use domain::users::{Email, Role, User, UserId, UserName};
 use http_adapter::{ApiState, HttpConfig, app};
+use ports::auth::{AuthService, MockAuthService};
 use ports::health::{CheckStatus, HealthService, MockHealthService, Readiness};
 use ports::users::{MockUserService, UserService};
 
@@ -60,10 +63,43 @@ pub fn healthy() -> Arc<dyn HealthService> {
     Arc::new(health)
 }
 
+pub const USER_TOKEN: &str = "Bearer user-token";
+pub const ADMIN_TOKEN: &str = "Bearer admin-token";
+
+pub fn user_id() -> UserId {
+    UserId::from_uuid(uuid::Uuid::from_u128(1))
+}
+
+pub fn admin_id() -> UserId {
+    UserId::from_uuid(uuid::Uuid::from_u128(2))
+}
+
+/// Token checks as the real service does them, for two known tokens.
+pub fn token_auth() -> MockAuthService {
+    let mut auth = MockAuthService::new();
+    auth.expect_authenticate().returning(|token| match token {
+        "user-token" => Ok(Principal {
+            user_id: user_id(),
+            role: Role::User,
+        }),
+        "admin-token" => Ok(Principal {
+            user_id: admin_id(),
+            role: Role::Admin,
+        }),
+        _ => Err(Error::Unauthorized("invalid or expired token")),
+    });
+    auth
+}
+
 pub fn state(users: impl UserService) -> ApiState {
+    with_auth(users, token_auth())
+}
+
+pub fn with_auth(users: impl UserService, auth: impl AuthService) -> ApiState {
     ApiState {
         users: Arc::new(users),
         health: healthy(),
+        auth: Arc::new(auth),
     }
 }
 
@@ -110,6 +146,16 @@ pub fn ada() -> User {
         UserName::parse("Ada").unwrap(),
         Email::parse("ada@example.com").unwrap(),
     )
+}
+
+/// A request with the ordinary user's token.
+pub fn as_user(req: TestRequest) -> TestRequest {
+    req.insert_header(("authorization", USER_TOKEN))
+}
+
+/// A request with the admin's token.
+pub fn as_admin(req: TestRequest) -> TestRequest {
+    req.insert_header(("authorization", ADMIN_TOKEN))
 }
 
 pub fn post_json(uri: &str, body: &str) -> TestRequest {

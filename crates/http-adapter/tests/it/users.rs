@@ -5,12 +5,23 @@ use ports::users::MockUserService;
 
 use crate::support::*;
 
+fn principal_admin() -> domain::auth::Principal {
+    domain::auth::Principal {
+        user_id: admin_id(),
+        role: domain::users::Role::Admin,
+    }
+}
+
 #[actix_web::test]
 async fn create_returns_201_with_location_and_the_user() {
     let mut users = MockUserService::new();
     users
         .expect_create()
-        .withf(|c| c.name.as_str() == "Ada" && c.email.as_str() == "Ada@Example.com")
+        .withf(|c| {
+            c.name.as_str() == "Ada"
+                && c.email.as_str() == "Ada@Example.com"
+                && c.password.expose() == "correct horse battery"
+        })
         .times(1)
         .returning(|c| Ok(domain::users::User::new(c.name, c.email)));
 
@@ -18,7 +29,7 @@ async fn create_returns_201_with_location_and_the_user() {
         state(users),
         post_json(
             "/api/users",
-            r#"{"name":"  Ada ","email":" Ada@Example.com "}"#,
+            r#"{"name":"  Ada ","email":" Ada@Example.com ","password":"correct horse battery"}"#,
         ),
     )
     .await;
@@ -34,25 +45,62 @@ async fn create_returns_201_with_location_and_the_user() {
     let created = reply.body["created_at"].as_str().unwrap();
     assert!(created.ends_with('Z'), "RFC 3339 UTC: {created}");
     assert_eq!(reply.body["updated_at"], created);
+    assert_eq!(reply.body["role"], "user");
+    let text = reply.body.to_string();
+    assert!(
+        !text.contains("password") && !text.contains("horse"),
+        "{text}"
+    );
 }
 
 #[actix_web::test]
 async fn invalid_fields_are_422_naming_each_field_and_never_reach_the_use_case() {
+    const PW: &str = r#""password":"correct horse battery""#;
     let cases = [
-        (r#"{"name":"","email":"ada@example.com"}"#, vec!["name"]),
-        (r#"{"name":"Ada","email":"not-an-email"}"#, vec!["email"]),
         (
-            r#"{"name":"Ada","email":"jürgen@example.com"}"#,
+            format!(r#"{{"name":"","email":"ada@example.com",{PW}}}"#),
+            vec!["name"],
+        ),
+        (
+            format!(r#"{{"name":"Ada","email":"not-an-email",{PW}}}"#),
             vec!["email"],
         ),
-        (r#"{"name":" ","email":"@"}"#, vec!["name", "email"]),
-        (r#"{"name":"Ada"}"#, vec!["email"]),
-        (r#"{"name":"Ada","emial":"ada@example.com"}"#, vec!["emial"]),
-        (r#"{"name":7,"email":"ada@example.com"}"#, vec!["name"]),
-        (r#"[1,2]"#, vec!["body"]),
+        (
+            format!(r#"{{"name":"Ada","email":"jürgen@example.com",{PW}}}"#),
+            vec!["email"],
+        ),
+        (
+            format!(r#"{{"name":" ","email":"@",{PW}}}"#),
+            vec!["name", "email"],
+        ),
+        (
+            r#"{"name":"Ada","email":"ada@example.com","password":"short"}"#.to_owned(),
+            vec!["password"],
+        ),
+        (
+            format!(
+                r#"{{"name":"Ada","email":"ada@example.com","password":"{}"}}"#,
+                "x".repeat(129)
+            ),
+            vec!["password"],
+        ),
+        (
+            r#"{"name":"Ada","email":"ada@example.com"}"#.to_owned(),
+            vec!["password"],
+        ),
+        (format!(r#"{{"name":"Ada",{PW}}}"#), vec!["email"]),
+        (
+            format!(r#"{{"name":"Ada","emial":"ada@example.com",{PW}}}"#),
+            vec!["emial"],
+        ),
+        (
+            format!(r#"{{"name":7,"email":"ada@example.com",{PW}}}"#),
+            vec!["name"],
+        ),
+        (r#"[1,2]"#.to_owned(), vec!["body"]),
     ];
     for (body, fields) in cases {
-        let reply = send(state(untouched()), post_json("/api/users", body)).await;
+        let reply = send(state(untouched()), post_json("/api/users", &body)).await;
         assert_eq!(reply.assert_problem(422), fields, "{body}");
         assert!(
             !reply.body.to_string().contains("CreateUserRequest"),
@@ -115,7 +163,10 @@ async fn a_taken_email_is_409() {
     });
     let reply = send(
         state(users),
-        post_json("/api/users", r#"{"name":"Ada","email":"ada@example.com"}"#),
+        post_json(
+            "/api/users",
+            r#"{"name":"Ada","email":"ada@example.com","password":"correct horse battery"}"#,
+        ),
     )
     .await;
     assert_eq!(reply.assert_problem(409), ["email"]);
@@ -137,7 +188,7 @@ async fn get_answers_200_404_or_400() {
 
     let found = send(
         state.clone(),
-        TestRequest::get().uri(&format!("/api/users/{id}")),
+        as_user(TestRequest::get().uri(&format!("/api/users/{id}"))),
     )
     .await;
     assert_eq!(found.status, 200);
@@ -146,12 +197,12 @@ async fn get_answers_200_404_or_400() {
     let unknown = uuid::Uuid::now_v7();
     let missing = send(
         state.clone(),
-        TestRequest::get().uri(&format!("/api/users/{unknown}")),
+        as_user(TestRequest::get().uri(&format!("/api/users/{unknown}"))),
     )
     .await;
     missing.assert_problem(404);
 
-    let bad = send(state, TestRequest::get().uri("/api/users/12345")).await;
+    let bad = send(state, as_user(TestRequest::get().uri("/api/users/12345"))).await;
     assert_eq!(bad.assert_problem(400), ["id"]);
 }
 
@@ -162,19 +213,23 @@ async fn patch_sends_only_present_fields() {
     let mut users = MockUserService::new();
     users
         .expect_update()
-        .withf(move |got, c| *got == id && c.name.is_none() && c.email.is_some())
+        .withf(move |actor, got, c| {
+            *actor == principal_admin() && *got == id && c.name.is_none() && c.email.is_some()
+        })
         .times(1)
-        .returning(move |_, c| {
+        .returning(move |_, _, c| {
             let mut u = user.clone();
             u.email = c.email.unwrap();
             Ok(u)
         });
     let reply = send(
         state(users),
-        TestRequest::patch()
-            .uri(&format!("/api/users/{id}"))
-            .insert_header(("content-type", "application/json"))
-            .set_payload(r#"{"email":"ada.king@example.com"}"#),
+        as_admin(
+            TestRequest::patch()
+                .uri(&format!("/api/users/{id}"))
+                .insert_header(("content-type", "application/json"))
+                .set_payload(r#"{"email":"ada.king@example.com"}"#),
+        ),
     )
     .await;
     assert_eq!(reply.status, 200);
@@ -188,16 +243,19 @@ async fn patch_rejects_invalid_and_unknown_fields() {
     for (body, field) in [
         (r#"{"name":""}"#, "name"),
         (r#"{"email":"x"}"#, "email"),
-        (r#"{"role":"admin"}"#, "role"),
+        (r#"{"role":"root"}"#, "role"),
+        (r#"{"nickname":"x"}"#, "nickname"),
         (r#"{"email":null}"#, "email"),
         (r#"{"name":null,"email":"ada@example.com"}"#, "name"),
     ] {
         let reply = send(
             state(untouched()),
-            TestRequest::patch()
-                .uri(&format!("/api/users/{id}"))
-                .insert_header(("content-type", "application/json"))
-                .set_payload(body),
+            as_admin(
+                TestRequest::patch()
+                    .uri(&format!("/api/users/{id}"))
+                    .insert_header(("content-type", "application/json"))
+                    .set_payload(body),
+            ),
         )
         .await;
         assert_eq!(reply.assert_problem(422), [field], "{body}");
@@ -219,7 +277,7 @@ async fn list_defaults_to_20_and_returns_an_opaque_next_cursor() {
                 next_cursor: Some(next),
             })
         });
-    let reply = send(state(users), TestRequest::get().uri("/api/users")).await;
+    let reply = send(state(users), as_user(TestRequest::get().uri("/api/users"))).await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.body["items"].as_array().unwrap().len(), 1);
     let cursor = reply.body["next_cursor"].as_str().unwrap();
@@ -241,7 +299,7 @@ async fn list_passes_limit_and_cursor_through() {
             })
         });
     let uri = format!("/api/users?limit=100&cursor={}", cursor.encode());
-    let reply = send(state(users), TestRequest::get().uri(&uri)).await;
+    let reply = send(state(users), as_user(TestRequest::get().uri(&uri))).await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.body["next_cursor"], serde_json::Value::Null);
 }
@@ -257,14 +315,14 @@ async fn list_rejects_bad_limits_and_cursors() {
     ] {
         let reply = send(
             state(untouched()),
-            TestRequest::get().uri(&format!("/api/users?{query}")),
+            as_user(TestRequest::get().uri(&format!("/api/users?{query}"))),
         )
         .await;
         assert_eq!(reply.assert_problem(422), fields, "{query}");
     }
     let duplicated = send(
         state(untouched()),
-        TestRequest::get().uri("/api/users?limit=5&limit=6"),
+        as_user(TestRequest::get().uri("/api/users?limit=5&limit=6")),
     )
     .await;
     duplicated.assert_problem(400);

@@ -1,0 +1,223 @@
+//! Authentication at the HTTP edge: the bearer-token extractor, the admin guard, and
+//! the `/api/auth` endpoints. Tokens are checked by the `AuthService`; nothing here
+//! knows how they are signed.
+
+use std::future::{Ready, ready};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::http::header::AUTHORIZATION;
+use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, web};
+use domain::auth::Principal;
+use ports::auth::{AuthService, TokenPair};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+
+use crate::extract::Json;
+use crate::problem::{ApiError, Problem};
+use crate::server::RateLimits;
+
+pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/auth/login", web::post().to(login))
+        .route("/auth/refresh", web::post().to(refresh))
+        .route("/auth/logout", web::post().to(logout));
+}
+
+/// The authenticated caller. Extracting it answers `401` when the request has no valid
+/// bearer token, so a handler that takes it cannot run unauthenticated.
+#[derive(Debug, Clone, Copy)]
+pub struct Authenticated(pub Principal);
+
+impl FromRequest for Authenticated {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(authenticate(req).map(Authenticated))
+    }
+}
+
+fn unauthorized(detail: &str, challenge: &str) -> ApiError {
+    let mut problem = Problem::for_status(StatusCode::UNAUTHORIZED);
+    problem.detail = detail.to_owned();
+    problem.www_authenticate = Some(challenge.to_owned());
+    ApiError::problem(problem)
+}
+
+pub(crate) fn invalid_token() -> ApiError {
+    unauthorized(
+        "invalid or expired token",
+        r#"Bearer error="invalid_token""#,
+    )
+}
+
+/// The principal of this request, verified once and then kept in the request's
+/// extensions for later extractors and middleware.
+pub(crate) fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
+    if let Some(principal) = req.extensions().get::<Principal>() {
+        return Ok(*principal);
+    }
+    let Some(header) = req.headers().get(AUTHORIZATION) else {
+        return Err(unauthorized("Missing authorization header", "Bearer"));
+    };
+    let token = header
+        .to_str()
+        .ok()
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .ok_or_else(invalid_token)?;
+    let auth = req
+        .app_data::<web::Data<dyn AuthService>>()
+        .ok_or_else(|| ApiError::from(domain::Error::internal("no AuthService configured")))?;
+    let principal = auth.authenticate(token).map_err(|_| invalid_token())?;
+    req.extensions_mut().insert(principal);
+    Ok(principal)
+}
+
+/// Guards a scope for admins: `401` without a valid token, `403` for anyone else.
+pub(crate) async fn require_admin(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let principal = authenticate(req.request())?;
+    if !principal.is_admin() {
+        return Err(ApiError::from(domain::Error::Forbidden("admins only")).into());
+    }
+    next.call(req).await
+}
+
+/// Login request. Unknown fields are rejected.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LoginRequest {
+    #[schema(example = "ada@example.com")]
+    email: String,
+    #[schema(example = "correct horse battery staple")]
+    password: String,
+}
+
+/// A refresh token, for `/refresh` and `/logout`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RefreshRequest {
+    refresh_token: String,
+}
+
+/// A new token pair.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct TokenResponse {
+    /// JWT for `Authorization: Bearer …`.
+    access_token: String,
+    #[schema(example = "Bearer")]
+    token_type: &'static str,
+    /// Seconds until the access token expires.
+    #[schema(example = 900)]
+    expires_in: u64,
+    /// Opaque; spend it once at `/api/auth/refresh` for a new pair.
+    refresh_token: String,
+}
+
+impl From<TokenPair> for TokenResponse {
+    fn from(pair: TokenPair) -> Self {
+        Self {
+            access_token: pair.access.token,
+            token_type: "Bearer",
+            expires_in: pair.access.expires_in,
+            refresh_token: pair.refresh.expose().to_owned(),
+        }
+    }
+}
+
+fn client_ip(req: &HttpRequest) -> String {
+    req.peer_addr()
+        .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string())
+}
+
+fn rate_limited(wait: std::time::Duration) -> ApiError {
+    let mut problem = Problem::for_status(StatusCode::TOO_MANY_REQUESTS);
+    problem.detail = "too many attempts; retry later".into();
+    problem.retry_after = Some(wait.as_secs().max(1));
+    ApiError::problem(problem)
+}
+
+/// A short, fixed-size stand-in for a secret or an unbounded input in a limiter key.
+fn fingerprint(value: &str) -> String {
+    Sha256::digest(value.as_bytes())[..12]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Log in with e-mail and password.
+#[utoipa::path(post, path = "/api/auth/login", tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Logged in", body = TokenResponse),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Wrong e-mail or password", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Missing or unknown fields", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts (per IP and per account)", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
+pub(crate) async fn login(
+    auth: web::Data<dyn AuthService>,
+    limits: web::Data<RateLimits>,
+    req: HttpRequest,
+    Json(body): Json<LoginRequest>,
+) -> Result<web::Json<TokenResponse>, ApiError> {
+    let account = body.email.trim().to_ascii_lowercase();
+    limits
+        .login
+        .check(&[
+            format!("ip:{}", client_ip(&req)),
+            format!("account:{}", fingerprint(&account)),
+        ])
+        .map_err(rate_limited)?;
+    let pair = auth.login(&body.email, &body.password).await?;
+    Ok(web::Json(pair.into()))
+}
+
+/// Spend a refresh token for a new token pair.
+#[utoipa::path(post, path = "/api/auth/refresh", tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "A new pair; the presented token is spent", body = TokenResponse),
+        (status = 401, description = "Unknown, expired, revoked or already spent (which revokes its family)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn refresh(
+    auth: web::Data<dyn AuthService>,
+    limits: web::Data<RateLimits>,
+    req: HttpRequest,
+    Json(body): Json<RefreshRequest>,
+) -> Result<web::Json<TokenResponse>, ApiError> {
+    limits
+        .refresh
+        .check(&[
+            format!("ip:{}", client_ip(&req)),
+            format!("token:{}", fingerprint(&body.refresh_token)),
+        ])
+        .map_err(rate_limited)?;
+    let pair = auth.refresh(&body.refresh_token).await?;
+    Ok(web::Json(pair.into()))
+}
+
+/// Revoke a refresh token.
+#[utoipa::path(post, path = "/api/auth/logout", tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 204, description = "Revoked (also for unknown tokens)"),
+        (status = 422, description = "Missing or unknown fields", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn logout(
+    auth: web::Data<dyn AuthService>,
+    Json(body): Json<RefreshRequest>,
+) -> Result<HttpResponse, ApiError> {
+    auth.logout(&body.refresh_token).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,278 @@
+use actix_web::test::{self, TestRequest};
+use domain::Error;
+use domain::auth::{AccessToken, RefreshToken};
+use http_adapter::{HttpConfig, app};
+use mockall::predicate::eq;
+use ports::auth::TokenPair;
+use ports::users::MockUserService;
+
+use crate::support::*;
+
+fn protected() -> Vec<TestRequest> {
+    let id = uuid::Uuid::now_v7();
+    vec![
+        TestRequest::get().uri("/api/users"),
+        TestRequest::get().uri(&format!("/api/users/{id}")),
+        TestRequest::get().uri("/api/users/me"),
+        TestRequest::patch()
+            .uri(&format!("/api/users/{id}"))
+            .insert_header(("content-type", "application/json"))
+            .set_payload(r#"{"name":"X"}"#),
+        TestRequest::delete().uri(&format!("/api/admin/users/{id}")),
+    ]
+}
+
+#[actix_web::test]
+async fn protected_routes_without_a_token_are_401_missing_header() {
+    for req in protected() {
+        let reply = send(state(untouched()), req).await;
+        reply.assert_problem(401);
+        assert_eq!(reply.body["detail"], "Missing authorization header");
+        assert_eq!(reply.header("www-authenticate"), "Bearer");
+    }
+}
+
+#[actix_web::test]
+async fn bad_tokens_are_401_invalid_token() {
+    for header in [
+        "Bearer forged",
+        "Bearer ",
+        "Basic dXNlcjpwYXNz",
+        "user-token",
+        "Bearer\tuser-token",
+    ] {
+        for req in protected() {
+            let reply = send(
+                state(untouched()),
+                req.insert_header(("authorization", header)),
+            )
+            .await;
+            reply.assert_problem(401);
+            assert_eq!(
+                reply.header("www-authenticate"),
+                r#"Bearer error="invalid_token""#,
+                "{header}"
+            );
+        }
+    }
+}
+
+#[actix_web::test]
+async fn the_admin_scope_is_403_for_users_and_works_for_admins() {
+    let target = uuid::Uuid::now_v7();
+    let forbidden = send(
+        state(untouched()),
+        as_user(TestRequest::delete().uri(&format!("/api/admin/users/{target}"))),
+    )
+    .await;
+    forbidden.assert_problem(403);
+
+    let mut users = MockUserService::new();
+    users
+        .expect_delete()
+        .withf(move |actor, id| actor.is_admin() && id.as_uuid() == target)
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let deleted = send(
+        state(users),
+        as_admin(TestRequest::delete().uri(&format!("/api/admin/users/{target}"))),
+    )
+    .await;
+    assert_eq!(deleted.status, 204);
+
+    let mut users = MockUserService::new();
+    users
+        .expect_delete()
+        .returning(|_, id| Err(Error::not_found("user", id)));
+    let missing = send(
+        state(users),
+        as_admin(TestRequest::delete().uri(&format!("/api/admin/users/{target}"))),
+    )
+    .await;
+    missing.assert_problem(404);
+}
+
+#[actix_web::test]
+async fn forbidden_use_cases_are_403() {
+    let mut users = MockUserService::new();
+    users
+        .expect_update()
+        .withf(|actor, _, c| actor.user_id == user_id() && c.role.is_some())
+        .returning(|_, _, _| Err(Error::Forbidden("only an admin can change a role")));
+    let reply = send(
+        state(users),
+        as_user(
+            TestRequest::patch()
+                .uri(&format!("/api/users/{}", user_id()))
+                .insert_header(("content-type", "application/json"))
+                .set_payload(r#"{"role":"admin"}"#),
+        ),
+    )
+    .await;
+    reply.assert_problem(403);
+    assert_eq!(reply.body["detail"], "only an admin can change a role");
+}
+
+#[actix_web::test]
+async fn me_is_routed_before_the_id_route_and_is_401_once_the_account_is_gone() {
+    let mut users = MockUserService::new();
+    users
+        .expect_get()
+        .with(eq(user_id()))
+        .times(1)
+        .returning(|_| {
+            let mut u = ada();
+            u.id = user_id();
+            Ok(u)
+        });
+    let reply = send(
+        state(users),
+        as_user(TestRequest::get().uri("/api/users/me")),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body["id"], user_id().to_string());
+
+    let mut users = MockUserService::new();
+    users
+        .expect_get()
+        .returning(|id| Err(Error::not_found("user", id)));
+    let gone = send(
+        state(users),
+        as_user(TestRequest::get().uri("/api/users/me")),
+    )
+    .await;
+    gone.assert_problem(401);
+}
+
+fn pair() -> TokenPair {
+    TokenPair {
+        access: AccessToken {
+            token: "jwt".into(),
+            expires_in: 900,
+        },
+        refresh: RefreshToken::presented("opaque"),
+    }
+}
+
+#[actix_web::test]
+async fn login_returns_a_bearer_token_pair() {
+    let mut auth = token_auth();
+    auth.expect_login()
+        .withf(|email, password| email == "ada@example.com" && password == "correct horse battery")
+        .returning(|_, _| Ok(pair()));
+    let reply = send(
+        with_auth(untouched(), auth),
+        post_json(
+            "/api/auth/login",
+            r#"{"email":"ada@example.com","password":"correct horse battery"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.body,
+        serde_json::json!({
+            "access_token": "jwt", "token_type": "Bearer",
+            "expires_in": 900, "refresh_token": "opaque"
+        })
+    );
+}
+
+#[actix_web::test]
+async fn failed_logins_are_401_and_the_11th_attempt_in_a_minute_is_429() {
+    let mut auth = token_auth();
+    auth.expect_login()
+        .times(10)
+        .returning(|_, _| Err(Error::Unauthorized("invalid email or password")));
+    let service =
+        test::init_service(app(with_auth(untouched(), auth), HttpConfig::default())).await;
+    let attempt = || {
+        post_json(
+            "/api/auth/login",
+            r#"{"email":"ada@example.com","password":"guess guess guess"}"#,
+        )
+        .peer_addr("10.1.2.3:4000".parse().unwrap())
+        .to_request()
+    };
+    for _ in 0..10 {
+        let response = call(&service, attempt()).await;
+        assert_eq!(response.status(), 401);
+    }
+    let limited = call(&service, attempt()).await;
+    assert_eq!(limited.status(), 429);
+    let retry: u64 = limited
+        .headers()
+        .get("retry-after")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(
+        limited.headers().get("content-type").unwrap(),
+        "application/problem+json"
+    );
+}
+
+#[actix_web::test]
+async fn the_account_budget_holds_across_ip_addresses() {
+    let mut auth = token_auth();
+    auth.expect_login()
+        .times(10)
+        .returning(|_, _| Err(Error::Unauthorized("invalid email or password")));
+    let service =
+        test::init_service(app(with_auth(untouched(), auth), HttpConfig::default())).await;
+    for n in 0..11u8 {
+        let response = call(
+            &service,
+            post_json(
+                "/api/auth/login",
+                r#"{"email":" ADA@example.com","password":"guess guess guess"}"#,
+            )
+            .peer_addr(format!("10.0.0.{n}:4000").parse().unwrap())
+            .to_request(),
+        )
+        .await;
+        let expected = if n < 10 { 401 } else { 429 };
+        assert_eq!(response.status(), expected, "attempt {n}");
+    }
+}
+
+#[actix_web::test]
+async fn refresh_and_logout() {
+    let mut auth = token_auth();
+    auth.expect_refresh()
+        .with(eq("opaque"))
+        .returning(|_| Ok(pair()));
+    auth.expect_refresh()
+        .returning(|_| Err(Error::Unauthorized("invalid refresh token")));
+    auth.expect_logout()
+        .with(eq("opaque"))
+        .times(1)
+        .returning(|_| Ok(()));
+    let state = with_auth(untouched(), auth);
+
+    let ok = send(
+        state.clone(),
+        post_json("/api/auth/refresh", r#"{"refresh_token":"opaque"}"#),
+    )
+    .await;
+    assert_eq!(ok.status, 200);
+    assert_eq!(ok.body["refresh_token"], "opaque");
+
+    let spent = send(
+        state.clone(),
+        post_json("/api/auth/refresh", r#"{"refresh_token":"spent"}"#),
+    )
+    .await;
+    spent.assert_problem(401);
+
+    let out = send(
+        state,
+        post_json("/api/auth/logout", r#"{"refresh_token":"opaque"}"#),
+    )
+    .await;
+    assert_eq!(out.status, 204);
+}

@@ -1,0 +1,340 @@
+//! Logging in, refreshing, logging out, and proving who a request comes from.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use domain::Error;
+use domain::auth::{
+    AccessToken, AccessTokens, NewRefreshToken, Password, PasswordCheck, PasswordHasher, Principal,
+    RefreshToken, RefreshTokenStore, Rotation,
+};
+use domain::users::{Email, UserRepository};
+
+/// What a successful login or refresh hands the client.
+#[derive(Debug, Clone)]
+pub struct TokenPair {
+    pub access: AccessToken,
+    pub refresh: RefreshToken,
+}
+
+const BAD_CREDENTIALS: Error = Error::Unauthorized("invalid email or password");
+const BAD_REFRESH: Error = Error::Unauthorized("invalid refresh token");
+
+/// The authentication use cases.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait AuthService: Send + Sync + 'static {
+    /// Exchanges an e-mail and password for tokens. A wrong password and an unknown
+    /// e-mail are the same [`Error::Unauthorized`], in about the same time.
+    async fn login(&self, email: &str, password: &str) -> Result<TokenPair, Error>;
+
+    /// Spends a refresh token for a new pair. A token presented twice revokes its whole
+    /// family: [`Error::Unauthorized`], and the holder must log in again.
+    async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, Error>;
+
+    /// Revokes a refresh token. Unknown tokens are fine: logging out is idempotent.
+    async fn logout(&self, refresh_token: &str) -> Result<(), Error>;
+
+    /// The principal an access token proves; [`Error::Unauthorized`] otherwise.
+    fn authenticate(&self, access_token: &str) -> Result<Principal, Error>;
+}
+
+/// The application service behind [`AuthService`].
+pub struct Auth {
+    users: Arc<dyn UserRepository>,
+    hasher: Arc<dyn PasswordHasher>,
+    tokens: Arc<dyn AccessTokens>,
+    refresh_tokens: Arc<dyn RefreshTokenStore>,
+    refresh_ttl: Duration,
+}
+
+impl Auth {
+    pub fn new(
+        users: Arc<dyn UserRepository>,
+        hasher: Arc<dyn PasswordHasher>,
+        tokens: Arc<dyn AccessTokens>,
+        refresh_tokens: Arc<dyn RefreshTokenStore>,
+        refresh_ttl: Duration,
+    ) -> Self {
+        Self {
+            users,
+            hasher,
+            tokens,
+            refresh_tokens,
+            refresh_ttl,
+        }
+    }
+
+    fn refresh_expiry(&self) -> time::OffsetDateTime {
+        domain::now() + self.refresh_ttl
+    }
+
+    async fn start_session(&self, principal: Principal) -> Result<TokenPair, Error> {
+        let access = self.tokens.issue(&principal)?;
+        let refresh = RefreshToken::generate()?;
+        self.refresh_tokens
+            .insert(&NewRefreshToken {
+                hash: refresh.hash(),
+                user_id: principal.user_id,
+                family_id: uuid::Uuid::now_v7(),
+                expires_at: self.refresh_expiry(),
+            })
+            .await?;
+        Ok(TokenPair { access, refresh })
+    }
+}
+
+#[async_trait]
+impl AuthService for Auth {
+    async fn login(&self, email: &str, password: &str) -> Result<TokenPair, Error> {
+        let password = Password::candidate(password);
+        let credentials = match Email::parse(email) {
+            Ok(email) => self.users.credentials_by_email(&email).await?,
+            Err(_) => None,
+        };
+        let Some((user, Some(hash))) = credentials.map(|c| (c.user, c.password_hash)) else {
+            // Same work as a real check, so timing does not tell which accounts exist.
+            self.hasher.verify_dummy(&password).await?;
+            return Err(BAD_CREDENTIALS);
+        };
+        match self.hasher.verify(&password, &hash).await? {
+            PasswordCheck::Invalid => Err(BAD_CREDENTIALS),
+            PasswordCheck::Valid { needs_rehash } => {
+                if needs_rehash {
+                    // The configured cost changed: upgrade the stored hash while we hold
+                    // the plaintext. A failure here must not fail the login.
+                    let rehashed = match self.hasher.hash(&password).await {
+                        Ok(new) => self.users.set_password_hash(&user.id, &new).await,
+                        Err(e) => Err(e),
+                    };
+                    if let Err(error) = rehashed {
+                        tracing::warn!(user_id = %user.id, %error, "password rehash failed");
+                    }
+                }
+                tracing::info!(user_id = %user.id, "logged in");
+                self.start_session(Principal {
+                    user_id: user.id,
+                    role: user.role,
+                })
+                .await
+            }
+        }
+    }
+
+    async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, Error> {
+        let presented = RefreshToken::presented(refresh_token);
+        let next = RefreshToken::generate()?;
+        match self
+            .refresh_tokens
+            .rotate(&presented.hash(), &next.hash(), self.refresh_expiry())
+            .await?
+        {
+            Rotation::Rotated { user_id } => {
+                // The role may have changed since login: the new access token says what
+                // it is now. A deleted user has no session.
+                let user = match self.users.get(&user_id).await {
+                    Ok(user) => user,
+                    Err(Error::NotFound { .. }) => return Err(BAD_REFRESH),
+                    Err(e) => return Err(e),
+                };
+                let access = self.tokens.issue(&Principal {
+                    user_id,
+                    role: user.role,
+                })?;
+                Ok(TokenPair {
+                    access,
+                    refresh: next,
+                })
+            }
+            Rotation::Reused { user_id } => {
+                tracing::warn!(
+                    %user_id,
+                    "a spent refresh token was presented again; its family is revoked"
+                );
+                Err(BAD_REFRESH)
+            }
+            Rotation::Invalid => Err(BAD_REFRESH),
+        }
+    }
+
+    async fn logout(&self, refresh_token: &str) -> Result<(), Error> {
+        self.refresh_tokens
+            .revoke(&RefreshToken::presented(refresh_token).hash())
+            .await
+    }
+
+    fn authenticate(&self, access_token: &str) -> Result<Principal, Error> {
+        self.tokens.verify(access_token)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use domain::auth::{MockAccessTokens, MockPasswordHasher, MockRefreshTokenStore, PasswordHash};
+    use domain::users::{Credentials, MockUserRepository, Role, User, UserName};
+
+    use super::*;
+
+    fn ada() -> User {
+        User::new(
+            UserName::parse("Ada").unwrap(),
+            Email::parse("ada@example.com").unwrap(),
+        )
+    }
+
+    fn tokens() -> MockAccessTokens {
+        let mut tokens = MockAccessTokens::new();
+        tokens.expect_issue().returning(|_| {
+            Ok(AccessToken {
+                token: "access".into(),
+                expires_in: 900,
+            })
+        });
+        tokens
+    }
+
+    fn store() -> MockRefreshTokenStore {
+        let mut store = MockRefreshTokenStore::new();
+        store.expect_insert().returning(|_| Ok(()));
+        store
+    }
+
+    fn auth(
+        users: MockUserRepository,
+        hasher: MockPasswordHasher,
+        store: MockRefreshTokenStore,
+    ) -> Auth {
+        Auth::new(
+            Arc::new(users),
+            Arc::new(hasher),
+            Arc::new(tokens()),
+            Arc::new(store),
+            Duration::from_secs(3600),
+        )
+    }
+
+    fn with_credentials(user: User) -> MockUserRepository {
+        let mut users = MockUserRepository::new();
+        users.expect_credentials_by_email().returning(move |_| {
+            Ok(Some(Credentials {
+                user: user.clone(),
+                password_hash: Some(PasswordHash::new("$argon2id$stored")),
+            }))
+        });
+        users
+    }
+
+    #[tokio::test]
+    async fn unknown_emails_cost_a_dummy_verification_and_look_like_wrong_passwords() {
+        let mut users = MockUserRepository::new();
+        users.expect_credentials_by_email().returning(|_| Ok(None));
+        let mut hasher = MockPasswordHasher::new();
+        hasher.expect_verify_dummy().times(1).returning(|_| Ok(()));
+        hasher.expect_verify().never();
+        let err = auth(users, hasher, MockRefreshTokenStore::new())
+            .login("nobody@example.com", "whatever password")
+            .await
+            .unwrap_err();
+        assert_eq!(err.to_string(), BAD_CREDENTIALS.to_string());
+
+        let mut hasher = MockPasswordHasher::new();
+        hasher
+            .expect_verify()
+            .returning(|_, _| Ok(PasswordCheck::Invalid));
+        let wrong = auth(
+            with_credentials(ada()),
+            hasher,
+            MockRefreshTokenStore::new(),
+        )
+        .login("ada@example.com", "wrong password!")
+        .await
+        .unwrap_err();
+        assert_eq!(wrong.to_string(), err.to_string());
+    }
+
+    #[tokio::test]
+    async fn malformed_emails_are_bad_credentials_too() {
+        let mut hasher = MockPasswordHasher::new();
+        hasher.expect_verify_dummy().times(1).returning(|_| Ok(()));
+        let err = auth(
+            MockUserRepository::new(),
+            hasher,
+            MockRefreshTokenStore::new(),
+        )
+        .login("not an email", "whatever password")
+        .await
+        .unwrap_err();
+        assert!(matches!(err, Error::Unauthorized(_)));
+    }
+
+    #[tokio::test]
+    async fn a_good_login_rehashes_when_parameters_changed() {
+        let mut users = with_credentials(ada());
+        users
+            .expect_set_password_hash()
+            .withf(|_, h| h.expose() == "$argon2id$new")
+            .times(1)
+            .returning(|_, _| Ok(()));
+        let mut hasher = MockPasswordHasher::new();
+        hasher
+            .expect_verify()
+            .returning(|_, _| Ok(PasswordCheck::Valid { needs_rehash: true }));
+        hasher
+            .expect_hash()
+            .times(1)
+            .returning(|_| Ok(PasswordHash::new("$argon2id$new")));
+        let pair = auth(users, hasher, store())
+            .login("ada@example.com", "correct horse battery")
+            .await
+            .unwrap();
+        assert_eq!(pair.access.token, "access");
+    }
+
+    #[tokio::test]
+    async fn a_reused_refresh_token_is_unauthorized() {
+        let mut store = MockRefreshTokenStore::new();
+        let user_id = ada().id;
+        store
+            .expect_rotate()
+            .returning(move |_, _, _| Ok(Rotation::Reused { user_id }));
+        let err = auth(MockUserRepository::new(), MockPasswordHasher::new(), store)
+            .refresh("spent")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Unauthorized(_)));
+    }
+
+    #[tokio::test]
+    async fn a_refresh_carries_the_current_role() {
+        let mut admin = ada();
+        admin.role = Role::Admin;
+        let id = admin.id;
+        let mut users = MockUserRepository::new();
+        users.expect_get().returning(move |_| Ok(admin.clone()));
+        let mut store = MockRefreshTokenStore::new();
+        store
+            .expect_rotate()
+            .returning(move |_, _, _| Ok(Rotation::Rotated { user_id: id }));
+        let mut tokens = MockAccessTokens::new();
+        tokens
+            .expect_issue()
+            .withf(|p| p.role == Role::Admin)
+            .times(1)
+            .returning(|_| {
+                Ok(AccessToken {
+                    token: "admin-access".into(),
+                    expires_in: 900,
+                })
+            });
+        let auth = Auth::new(
+            Arc::new(users),
+            Arc::new(MockPasswordHasher::new()),
+            Arc::new(tokens),
+            Arc::new(store),
+            Duration::from_secs(60),
+        );
+        let pair = auth.refresh("valid").await.unwrap();
+        assert_eq!(pair.access.token, "admin-access");
+    }
+}
