@@ -12,7 +12,9 @@
 //! database, say). Each case becomes its own `#[tokio::test]` in the calling crate.
 
 pub mod health;
+pub mod idempotency;
 pub mod mail;
+pub mod posts;
 pub mod refresh;
 pub mod users;
 
@@ -29,6 +31,7 @@ macro_rules! user_repository_contract {
             update_unknown_is_not_found,
             update_to_taken_email_is_duplicate_and_changes_nothing,
             update_own_email_to_other_case_is_allowed,
+            updates_bump_the_version_and_honour_the_expected_one,
             credentials_are_found_by_email_ignoring_case,
             password_hashes_can_be_replaced,
             roles_are_stored_and_changed,
@@ -64,13 +67,46 @@ macro_rules! mailer_contract {
     };
 }
 
+/// Expands to one test per [`PostRepository`](domain::posts::PostRepository) contract
+/// case. `$make` returns `(posts, users, guard)` over the same storage.
+#[macro_export]
+macro_rules! post_repository_contract {
+    ($make:path) => {
+        $crate::paired_cases!($make, posts;
+            create_then_get_round_trips,
+            a_post_by_an_unknown_author_is_refused,
+            updates_check_the_version_in_the_same_step,
+            concurrent_updates_expecting_one_version_succeed_once,
+            delete_removes_and_unknown_is_not_found,
+            listing_is_per_author_newest_first_with_keyset_pages,
+            deleting_the_author_deletes_their_posts,
+        );
+    };
+}
+
+/// Expands to one test per [`IdempotencyStore`](domain::idempotency::IdempotencyStore)
+/// contract case.
+#[macro_export]
+macro_rules! idempotency_store_contract {
+    ($make:path) => {
+        $crate::contract_cases!($make, idempotency;
+            a_completed_key_replays_for_the_same_request,
+            a_different_request_with_the_key_is_a_mismatch,
+            an_unfinished_claim_is_in_progress_until_released,
+            keys_are_scoped_per_caller,
+            expired_and_abandoned_keys_can_be_claimed_again,
+            concurrent_claims_of_one_key_give_one_new,
+        );
+    };
+}
+
 /// Expands to one test per [`RefreshTokenStore`](domain::auth::RefreshTokenStore)
 /// contract case. `$make` returns `(store, user_repository, guard)`: tokens belong to
 /// stored users.
 #[macro_export]
 macro_rules! refresh_token_store_contract {
     ($make:path) => {
-        $crate::refresh_cases!($make;
+        $crate::paired_cases!($make, refresh;
             a_valid_token_rotates_once,
             reusing_a_spent_token_revokes_its_whole_family,
             unknown_and_expired_tokens_are_invalid,
@@ -83,16 +119,47 @@ macro_rules! refresh_token_store_contract {
 
 #[doc(hidden)]
 #[macro_export]
-macro_rules! refresh_cases {
-    ($make:path; $($case:ident),* $(,)?) => {
+macro_rules! paired_cases {
+    ($make:path, $module:ident; $($case:ident),* $(,)?) => {
         $(
             #[tokio::test]
             async fn $case() {
-                let (store, users, _guard) = $make().await;
-                $crate::refresh::$case(&store, &users).await;
+                let (subject, users, _guard) = $make().await;
+                $crate::$module::$case(&subject, &users).await;
             }
         )*
     };
+}
+
+/// Polls two futures together (this crate does not depend on a runtime), so cases can
+/// race two calls against each other.
+pub async fn join<A: std::future::Future, B: std::future::Future>(
+    a: A,
+    b: B,
+) -> (A::Output, B::Output) {
+    use std::pin::pin;
+    use std::task::Poll;
+    let (mut a, mut b) = (pin!(a), pin!(b));
+    let (mut ra, mut rb) = (None, None);
+    std::future::poll_fn(|cx| {
+        if ra.is_none()
+            && let Poll::Ready(v) = a.as_mut().poll(cx)
+        {
+            ra = Some(v);
+        }
+        if rb.is_none()
+            && let Poll::Ready(v) = b.as_mut().poll(cx)
+        {
+            rb = Some(v);
+        }
+        if ra.is_some() && rb.is_some() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    (ra.expect("a done"), rb.expect("b done"))
 }
 
 #[doc(hidden)]

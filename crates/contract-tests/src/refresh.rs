@@ -203,7 +203,7 @@ pub async fn concurrent_rotations_of_one_token_succeed_at_most_once(
     let ada = stored_user(users, "ada@example.com").await;
     let first = login(store, &ada).await;
     let (a, b) = (token(), token());
-    let (ra, rb) = futures_join(
+    let (ra, rb) = crate::join(
         store.rotate(&first, &a, later()),
         store.rotate(&first, &b, later()),
     )
@@ -214,34 +214,4 @@ pub async fn concurrent_rotations_of_one_token_succeed_at_most_once(
         .filter(|o| matches!(o, Rotation::Rotated { .. }))
         .count();
     assert_eq!(rotated, 1, "{outcomes:?}");
-}
-
-/// Polls two futures together (the contract crate does not depend on a runtime).
-async fn futures_join<A: std::future::Future, B: std::future::Future>(
-    a: A,
-    b: B,
-) -> (A::Output, B::Output) {
-    use std::pin::pin;
-    use std::task::Poll;
-    let (mut a, mut b) = (pin!(a), pin!(b));
-    let (mut ra, mut rb) = (None, None);
-    std::future::poll_fn(|cx| {
-        if ra.is_none()
-            && let Poll::Ready(v) = a.as_mut().poll(cx)
-        {
-            ra = Some(v);
-        }
-        if rb.is_none()
-            && let Poll::Ready(v) = b.as_mut().poll(cx)
-        {
-            rb = Some(v);
-        }
-        if ra.is_some() && rb.is_some() {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
-    })
-    .await;
-    (ra.expect("a done"), rb.expect("b done"))
 }

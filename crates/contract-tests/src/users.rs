@@ -2,7 +2,7 @@
 
 use domain::auth::PasswordHash;
 use domain::users::{Email, Role, User, UserChanges, UserId, UserName, UserRepository};
-use domain::{Error, Limit};
+use domain::{Error, Limit, Version};
 use time::{Duration, OffsetDateTime};
 
 fn user(name: &str, email: &str) -> User {
@@ -91,7 +91,7 @@ pub async fn update_replaces_only_given_fields(repo: &impl UserRepository) {
         .expect("create");
 
     let renamed = repo
-        .update(&original.id, &changes(Some("Grace"), None))
+        .update(&original.id, &changes(Some("Grace"), None), None)
         .await
         .expect("rename");
     assert_eq!(renamed.name.as_str(), "Grace");
@@ -100,7 +100,7 @@ pub async fn update_replaces_only_given_fields(repo: &impl UserRepository) {
     assert!(renamed.updated_at >= original.updated_at);
 
     let moved = repo
-        .update(&original.id, &changes(None, Some("grace@example.com")))
+        .update(&original.id, &changes(None, Some("grace@example.com")), None)
         .await
         .expect("change e-mail");
     assert_eq!(moved.name.as_str(), "Grace");
@@ -110,7 +110,7 @@ pub async fn update_replaces_only_given_fields(repo: &impl UserRepository) {
 
 pub async fn update_unknown_is_not_found(repo: &impl UserRepository) {
     assert_not_found(
-        repo.update(&UserId::generate(), &changes(Some("Nobody"), None))
+        repo.update(&UserId::generate(), &changes(Some("Nobody"), None), None)
             .await,
     );
 }
@@ -126,6 +126,7 @@ pub async fn update_to_taken_email_is_duplicate_and_changes_nothing(repo: &impl 
         repo.update(
             &grace.id,
             &changes(Some("Renamed"), Some("ADA@example.com")),
+            None,
         )
         .await,
     );
@@ -137,10 +138,45 @@ pub async fn update_own_email_to_other_case_is_allowed(repo: &impl UserRepositor
         .await
         .expect("create");
     let updated = repo
-        .update(&ada.id, &changes(None, Some("ADA@example.com")))
+        .update(&ada.id, &changes(None, Some("ADA@example.com")), None)
         .await
         .expect("same address, other case");
     assert_eq!(updated.email.as_str(), "ADA@example.com");
+}
+
+pub async fn updates_bump_the_version_and_honour_the_expected_one(repo: &impl UserRepository) {
+    let ada = create(repo, &user("Ada", "ada@example.com"))
+        .await
+        .expect("create");
+    assert_eq!(ada.version, Version::INITIAL);
+
+    let v2 = repo
+        .update(&ada.id, &changes(Some("Ada 2"), None), Some(ada.version))
+        .await
+        .expect("expected version matches");
+    assert_eq!(v2.version, ada.version.next());
+
+    // A writer that read version 1 is refused, and nothing changes.
+    match repo
+        .update(&ada.id, &changes(Some("Stale"), None), Some(ada.version))
+        .await
+    {
+        Err(Error::VersionMismatch { entity: "user" }) => {}
+        other => panic!("expected a version mismatch, got {other:?}"),
+    }
+    assert_eq!(repo.get(&ada.id).await.expect("get"), v2);
+
+    // Without an expectation the last write wins, and still bumps the version.
+    let v3 = repo
+        .update(&ada.id, &changes(Some("Ada 3"), None), None)
+        .await
+        .expect("unconditional");
+    assert_eq!(v3.version, v2.version.next());
+    assert!(matches!(
+        repo.update(&UserId::generate(), &changes(None, None), Some(Version::INITIAL))
+            .await,
+        Err(Error::NotFound { .. })
+    ));
 }
 
 pub async fn credentials_are_found_by_email_ignoring_case(repo: &impl UserRepository) {
@@ -191,7 +227,11 @@ pub async fn roles_are_stored_and_changed(repo: &impl UserRepository) {
         .expect("create");
     assert_eq!(ada.role, Role::User);
     let promoted = repo
-        .update(&ada.id, &changes(None, None).with_role(Some(Role::Admin)))
+        .update(
+            &ada.id,
+            &changes(None, None).with_role(Some(Role::Admin)),
+            None,
+        )
         .await
         .expect("promote");
     assert_eq!(promoted.role, Role::Admin);

@@ -29,6 +29,14 @@ pub enum Error {
     #[error("{0}")]
     Forbidden(&'static str),
 
+    /// The write was based on a version that is no longer current; nothing was written.
+    #[error("the {entity} was changed by someone else; fetch it again")]
+    VersionMismatch { entity: &'static str },
+
+    /// The work did not finish within its deadline and was cancelled.
+    #[error("deadline exceeded: {0}")]
+    DeadlineExceeded(&'static str),
+
     /// The input breaks one or more rules; each [`FieldError`] names the field.
     #[error("{0}")]
     Validation(ValidationErrors),

@@ -7,12 +7,16 @@
 pub mod auth;
 pub mod error;
 pub mod health;
+pub mod idempotency;
 pub mod mail;
 pub mod pagination;
+pub mod posts;
 pub mod users;
+mod version;
 
 pub use error::{Error, FieldError, ValidationErrors};
 pub use pagination::{Cursor, Limit, Page};
+pub use version::Version;
 
 /// The current instant, truncated to microseconds.
 ///

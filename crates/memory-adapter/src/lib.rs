@@ -5,12 +5,17 @@
 //! behaviour seen here is behaviour seen in production.
 
 mod health;
+mod idempotency;
 mod mail;
+mod posts;
 mod refresh;
+mod tables;
 mod users;
 
 pub use health::MemoryProbe;
+pub use idempotency::MemoryIdempotencyStore;
 pub use mail::MemoryMailer;
+pub use posts::MemoryPostRepository;
 pub use refresh::MemoryRefreshTokenStore;
 pub use users::MemoryUserRepository;
 

@@ -1,23 +1,32 @@
 use std::collections::HashMap;
-use std::sync::Mutex;
 
 use async_trait::async_trait;
 use domain::auth::PasswordHash;
 use domain::users::{Credentials, Email, User, UserChanges, UserId, UserRepository};
-use domain::{Cursor, Error, Limit, Page};
+use domain::{Cursor, Error, Limit, Page, Version};
 
-/// A [`UserRepository`] in a map guarded by a mutex.
+use crate::posts::MemoryPostRepository;
+use crate::tables::Shared;
+
+/// A [`UserRepository`] in maps guarded by one mutex.
 ///
 /// Each method holds the lock for its whole check-then-write, which is what makes
-/// e-mail uniqueness atomic here (Postgres gets it from a unique index).
-#[derive(Debug, Default)]
+/// e-mail uniqueness and version checks atomic here (Postgres gets them from a unique
+/// index and a conditional UPDATE).
+#[derive(Debug, Default, Clone)]
 pub struct MemoryUserRepository {
-    users: Mutex<HashMap<UserId, Credentials>>,
+    tables: Shared,
 }
 
 impl MemoryUserRepository {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The posts repository over the same tables, so deleting a user deletes their
+    /// posts in the same step, as Postgres's foreign key does.
+    pub fn posts(&self) -> MemoryPostRepository {
+        MemoryPostRepository::new(self.tables.clone())
     }
 }
 
@@ -37,8 +46,9 @@ fn email_taken(users: &HashMap<UserId, Credentials>, email: &str, except: Option
 #[async_trait]
 impl UserRepository for MemoryUserRepository {
     async fn create(&self, user: &User, password_hash: &PasswordHash) -> Result<User, Error> {
-        let mut users = crate::lock(&self.users);
-        if email_taken(&users, &user.email.normalized(), None) {
+        let mut tables = crate::lock(&self.tables);
+        let users = &mut tables.users;
+        if email_taken(users, &user.email.normalized(), None) {
             return Err(duplicate_email());
         }
         if users.contains_key(&user.id) {
@@ -58,7 +68,8 @@ impl UserRepository for MemoryUserRepository {
     }
 
     async fn get(&self, id: &UserId) -> Result<User, Error> {
-        crate::lock(&self.users)
+        crate::lock(&self.tables)
+            .users
             .get(id)
             .map(|c| c.user.clone())
             .ok_or_else(|| Error::not_found("user", id))
@@ -66,14 +77,16 @@ impl UserRepository for MemoryUserRepository {
 
     async fn credentials_by_email(&self, email: &Email) -> Result<Option<Credentials>, Error> {
         let wanted = email.normalized();
-        Ok(crate::lock(&self.users)
+        Ok(crate::lock(&self.tables)
+            .users
             .values()
             .find(|c| c.user.email.normalized() == wanted)
             .cloned())
     }
 
     async fn set_password_hash(&self, id: &UserId, hash: &PasswordHash) -> Result<(), Error> {
-        let mut users = crate::lock(&self.users);
+        let mut tables = crate::lock(&self.tables);
+        let users = &mut tables.users;
         let credentials = users
             .get_mut(id)
             .ok_or_else(|| Error::not_found("user", id))?;
@@ -82,19 +95,31 @@ impl UserRepository for MemoryUserRepository {
     }
 
     async fn delete(&self, id: &UserId) -> Result<(), Error> {
-        crate::lock(&self.users)
+        let mut tables = crate::lock(&self.tables);
+        tables
+            .users
             .remove(id)
-            .map(|_| ())
-            .ok_or_else(|| Error::not_found("user", id))
+            .ok_or_else(|| Error::not_found("user", id))?;
+        tables.posts.retain(|_, post| post.author_id != *id);
+        Ok(())
     }
 
-    async fn update(&self, id: &UserId, changes: &UserChanges) -> Result<User, Error> {
-        let mut users = crate::lock(&self.users);
-        if !users.contains_key(id) {
-            return Err(Error::not_found("user", id));
+    async fn update(
+        &self,
+        id: &UserId,
+        changes: &UserChanges,
+        expected: Option<Version>,
+    ) -> Result<User, Error> {
+        let mut tables = crate::lock(&self.tables);
+        let users = &mut tables.users;
+        let current = users
+            .get(id)
+            .ok_or_else(|| Error::not_found("user", id))?;
+        if expected.is_some_and(|v| v != current.user.version) {
+            return Err(Error::VersionMismatch { entity: "user" });
         }
         if let Some(email) = &changes.email
-            && email_taken(&users, &email.normalized(), Some(*id))
+            && email_taken(users, &email.normalized(), Some(*id))
         {
             return Err(duplicate_email());
         }
@@ -107,7 +132,8 @@ impl UserRepository for MemoryUserRepository {
 
     async fn list(&self, limit: Limit, after: Option<Cursor>) -> Result<Page<User>, Error> {
         let key = |u: &User| (u.created_at, u.id.as_uuid());
-        let mut rows: Vec<User> = crate::lock(&self.users)
+        let mut rows: Vec<User> = crate::lock(&self.tables)
+            .users
             .values()
             .map(|c| &c.user)
             .filter(|u| after.is_none_or(|c| key(u) < (c.created_at, c.id)))

@@ -1,6 +1,9 @@
 //! The shared port contracts, run against the in-memory adapter.
 
-use memory_adapter::{MemoryMailer, MemoryProbe, MemoryRefreshTokenStore, MemoryUserRepository};
+use memory_adapter::{
+    MemoryIdempotencyStore, MemoryMailer, MemoryPostRepository, MemoryProbe,
+    MemoryRefreshTokenStore, MemoryUserRepository,
+};
 
 async fn user_repository() -> (MemoryUserRepository, ()) {
     (MemoryUserRepository::new(), ())
@@ -20,6 +23,23 @@ async fn refresh_tokens() -> (MemoryRefreshTokenStore, MemoryUserRepository, ())
         MemoryUserRepository::new(),
         (),
     )
+}
+
+async fn posts() -> (MemoryPostRepository, MemoryUserRepository, ()) {
+    let users = MemoryUserRepository::new();
+    (users.posts(), users, ())
+}
+
+async fn idempotency() -> (MemoryIdempotencyStore, ()) {
+    (MemoryIdempotencyStore::new(), ())
+}
+
+mod posts {
+    contract_tests::post_repository_contract!(super::posts);
+}
+
+mod idempotency {
+    contract_tests::idempotency_store_contract!(super::idempotency);
 }
 
 mod refresh {

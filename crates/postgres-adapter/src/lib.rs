@@ -4,10 +4,13 @@
 //! The pool ([`Database`]) is the one place that knows about connections; repositories
 //! borrow it and map every database failure to a [`domain::Error`] in [`error`].
 
+mod cancel;
 mod error;
 mod health;
 mod migrations;
+mod idempotency;
 mod pool;
+mod posts;
 mod refresh;
 mod schema;
 mod users;
@@ -15,5 +18,7 @@ mod users;
 pub use health::PgProbe;
 pub use migrations::{MigrateError, run_migrations};
 pub use pool::{ConnectError, Database, PoolSettings, redact_url};
+pub use idempotency::PgIdempotencyStore;
+pub use posts::PgPostRepository;
 pub use refresh::PgRefreshTokenStore;
 pub use users::PgUserRepository;

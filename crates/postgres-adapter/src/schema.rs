@@ -10,6 +10,19 @@ diesel::table! {
         updated_at -> Timestamptz,
         role -> Text,
         password_hash -> Nullable<Text>,
+        version -> Int8,
+    }
+}
+
+diesel::table! {
+    posts (id) {
+        id -> Uuid,
+        author_id -> Uuid,
+        title -> Text,
+        body -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        version -> Int8,
     }
 }
 
@@ -26,4 +39,5 @@ diesel::table! {
 }
 
 diesel::joinable!(refresh_tokens -> users (user_id));
-diesel::allow_tables_to_appear_in_same_query!(users, refresh_tokens);
+diesel::joinable!(posts -> users (author_id));
+diesel::allow_tables_to_appear_in_same_query!(users, refresh_tokens, posts);

@@ -5,7 +5,7 @@ use domain::auth::PasswordHash;
 use domain::users::{
     Credentials, Email, Role, User, UserChanges, UserId, UserName, UserRepository,
 };
-use domain::{Cursor, Error, Limit, Page};
+use domain::{Cursor, Error, Limit, Page, Version};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -29,6 +29,7 @@ struct UserRow {
     role: String,
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
+    version: i64,
 }
 
 #[derive(Insertable)]
@@ -41,6 +42,7 @@ struct NewUserRow<'a> {
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
     password_hash: &'a str,
+    version: i64,
 }
 
 impl TryFrom<UserRow> for User {
@@ -56,6 +58,8 @@ impl TryFrom<UserRow> for User {
             role: Role::parse(&row.role).map_err(Error::internal)?,
             created_at: row.created_at,
             updated_at: row.updated_at,
+            version: Version::new(row.version)
+                .ok_or_else(|| Error::internal("stored version below 1"))?,
         })
     }
 }
@@ -97,6 +101,7 @@ impl UserRepository for PgUserRepository {
             created_at: user.created_at,
             updated_at: user.updated_at,
             password_hash: password_hash.expose(),
+            version: user.version.get(),
         };
         let row: UserRow = diesel::insert_into(users::table)
             .values(new)
@@ -108,35 +113,75 @@ impl UserRepository for PgUserRepository {
     }
 
     async fn get(&self, id: &UserId) -> Result<User, Error> {
-        let mut conn = self.db.get().await?;
-        users::table
+        let mut conn = self.db.get_cancellable().await?;
+        let row = users::table
             .find(id.as_uuid())
             .select(UserRow::as_select())
-            .first(&mut conn)
-            .await
-            .optional()
+            .first(&mut *conn)
+            .await;
+        conn.finish();
+        row.optional()
             .map_err(query_error)?
             .ok_or_else(|| Error::not_found("user", id))?
             .try_into()
     }
 
-    async fn update(&self, id: &UserId, changes: &UserChanges) -> Result<User, Error> {
+    async fn update(
+        &self,
+        id: &UserId,
+        changes: &UserChanges,
+        expected: Option<Version>,
+    ) -> Result<User, Error> {
         let mut conn = self.db.get().await?;
-        let changeset = UserChangeset {
-            name: changes.name.as_ref().map(UserName::as_str),
-            email: changes.email.as_ref().map(Email::as_str),
-            role: changes.role.map(Role::as_str),
-            updated_at: changes.updated_at,
-        };
-        diesel::update(users::table.find(id.as_uuid()))
-            .set(changeset)
-            .returning(UserRow::as_returning())
-            .get_result(&mut conn)
-            .await
-            .optional()
-            .map_err(query_error)?
-            .ok_or_else(|| Error::not_found("user", id))?
-            .try_into()
+        let changeset = (
+            UserChangeset {
+                name: changes.name.as_ref().map(UserName::as_str),
+                email: changes.email.as_ref().map(Email::as_str),
+                role: changes.role.map(Role::as_str),
+                updated_at: changes.updated_at,
+            },
+            users::version.eq(users::version + 1),
+        );
+        // The version check is part of the UPDATE itself: no read-then-write race.
+        let updated: Option<UserRow> = match expected {
+            Some(version) => {
+                diesel::update(
+                    users::table
+                        .filter(users::id.eq(id.as_uuid()))
+                        .filter(users::version.eq(version.get())),
+                )
+                .set(changeset)
+                .returning(UserRow::as_returning())
+                .get_result(&mut conn)
+                .await
+            }
+            None => {
+                diesel::update(users::table.find(id.as_uuid()))
+                    .set(changeset)
+                    .returning(UserRow::as_returning())
+                    .get_result(&mut conn)
+                    .await
+            }
+        }
+        .optional()
+        .map_err(query_error)?;
+        match updated {
+            Some(row) => row.try_into(),
+            None => {
+                // Nothing was written; say why.
+                let exists: bool = diesel::select(diesel::dsl::exists(
+                    users::table.find(id.as_uuid()),
+                ))
+                .get_result(&mut conn)
+                .await
+                .map_err(query_error)?;
+                Err(if exists {
+                    Error::VersionMismatch { entity: "user" }
+                } else {
+                    Error::not_found("user", id)
+                })
+            }
+        }
     }
 
     async fn credentials_by_email(&self, email: &Email) -> Result<Option<Credentials>, Error> {

@@ -18,7 +18,7 @@ use std::str::FromStr;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::FieldError;
+use crate::{FieldError, Version};
 
 /// A user's identity: a UUID v7, so ids sort by creation time and index well.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -64,6 +64,7 @@ pub struct User {
     pub role: Role,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+    pub version: Version,
 }
 
 impl User {
@@ -77,6 +78,7 @@ impl User {
             role: Role::User,
             created_at: now,
             updated_at: now,
+            version: Version::INITIAL,
         }
     }
 
@@ -110,7 +112,8 @@ impl UserChanges {
         self
     }
 
-    /// Applies the change to `user` in memory, exactly as a repository applies it in storage.
+    /// Applies the change to `user` in memory, exactly as a repository applies it in
+    /// storage: fields, timestamp, and the next version.
     pub fn apply_to(&self, user: &mut User) {
         if let Some(name) = &self.name {
             user.name = name.clone();
@@ -122,5 +125,6 @@ impl UserChanges {
             user.role = role;
         }
         user.updated_at = self.updated_at;
+        user.version = user.version.next();
     }
 }

@@ -2,7 +2,7 @@ use async_trait::async_trait;
 
 use super::{Email, User, UserChanges, UserId};
 use crate::auth::PasswordHash;
-use crate::{Cursor, Error, Limit, Page};
+use crate::{Cursor, Error, Limit, Page, Version};
 
 /// A user with what login needs to check them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,18 +33,25 @@ pub trait UserRepository: Send + Sync + 'static {
     /// hash; `None` when there is none.
     async fn credentials_by_email(&self, email: &Email) -> Result<Option<Credentials>, Error>;
 
-    /// Applies `changes` to the user atomically and returns the updated user.
+    /// Applies `changes` to the user and bumps the version by one, atomically, and only
+    /// if the stored version equals `expected` (when given); returns the updated user.
     ///
-    /// MUST return [`Error::NotFound`] when no user has this id, and [`Error::Duplicate`]
-    /// with field `email` when the new e-mail belongs to another user (ignoring ASCII
-    /// case); in both cases nothing changes. Changing one's own e-mail to a different case
-    /// of itself is allowed.
-    async fn update(&self, id: &UserId, changes: &UserChanges) -> Result<User, Error>;
+    /// MUST return [`Error::NotFound`] when no user has this id, [`Error::VersionMismatch`]
+    /// when `expected` is not the stored version, and [`Error::Duplicate`] with field
+    /// `email` when the new e-mail belongs to another user (ignoring ASCII case); in each
+    /// case nothing changes. The version check and the write MUST be one step. Changing
+    /// one's own e-mail to a different case of itself is allowed.
+    async fn update(
+        &self,
+        id: &UserId,
+        changes: &UserChanges,
+        expected: Option<Version>,
+    ) -> Result<User, Error>;
 
     /// Replaces the user's password hash. MUST return [`Error::NotFound`] for an unknown id.
     async fn set_password_hash(&self, id: &UserId, hash: &PasswordHash) -> Result<(), Error>;
 
-    /// Deletes the user and everything they own.
+    /// Deletes the user and everything they own (their posts), in one atomic step.
     ///
     /// MUST return [`Error::NotFound`] when no user has this id.
     async fn delete(&self, id: &UserId) -> Result<(), Error>;

@@ -1,4 +1,7 @@
-use postgres_adapter::{Database, PgProbe, PgRefreshTokenStore, PgUserRepository, PoolSettings};
+use postgres_adapter::{
+    Database, PgIdempotencyStore, PgPostRepository, PgProbe, PgRefreshTokenStore,
+    PgUserRepository, PoolSettings,
+};
 use test_support::TestDb;
 
 async fn user_repository() -> (PgUserRepository, TestDb) {
@@ -29,6 +32,26 @@ async fn refresh_tokens() -> (PgRefreshTokenStore, PgUserRepository, TestDb) {
         PgUserRepository::new(pool),
         db,
     )
+}
+
+async fn posts() -> (PgPostRepository, PgUserRepository, TestDb) {
+    let db = TestDb::new().await;
+    let pool = Database::connect(small_pool(db.url())).await.expect("pool");
+    (PgPostRepository::new(pool.clone()), PgUserRepository::new(pool), db)
+}
+
+async fn idempotency() -> (PgIdempotencyStore, TestDb) {
+    let db = TestDb::new().await;
+    let pool = Database::connect(small_pool(db.url())).await.expect("pool");
+    (PgIdempotencyStore::new(pool), db)
+}
+
+mod posts {
+    contract_tests::post_repository_contract!(super::posts);
+}
+
+mod idempotency {
+    contract_tests::idempotency_store_contract!(super::idempotency);
 }
 
 mod refresh {
