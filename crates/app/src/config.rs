@@ -36,6 +36,8 @@ pub struct Settings {
     /// The `RUST_LOG` directives, checked at start-up.
     pub log_filter: String,
     pub auth: AuthSettings,
+    /// Bound on fetching a user and their posts together (`?include=posts`).
+    pub fanout_deadline: Duration,
 }
 
 /// Tokens and password hashing.
@@ -130,6 +132,7 @@ impl fmt::Debug for Settings {
             .field("log_format", &self.log_format)
             .field("log_filter", &self.log_filter)
             .field("auth", &self.auth)
+            .field("fanout_deadline", &self.fanout_deadline)
             .finish()
     }
 }
@@ -183,6 +186,7 @@ impl Settings {
             log_filter: env
                 .raw("RUST_LOG")
                 .unwrap_or_else(|| DEFAULT_LOG_FILTER.to_owned()),
+            fanout_deadline: env.millis("FANOUT_DEADLINE_MS", Duration::from_millis(5000))?,
             auth: AuthSettings {
                 jwt_secret: None,
                 jwt_previous_secrets: Vec::new(),
@@ -483,6 +487,7 @@ mod tests {
         assert_eq!(s.auth.refresh_ttl, Duration::from_secs(30 * 86400));
         assert_eq!(s.auth.argon2, Argon2Settings::default());
         assert_eq!(s.http.auth_rate_limit_per_minute, 10);
+        assert_eq!(s.fanout_deadline, Duration::from_millis(5000));
         let rotated = from(&[(
             "JWT_PREVIOUS_SECRETS",
             "0123456789abcdef0123456789abcdef-one, 0123456789abcdef0123456789abcdef-two",

@@ -12,13 +12,20 @@ use anyhow::Context;
 use auth_adapter::{Argon2Hasher, JwtTokens};
 use domain::auth::{PasswordHasher, RefreshTokenStore};
 use domain::health::HealthProbe;
+use domain::idempotency::IdempotencyStore;
+use domain::posts::PostRepository;
 use domain::users::UserRepository;
 use http_adapter::ApiState;
-use memory_adapter::{MemoryProbe, MemoryRefreshTokenStore, MemoryUserRepository};
+use memory_adapter::{
+    MemoryIdempotencyStore, MemoryProbe, MemoryRefreshTokenStore, MemoryUserRepository,
+};
 use ports::auth::Auth;
 use ports::health::HealthChecker;
+use ports::posts::Posts;
 use ports::users::{CreateUser, Users};
-use postgres_adapter::{Database, PgProbe, PgRefreshTokenStore, PgUserRepository};
+use postgres_adapter::{
+    Database, PgIdempotencyStore, PgPostRepository, PgProbe, PgRefreshTokenStore, PgUserRepository,
+};
 
 pub use config::Settings;
 
@@ -96,23 +103,40 @@ async fn connect(settings: &Settings) -> anyhow::Result<Option<Database>> {
 /// The driven adapters behind the use cases: Postgres when there is a database, memory
 /// otherwise; argon2 and JWT for auth either way.
 fn wire(settings: &Settings, db: Option<&Database>) -> anyhow::Result<ApiState> {
-    type Stores = (
-        Arc<dyn UserRepository>,
-        Arc<dyn RefreshTokenStore>,
-        Arc<dyn HealthProbe>,
-    );
-    let (users, refresh_tokens, probe): Stores = match db {
-        Some(db) => (
-            Arc::new(PgUserRepository::new(db.clone())),
-            Arc::new(PgRefreshTokenStore::new(db.clone())),
-            Arc::new(PgProbe::new(db.clone())),
-        ),
-        None => (
-            Arc::new(MemoryUserRepository::new()),
-            Arc::new(MemoryRefreshTokenStore::new()),
-            Arc::new(MemoryProbe),
-        ),
+    struct Stores {
+        users: Arc<dyn UserRepository>,
+        posts: Arc<dyn PostRepository>,
+        refresh_tokens: Arc<dyn RefreshTokenStore>,
+        idempotency: Arc<dyn IdempotencyStore>,
+        probe: Arc<dyn HealthProbe>,
+    }
+    let stores = match db {
+        Some(db) => Stores {
+            users: Arc::new(PgUserRepository::new(db.clone())),
+            posts: Arc::new(PgPostRepository::new(db.clone())),
+            refresh_tokens: Arc::new(PgRefreshTokenStore::new(db.clone())),
+            idempotency: Arc::new(PgIdempotencyStore::new(db.clone())),
+            probe: Arc::new(PgProbe::new(db.clone())),
+        },
+        None => {
+            // Users and posts share their tables, so deleting a user takes their posts.
+            let users = MemoryUserRepository::new();
+            Stores {
+                posts: Arc::new(users.posts()),
+                users: Arc::new(users),
+                refresh_tokens: Arc::new(MemoryRefreshTokenStore::new()),
+                idempotency: Arc::new(MemoryIdempotencyStore::new()),
+                probe: Arc::new(MemoryProbe),
+            }
+        }
     };
+    let Stores {
+        users,
+        posts,
+        refresh_tokens,
+        idempotency,
+        probe,
+    } = stores;
     let hasher: Arc<dyn PasswordHasher> =
         Arc::new(Argon2Hasher::new(settings.auth.argon2).map_err(anyhow::Error::msg)?);
     let secret = match &settings.auth.jwt_secret {
@@ -130,9 +154,13 @@ fn wire(settings: &Settings, db: Option<&Database>) -> anyhow::Result<ApiState> 
     Ok(ApiState {
         users: Arc::new(Users::new(
             users.clone(),
+            posts.clone(),
             hasher.clone(),
             refresh_tokens.clone(),
+            settings.fanout_deadline,
         )),
+        posts: Arc::new(Posts::new(posts, users.clone())),
+        idempotency,
         health: Arc::new(HealthChecker::new(vec![probe])),
         auth: Arc::new(Auth::new(
             users,

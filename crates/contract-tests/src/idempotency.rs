@@ -26,10 +26,19 @@ fn response() -> StoredResponse {
 pub async fn a_completed_key_replays_for_the_same_request(store: &impl IdempotencyStore) {
     let (expired, stale) = windows();
     let k = key("k1");
-    assert_eq!(store.claim(&k, &[1; 32], expired, stale).await.expect("claim"), Claim::New);
+    assert_eq!(
+        store
+            .claim(&k, &[1; 32], expired, stale)
+            .await
+            .expect("claim"),
+        Claim::New
+    );
     store.complete(&k, &response()).await.expect("complete");
     assert_eq!(
-        store.claim(&k, &[1; 32], expired, stale).await.expect("again"),
+        store
+            .claim(&k, &[1; 32], expired, stale)
+            .await
+            .expect("again"),
         Claim::Replay(response())
     );
 }
@@ -37,10 +46,16 @@ pub async fn a_completed_key_replays_for_the_same_request(store: &impl Idempoten
 pub async fn a_different_request_with_the_key_is_a_mismatch(store: &impl IdempotencyStore) {
     let (expired, stale) = windows();
     let k = key("k2");
-    store.claim(&k, &[1; 32], expired, stale).await.expect("claim");
+    store
+        .claim(&k, &[1; 32], expired, stale)
+        .await
+        .expect("claim");
     store.complete(&k, &response()).await.expect("complete");
     assert_eq!(
-        store.claim(&k, &[2; 32], expired, stale).await.expect("other body"),
+        store
+            .claim(&k, &[2; 32], expired, stale)
+            .await
+            .expect("other body"),
         Claim::Mismatch
     );
 }
@@ -48,13 +63,28 @@ pub async fn a_different_request_with_the_key_is_a_mismatch(store: &impl Idempot
 pub async fn an_unfinished_claim_is_in_progress_until_released(store: &impl IdempotencyStore) {
     let (expired, stale) = windows();
     let k = key("k3");
-    assert_eq!(store.claim(&k, &[1; 32], expired, stale).await.expect("first"), Claim::New);
     assert_eq!(
-        store.claim(&k, &[1; 32], expired, stale).await.expect("second"),
+        store
+            .claim(&k, &[1; 32], expired, stale)
+            .await
+            .expect("first"),
+        Claim::New
+    );
+    assert_eq!(
+        store
+            .claim(&k, &[1; 32], expired, stale)
+            .await
+            .expect("second"),
         Claim::InProgress
     );
     store.release(&k).await.expect("release");
-    assert_eq!(store.claim(&k, &[1; 32], expired, stale).await.expect("retry"), Claim::New);
+    assert_eq!(
+        store
+            .claim(&k, &[1; 32], expired, stale)
+            .await
+            .expect("retry"),
+        Claim::New
+    );
 }
 
 pub async fn keys_are_scoped_per_caller(store: &impl IdempotencyStore) {
@@ -64,14 +94,29 @@ pub async fn keys_are_scoped_per_caller(store: &impl IdempotencyStore) {
         scope: "user:2".into(),
         key: "shared-name".into(),
     };
-    assert_eq!(store.claim(&mine, &[1; 32], expired, stale).await.expect("mine"), Claim::New);
-    assert_eq!(store.claim(&theirs, &[2; 32], expired, stale).await.expect("theirs"), Claim::New);
+    assert_eq!(
+        store
+            .claim(&mine, &[1; 32], expired, stale)
+            .await
+            .expect("mine"),
+        Claim::New
+    );
+    assert_eq!(
+        store
+            .claim(&theirs, &[2; 32], expired, stale)
+            .await
+            .expect("theirs"),
+        Claim::New
+    );
 }
 
 pub async fn expired_and_abandoned_keys_can_be_claimed_again(store: &impl IdempotencyStore) {
     let (expired, stale) = windows();
     let done = key("k4");
-    store.claim(&done, &[1; 32], expired, stale).await.expect("claim");
+    store
+        .claim(&done, &[1; 32], expired, stale)
+        .await
+        .expect("claim");
     store.complete(&done, &response()).await.expect("complete");
     // Seen from a day later, the completed key has expired.
     let later = domain::now() + Duration::hours(25);
@@ -84,7 +129,10 @@ pub async fn expired_and_abandoned_keys_can_be_claimed_again(store: &impl Idempo
     );
 
     let abandoned = key("k5");
-    store.claim(&abandoned, &[1; 32], expired, stale).await.expect("claim");
+    store
+        .claim(&abandoned, &[1; 32], expired, stale)
+        .await
+        .expect("claim");
     // Seen from two minutes later, the unfinished claim is stale.
     let later = domain::now() + Duration::minutes(2);
     assert_eq!(
@@ -105,6 +153,10 @@ pub async fn concurrent_claims_of_one_key_give_one_new(store: &impl IdempotencyS
     )
     .await;
     let claims = [a.expect("a"), b.expect("b")];
-    assert_eq!(claims.iter().filter(|c| **c == Claim::New).count(), 1, "{claims:?}");
+    assert_eq!(
+        claims.iter().filter(|c| **c == Claim::New).count(),
+        1,
+        "{claims:?}"
+    );
     assert!(claims.contains(&Claim::InProgress), "{claims:?}");
 }

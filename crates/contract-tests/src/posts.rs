@@ -118,8 +118,14 @@ pub async fn delete_removes_and_unknown_is_not_found(
     let ada = author(users, "ada@example.com").await;
     let p = posts.create(&post(&ada, 1)).await.expect("create");
     posts.delete(&p.id).await.expect("delete");
-    assert!(matches!(posts.get(&p.id).await, Err(Error::NotFound { .. })));
-    assert!(matches!(posts.delete(&p.id).await, Err(Error::NotFound { .. })));
+    assert!(matches!(
+        posts.get(&p.id).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        posts.delete(&p.id).await,
+        Err(Error::NotFound { .. })
+    ));
 }
 
 pub async fn listing_is_per_author_newest_first_with_keyset_pages(
@@ -171,6 +177,9 @@ pub async fn deleting_the_author_deletes_their_posts(
     let hers = posts.create(&post(&ada, 1)).await.expect("create");
     let other = posts.create(&post(&grace, 2)).await.expect("create");
     users.delete(&ada.id).await.expect("delete author");
-    assert!(matches!(posts.get(&hers.id).await, Err(Error::NotFound { .. })));
+    assert!(matches!(
+        posts.get(&hers.id).await,
+        Err(Error::NotFound { .. })
+    ));
     assert_eq!(posts.get(&other.id).await.expect("untouched"), other);
 }

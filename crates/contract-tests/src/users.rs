@@ -100,7 +100,11 @@ pub async fn update_replaces_only_given_fields(repo: &impl UserRepository) {
     assert!(renamed.updated_at >= original.updated_at);
 
     let moved = repo
-        .update(&original.id, &changes(None, Some("grace@example.com")), None)
+        .update(
+            &original.id,
+            &changes(None, Some("grace@example.com")),
+            None,
+        )
         .await
         .expect("change e-mail");
     assert_eq!(moved.name.as_str(), "Grace");
@@ -173,8 +177,12 @@ pub async fn updates_bump_the_version_and_honour_the_expected_one(repo: &impl Us
         .expect("unconditional");
     assert_eq!(v3.version, v2.version.next());
     assert!(matches!(
-        repo.update(&UserId::generate(), &changes(None, None), Some(Version::INITIAL))
-            .await,
+        repo.update(
+            &UserId::generate(),
+            &changes(None, None),
+            Some(Version::INITIAL)
+        )
+        .await,
         Err(Error::NotFound { .. })
     ));
 }

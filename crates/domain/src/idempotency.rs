@@ -54,8 +54,7 @@ pub trait IdempotencyStore: Send + Sync + 'static {
     ) -> Result<Claim, Error>;
 
     /// Stores the response of a claimed key, for replay.
-    async fn complete(&self, key: &IdempotencyKey, response: &StoredResponse)
-    -> Result<(), Error>;
+    async fn complete(&self, key: &IdempotencyKey, response: &StoredResponse) -> Result<(), Error>;
 
     /// Gives a claimed key up (the request failed), so a retry can do the work.
     async fn release(&self, key: &IdempotencyKey) -> Result<(), Error>;

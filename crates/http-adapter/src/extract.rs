@@ -4,12 +4,17 @@
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::http::header;
-use actix_web::{FromRequest, HttpRequest, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
 use crate::problem::{ApiError, FieldProblem, Problem};
 use crate::server::HttpConfig;
+
+/// The raw bytes of a JSON body, kept in the request's extensions by [`Json`] (the
+/// idempotency fingerprint hashes them).
+#[derive(Debug, Clone)]
+pub(crate) struct RawBody(pub(crate) web::Bytes);
 
 /// A JSON body deserialized into `T`.
 ///
@@ -28,6 +33,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
             .map_or(HttpConfig::default().body_limit, |c| c.body_limit);
         let checked = check_headers(req, limit);
         let mut payload = payload.take();
+        let req = req.clone();
         Box::pin(async move {
             checked?;
             let mut body = web::BytesMut::new();
@@ -38,7 +44,10 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
                 }
                 body.extend_from_slice(&chunk);
             }
-            parse(&body).map(Json)
+            let body = body.freeze();
+            let parsed = parse(&body).map(Json);
+            req.extensions_mut().insert(RawBody(body));
+            parsed
         })
     }
 }

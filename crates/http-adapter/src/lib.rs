@@ -5,10 +5,13 @@
 //! `app` crate's business.
 
 mod auth;
+mod etag;
 mod extract;
 mod health;
+mod idempotency;
 mod middleware;
 mod openapi;
+mod posts;
 mod problem;
 mod rate_limit;
 mod server;

@@ -3,7 +3,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::{auth, health, problem, users};
+use crate::{auth, health, posts, problem, users};
 
 /// The OpenAPI 3.1 document, generated from the handlers' annotations.
 #[derive(OpenApi)]
@@ -23,6 +23,11 @@ use crate::{auth, health, problem, users};
         users::list_users,
         users::me,
         users::delete_user,
+        posts::create_post,
+        posts::get_post,
+        posts::update_post,
+        posts::delete_post,
+        posts::list_user_posts,
         auth::login,
         auth::refresh,
         auth::logout,
@@ -32,6 +37,7 @@ use crate::{auth, health, problem, users};
     tags(
         (name = "health", description = "Liveness and readiness"),
         (name = "users", description = "User accounts"),
+        (name = "posts", description = "What users write"),
         (name = "auth", description = "Login, token refresh and logout"),
         (name = "admin", description = "Administration (admins only)"),
     )

@@ -75,6 +75,10 @@ impl Problem {
             StatusCode::UNAUTHORIZED => ("unauthorized", "authentication is required"),
             StatusCode::FORBIDDEN => ("forbidden", "you may not do this"),
             StatusCode::TOO_MANY_REQUESTS => ("rate-limited", "too many requests; retry later"),
+            StatusCode::PRECONDITION_FAILED => (
+                "precondition-failed",
+                "the resource changed since it was read; fetch it again",
+            ),
             StatusCode::METHOD_NOT_ALLOWED => (
                 "method-not-allowed",
                 "this method is not allowed on this resource",
@@ -189,6 +193,16 @@ fn domain_problem(error: &Error) -> Problem {
         }
         Error::Forbidden(detail) => {
             let mut problem = Problem::for_status(StatusCode::FORBIDDEN);
+            problem.detail = (*detail).to_owned();
+            problem
+        }
+        Error::VersionMismatch { .. } => {
+            let mut problem = Problem::for_status(StatusCode::PRECONDITION_FAILED);
+            problem.detail = error.to_string();
+            problem
+        }
+        Error::DeadlineExceeded(detail) => {
+            let mut problem = Problem::for_status(StatusCode::GATEWAY_TIMEOUT);
             problem.detail = (*detail).to_owned();
             problem
         }

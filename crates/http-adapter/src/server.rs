@@ -7,13 +7,15 @@ use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::middleware::{Compress, from_fn};
 use actix_web::{App, HttpResponse, HttpServer, web};
+use domain::idempotency::IdempotencyStore;
 use ports::auth::AuthService;
 use ports::health::HealthService;
+use ports::posts::PostService;
 use ports::users::UserService;
 
 use crate::problem::{ApiError, Problem};
 use crate::rate_limit::RateLimiter;
-use crate::{auth, health, middleware, openapi, users};
+use crate::{auth, health, middleware, openapi, posts, users};
 
 /// The use cases the routes call.
 #[derive(Clone)]
@@ -21,6 +23,9 @@ pub struct ApiState {
     pub users: Arc<dyn UserService>,
     pub health: Arc<dyn HealthService>,
     pub auth: Arc<dyn AuthService>,
+    pub posts: Arc<dyn PostService>,
+    /// Remembers `Idempotency-Key`s of creating requests.
+    pub idempotency: Arc<dyn IdempotencyStore>,
 }
 
 /// Budgets for the credential endpoints, shared by every worker of a server.
@@ -110,6 +115,8 @@ fn app_with(
         .app_data(web::Data::from(state.users))
         .app_data(web::Data::from(state.health))
         .app_data(web::Data::from(state.auth))
+        .app_data(web::Data::from(state.posts))
+        .app_data(web::Data::from(state.idempotency))
         .app_data(limits)
         .app_data(web::QueryConfig::default().error_handler(|error, _| {
             ApiError::problem(Problem::new(
@@ -128,6 +135,7 @@ fn app_with(
                 .configure(health::routes)
                 .configure(auth::routes)
                 .configure(users::routes)
+                .configure(posts::routes)
                 .configure(openapi::routes)
                 .service(
                     web::scope("/admin")

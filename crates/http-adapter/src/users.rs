@@ -1,7 +1,7 @@
 //! `/api/users`: registration, lookup, partial update and the newest-first listing.
 
-use actix_web::http::header;
-use actix_web::{HttpResponse, web};
+use actix_web::http::header::{self, ETAG};
+use actix_web::{HttpRequest, HttpResponse, web};
 use domain::users::{User, UserId};
 use domain::{Cursor, Limit, Page};
 use ports::users::{CreateUser, ListUsers, UpdateUser, UserService};
@@ -11,7 +11,10 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::{Authenticated, invalid_token};
+use crate::etag::{etag, if_match, not_modified};
 use crate::extract::Json;
+use crate::idempotency::idempotent;
+use crate::posts::PostResponse;
 use crate::problem::{ApiError, Problem};
 
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
@@ -72,7 +75,7 @@ pub(crate) struct UpdateUserRequest {
 
 /// A field that may be absent but, when present, must be a string: `null` is a type
 /// error naming the field, not a silent "keep the old value".
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+pub(crate) fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     String::deserialize(d).map(Some)
 }
 
@@ -91,6 +94,9 @@ pub(crate) struct UserResponse {
     /// RFC 3339, UTC.
     #[serde(with = "time::serde::rfc3339")]
     updated_at: OffsetDateTime,
+    /// Bumped on every update; the `ETag` is this number in quotes.
+    #[schema(example = 1)]
+    version: i64,
 }
 
 impl From<User> for UserResponse {
@@ -102,8 +108,27 @@ impl From<User> for UserResponse {
             role: u.role.as_str(),
             created_at: u.created_at,
             updated_at: u.updated_at,
+            version: u.version.get(),
         }
     }
+}
+
+/// A user with their latest posts (`?include=posts`).
+#[derive(Serialize, ToSchema)]
+pub(crate) struct UserWithPostsResponse {
+    #[serde(flatten)]
+    user: UserResponse,
+    /// The user's latest 20 posts, newest first.
+    posts: Vec<PostResponse>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct GetParams {
+    /// `posts` adds the user's latest 20 posts, fetched concurrently with the user
+    /// under the fan-out deadline (`504` past it).
+    #[param(example = "posts")]
+    include: Option<String>,
 }
 
 /// One page of users, newest first.
@@ -133,18 +158,20 @@ pub(crate) struct ListParams {
     cursor: Option<String>,
 }
 
-fn user_id(raw: &str) -> Result<UserId, ApiError> {
+pub(crate) fn user_id(raw: &str) -> Result<UserId, ApiError> {
     raw.parse().map_err(|e| ApiError::bad_request(&e))
 }
 
 /// Register a user.
 #[utoipa::path(post, path = "/api/users", tag = "users",
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "Retrying with the same key and body replays the first response (24 h)")),
     request_body = CreateUserRequest,
     responses(
         (status = 201, description = "Created", body = UserResponse,
-            headers(("Location" = String, description = "/api/users/{id}"))),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "E-mail already taken", body = Problem, content_type = "application/problem+json"),
+            headers(("Location" = String, description = "/api/users/{id}"), ("ETag" = String))),
+        (status = 400, description = "Malformed JSON or Idempotency-Key", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "E-mail already taken, or a request with this Idempotency-Key in progress", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
@@ -154,22 +181,31 @@ fn user_id(raw: &str) -> Result<UserId, ApiError> {
     ))]
 pub(crate) async fn create_user(
     users: web::Data<dyn UserService>,
+    req: HttpRequest,
     Json(body): Json<CreateUserRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let command =
         CreateUser::parse(&body.name, &body.email, &body.password).map_err(domain::Error::from)?;
-    let user = users.create(command).await?;
-    Ok(HttpResponse::Created()
-        .insert_header((header::LOCATION, format!("/api/users/{}", user.id)))
-        .json(UserResponse::from(user)))
+    // Registration is anonymous: the key alone identifies the request.
+    idempotent(&req, "anonymous".to_owned(), || async move {
+        let user = users.create(command).await?;
+        Ok(HttpResponse::Created()
+            .insert_header((header::LOCATION, format!("/api/users/{}", user.id)))
+            .insert_header((ETAG, etag(user.version)))
+            .json(UserResponse::from(user)))
+    })
+    .await
 }
 
 /// Get a user.
 #[utoipa::path(get, path = "/api/users/{id}", tag = "users",
     security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "The user's id")),
+    params(("id" = Uuid, Path, description = "The user's id"), GetParams,
+        ("If-None-Match" = Option<String>, Header, description = "An ETag seen before: 304 if unchanged")),
     responses(
-        (status = 200, description = "The user", body = UserResponse),
+        (status = 200, description = "The user (with `posts` when `include=posts`; no ETag then)",
+            body = UserWithPostsResponse, headers(("ETag" = String))),
+        (status = 304, description = "Not modified since the given ETag"),
         (status = 400, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, invalid or expired token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
@@ -180,19 +216,52 @@ pub(crate) async fn create_user(
 pub(crate) async fn get_user(
     _caller: Authenticated,
     users: web::Data<dyn UserService>,
+    req: HttpRequest,
     id: web::Path<String>,
-) -> Result<web::Json<UserResponse>, ApiError> {
-    let user = users.get(user_id(&id)?).await?;
-    Ok(web::Json(user.into()))
+    params: web::Query<GetParams>,
+) -> Result<HttpResponse, ApiError> {
+    let id = user_id(&id)?;
+    match params.include.as_deref() {
+        None => {}
+        Some("posts") => {
+            let found = users.get_with_posts(id).await?;
+            return Ok(HttpResponse::Ok().json(UserWithPostsResponse {
+                user: found.user.into(),
+                posts: found.posts.into_iter().map(PostResponse::from).collect(),
+            }));
+        }
+        Some(_) => {
+            return Err(
+                domain::Error::from(domain::FieldError::new("include", "must be `posts`")).into(),
+            );
+        }
+    }
+    let user = users.get(id).await?;
+    if not_modified(&req, user.version) {
+        return Ok(HttpResponse::NotModified()
+            .insert_header((ETAG, etag(user.version)))
+            .finish());
+    }
+    Ok(with_etag(user))
+}
+
+/// `200` with the user and their `ETag`.
+fn with_etag(user: User) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((ETAG, etag(user.version)))
+        .json(UserResponse::from(user))
 }
 
 /// Change a user's name and/or e-mail.
 #[utoipa::path(patch, path = "/api/users/{id}", tag = "users",
     security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "The user's id")),
+    params(("id" = Uuid, Path, description = "The user's id"),
+        ("If-Match" = Option<String>, Header,
+            description = "The ETag the change is based on; a stale one gets 412 and nothing is written. Without it the last write wins.")),
     request_body = UpdateUserRequest,
     responses(
-        (status = 200, description = "The updated user", body = UserResponse),
+        (status = 200, description = "The updated user", body = UserResponse, headers(("ETag" = String))),
+        (status = 412, description = "If-Match does not match the current ETag", body = Problem, content_type = "application/problem+json"),
         (status = 400, description = "Malformed JSON or id", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, invalid or expired token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not your account, or a role change by a non-admin", body = Problem, content_type = "application/problem+json"),
@@ -208,18 +277,20 @@ pub(crate) async fn get_user(
 pub(crate) async fn update_user(
     Authenticated(caller): Authenticated,
     users: web::Data<dyn UserService>,
+    req: HttpRequest,
     id: web::Path<String>,
     Json(body): Json<UpdateUserRequest>,
-) -> Result<web::Json<UserResponse>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let id = user_id(&id)?;
+    let expected = if_match(&req)?;
     let command = UpdateUser::parse(
         body.name.as_deref(),
         body.email.as_deref(),
         body.role.as_deref(),
     )
     .map_err(domain::Error::from)?;
-    let user = users.update(caller, id, command).await?;
-    Ok(web::Json(user.into()))
+    let user = users.update(caller, id, command, expected).await?;
+    Ok(with_etag(user))
 }
 
 /// List users, newest first, with keyset pagination.
@@ -240,20 +311,29 @@ pub(crate) async fn list_users(
     users: web::Data<dyn UserService>,
     params: web::Query<ListParams>,
 ) -> Result<web::Json<UserPage>, ApiError> {
+    let (limit, cursor) = page_params(params.limit.as_deref(), params.cursor.as_deref())?;
+    let page = users.list(ListUsers { limit, cursor }).await?;
+    Ok(web::Json(page.into()))
+}
+
+/// `limit` and `cursor` of a listing's query string, with every invalid one reported.
+pub(crate) fn page_params(
+    limit: Option<&str>,
+    cursor: Option<&str>,
+) -> Result<(Limit, Option<Cursor>), ApiError> {
     let mut errors = domain::ValidationErrors::new();
-    let limit = match params.limit.as_deref() {
+    let limit = match limit {
         Some(raw) => errors.collect(Limit::parse(raw)),
         None => Some(Limit::DEFAULT),
     };
-    let cursor = match params.cursor.as_deref() {
+    let cursor = match cursor {
         Some(raw) => errors.collect(Cursor::decode(raw)).map(Some),
         None => Some(None),
     };
-    let (Some(limit), Some(cursor)) = (limit, cursor) else {
-        return Err(domain::Error::Validation(errors).into());
-    };
-    let page = users.list(ListUsers { limit, cursor }).await?;
-    Ok(web::Json(page.into()))
+    match (limit, cursor) {
+        (Some(limit), Some(cursor)) => Ok((limit, cursor)),
+        _ => Err(domain::Error::Validation(errors).into()),
+    }
 }
 
 /// The caller's own account.

@@ -61,11 +61,7 @@ impl IdempotencyStore for MemoryIdempotencyStore {
         Ok(Claim::New)
     }
 
-    async fn complete(
-        &self,
-        key: &IdempotencyKey,
-        response: &StoredResponse,
-    ) -> Result<(), Error> {
+    async fn complete(&self, key: &IdempotencyKey, response: &StoredResponse) -> Result<(), Error> {
         if let Some(record) = crate::lock(&self.records).get_mut(key) {
             record.response = Some(response.clone());
         }

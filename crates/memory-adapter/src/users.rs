@@ -112,9 +112,7 @@ impl UserRepository for MemoryUserRepository {
     ) -> Result<User, Error> {
         let mut tables = crate::lock(&self.tables);
         let users = &mut tables.users;
-        let current = users
-            .get(id)
-            .ok_or_else(|| Error::not_found("user", id))?;
+        let current = users.get(id).ok_or_else(|| Error::not_found("user", id))?;
         if expected.is_some_and(|v| v != current.user.version) {
             return Err(Error::VersionMismatch { entity: "user" });
         }

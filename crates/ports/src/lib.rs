@@ -7,6 +7,10 @@
 
 pub mod auth;
 pub mod health;
+pub mod posts;
 pub mod users;
+
+#[cfg(test)]
+mod fanout_tests;
 
 pub use domain::{Error, FieldError, ValidationErrors};

@@ -1,9 +1,11 @@
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use domain::auth::{Password, PasswordHasher, Principal, RefreshTokenStore};
+use domain::posts::{Post, PostRepository};
 use domain::users::{Email, Role, User, UserChanges, UserId, UserName, UserRepository};
-use domain::{Cursor, Error, Limit, Page, ValidationErrors};
+use domain::{Cursor, Error, Limit, Page, ValidationErrors, Version};
 
 /// Registers a user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +60,18 @@ impl UpdateUser {
     }
 }
 
+/// A user with their latest posts (the fan-out).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserWithPosts {
+    pub user: User,
+    /// At most [`UserWithPosts::LATEST`], newest first.
+    pub posts: Vec<Post>,
+}
+
+impl UserWithPosts {
+    pub const LATEST: u32 = 20;
+}
+
 /// One page of the newest-first user listing.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ListUsers {
@@ -77,15 +91,22 @@ pub trait UserService: Send + Sync + 'static {
     /// [`Error::NotFound`] when no user has this id.
     async fn get(&self, id: UserId) -> Result<User, Error>;
 
-    /// Changes a user. [`Error::Forbidden`] unless `actor` is that user or an admin, or
+    /// The user and their latest posts, fetched concurrently under the fan-out
+    /// deadline. [`Error::NotFound`] when no user has this id;
+    /// [`Error::DeadlineExceeded`] past the deadline, with the outstanding work dropped.
+    async fn get_with_posts(&self, id: UserId) -> Result<UserWithPosts, Error>;
+
+    /// Changes a user, if `expected` (when given) is still their version. [`Error::Forbidden`] unless `actor` is that user or an admin, or
     /// when a non-admin asks for a role; [`Error::NotFound`] for an unknown id,
-    /// [`Error::Duplicate`] when the new e-mail belongs to another user. An empty update
-    /// returns the user unchanged.
+    /// [`Error::Duplicate`] when the new e-mail belongs to another user,
+    /// [`Error::VersionMismatch`] when `expected` is stale. An empty update returns the
+    /// user unchanged.
     async fn update(
         &self,
         actor: Principal,
         id: UserId,
         command: UpdateUser,
+        expected: Option<Version>,
     ) -> Result<User, Error>;
 
     /// Users newest first.
@@ -104,20 +125,26 @@ pub trait UserService: Send + Sync + 'static {
 /// The application service behind [`UserService`].
 pub struct Users {
     repo: Arc<dyn UserRepository>,
+    posts: Arc<dyn PostRepository>,
     hasher: Arc<dyn PasswordHasher>,
     refresh_tokens: Arc<dyn RefreshTokenStore>,
+    fanout_deadline: Duration,
 }
 
 impl Users {
     pub fn new(
         repo: Arc<dyn UserRepository>,
+        posts: Arc<dyn PostRepository>,
         hasher: Arc<dyn PasswordHasher>,
         refresh_tokens: Arc<dyn RefreshTokenStore>,
+        fanout_deadline: Duration,
     ) -> Self {
         Self {
             repo,
+            posts,
             hasher,
             refresh_tokens,
+            fanout_deadline,
         }
     }
 }
@@ -136,11 +163,35 @@ impl UserService for Users {
         self.repo.get(&id).await
     }
 
+    async fn get_with_posts(&self, id: UserId) -> Result<UserWithPosts, Error> {
+        let latest = Limit::new(UserWithPosts::LATEST)?;
+        // Two independent reads, run concurrently: the wait is the slower of the two,
+        // not their sum. try_join! drops the other branch as soon as one fails, and the
+        // timeout drops both at the deadline; dropped reads are cancelled on the server.
+        let both = async {
+            tokio::try_join!(
+                self.repo.get(&id),
+                self.posts.list_by_author(&id, latest, None)
+            )
+        };
+        match tokio::time::timeout(self.fanout_deadline, both).await {
+            Ok(Ok((user, page))) => Ok(UserWithPosts {
+                user,
+                posts: page.items,
+            }),
+            Ok(Err(error)) => Err(error),
+            Err(_) => Err(Error::DeadlineExceeded(
+                "fetching the user and their posts took too long",
+            )),
+        }
+    }
+
     async fn update(
         &self,
         actor: Principal,
         id: UserId,
         command: UpdateUser,
+        expected: Option<Version>,
     ) -> Result<User, Error> {
         if !actor.may_manage(id) {
             return Err(Error::Forbidden("you may only change your own account"));
@@ -152,7 +203,7 @@ impl UserService for Users {
             return self.repo.get(&id).await;
         }
         let changes = UserChanges::new(command.name, command.email).with_role(command.role);
-        self.repo.update(&id, &changes).await
+        self.repo.update(&id, &changes, expected).await
     }
 
     async fn list(&self, query: ListUsers) -> Result<Page<User>, Error> {
@@ -180,7 +231,7 @@ impl UserService for Users {
                 self.repo.set_password_hash(&id, &hash).await?;
                 let changes =
                     UserChanges::new(Some(command.name), None).with_role(Some(Role::Admin));
-                self.repo.update(&id, &changes).await?
+                self.repo.update(&id, &changes, None).await?
             }
             None => {
                 let mut user = User::new(command.name, command.email);
@@ -201,6 +252,7 @@ mod tests {
     use super::*;
 
     use domain::auth::{MockPasswordHasher, MockRefreshTokenStore, PasswordHash};
+    use domain::posts::MockPostRepository;
 
     fn user(name: &str, email: &str) -> User {
         User::new(UserName::parse(name).unwrap(), Email::parse(email).unwrap())
@@ -217,8 +269,10 @@ mod tests {
     fn users(repo: MockUserRepository) -> Users {
         Users::new(
             Arc::new(repo),
+            Arc::new(MockPostRepository::new()),
             Arc::new(hasher()),
             Arc::new(MockRefreshTokenStore::new()),
+            Duration::from_secs(5),
         )
     }
 
@@ -296,7 +350,7 @@ mod tests {
         let users = users(repo);
 
         let got = users
-            .update(as_user(id), id, UpdateUser::default())
+            .update(as_user(id), id, UpdateUser::default(), None)
             .await
             .unwrap();
         assert_eq!(got.id, id);
@@ -308,11 +362,11 @@ mod tests {
         let id = existing.id;
         let mut repo = MockUserRepository::new();
         repo.expect_update()
-            .withf(move |got_id, c| {
+            .withf(move |got_id, c, _| {
                 *got_id == id && c.email.is_none() && c.name.as_ref().unwrap().as_str() == "Grace"
             })
             .times(1)
-            .returning(move |_, c| {
+            .returning(move |_, c, _| {
                 let mut u = existing.clone();
                 c.apply_to(&mut u);
                 Ok(u)
@@ -324,6 +378,7 @@ mod tests {
                 as_user(id),
                 id,
                 UpdateUser::parse(Some("Grace"), None, None).unwrap(),
+                None,
             )
             .await
             .unwrap();
@@ -341,10 +396,10 @@ mod tests {
         let promote = || UpdateUser::parse(None, None, Some("admin")).unwrap();
 
         let someone_else = users
-            .update(as_user(UserId::generate()), target, rename())
+            .update(as_user(UserId::generate()), target, rename(), None)
             .await;
         assert!(matches!(someone_else, Err(Error::Forbidden(_))));
-        let self_promotion = users.update(as_user(target), target, promote()).await;
+        let self_promotion = users.update(as_user(target), target, promote(), None).await;
         assert!(matches!(self_promotion, Err(Error::Forbidden(_))));
     }
 
@@ -354,9 +409,9 @@ mod tests {
         let id = existing.id;
         let mut repo = MockUserRepository::new();
         repo.expect_update()
-            .withf(|_, c| c.role == Some(Role::Admin))
+            .withf(|_, c, _| c.role == Some(Role::Admin))
             .times(1)
-            .returning(move |_, c| {
+            .returning(move |_, c, _| {
                 let mut u = existing.clone();
                 c.apply_to(&mut u);
                 Ok(u)
@@ -366,6 +421,7 @@ mod tests {
                 as_admin(),
                 id,
                 UpdateUser::parse(None, None, Some("admin")).unwrap(),
+                None,
             )
             .await
             .unwrap();
@@ -386,7 +442,13 @@ mod tests {
             .with(eq(id))
             .times(1)
             .returning(|_| Ok(()));
-        let users = Users::new(Arc::new(repo), Arc::new(hasher()), Arc::new(tokens));
+        let users = Users::new(
+            Arc::new(repo),
+            Arc::new(MockPostRepository::new()),
+            Arc::new(hasher()),
+            Arc::new(tokens),
+            Duration::from_secs(5),
+        );
 
         let refused = users.delete(as_user(id), id).await;
         assert!(matches!(refused, Err(Error::Forbidden(_))));
@@ -410,9 +472,9 @@ mod tests {
             .times(1)
             .returning(|_, _| Ok(()));
         repo.expect_update()
-            .withf(|_, c| c.role == Some(Role::Admin))
+            .withf(|_, c, _| c.role == Some(Role::Admin))
             .times(1)
-            .returning(move |_, c| {
+            .returning(move |_, c, _| {
                 let mut u = existing.clone();
                 c.apply_to(&mut u);
                 Ok(u)

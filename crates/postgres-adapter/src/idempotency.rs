@@ -119,11 +119,7 @@ impl IdempotencyStore for PgIdempotencyStore {
         .map_err(query_error)
     }
 
-    async fn complete(
-        &self,
-        key: &IdempotencyKey,
-        response: &StoredResponse,
-    ) -> Result<(), Error> {
+    async fn complete(&self, key: &IdempotencyKey, response: &StoredResponse) -> Result<(), Error> {
         let mut conn = self.db.get().await?;
         diesel::sql_query(
             "UPDATE idempotency_keys SET response_status = $3, response_location = $4, \

@@ -7,8 +7,8 @@
 mod cancel;
 mod error;
 mod health;
-mod migrations;
 mod idempotency;
+mod migrations;
 mod pool;
 mod posts;
 mod refresh;
@@ -16,9 +16,9 @@ mod schema;
 mod users;
 
 pub use health::PgProbe;
+pub use idempotency::PgIdempotencyStore;
 pub use migrations::{MigrateError, run_migrations};
 pub use pool::{ConnectError, Database, PoolSettings, redact_url};
-pub use idempotency::PgIdempotencyStore;
 pub use posts::PgPostRepository;
 pub use refresh::PgRefreshTokenStore;
 pub use users::PgUserRepository;

@@ -161,7 +161,9 @@ impl Database {
 
     /// A connection whose statement is cancelled on the server if the caller's future
     /// is dropped before it finishes (see `cancel.rs`).
-    pub(crate) async fn get_cancellable(&self) -> Result<crate::cancel::CancellableConn, domain::Error> {
+    pub(crate) async fn get_cancellable(
+        &self,
+    ) -> Result<crate::cancel::CancellableConn, domain::Error> {
         self.get().await.map(crate::cancel::CancellableConn::new)
     }
 

@@ -151,12 +151,11 @@ impl PostRepository for PgPostRepository {
         match updated {
             Some(row) => row.try_into(),
             None => {
-                let exists: bool = diesel::select(diesel::dsl::exists(
-                    posts::table.find(id.as_uuid()),
-                ))
-                .get_result(&mut conn)
-                .await
-                .map_err(query_error)?;
+                let exists: bool =
+                    diesel::select(diesel::dsl::exists(posts::table.find(id.as_uuid())))
+                        .get_result(&mut conn)
+                        .await
+                        .map_err(query_error)?;
                 Err(if exists {
                     Error::VersionMismatch { entity: "post" }
                 } else {
@@ -194,9 +193,9 @@ impl PostRepository for PgPostRepository {
         if let Some(c) = after {
             // Spelled out so the planner uses posts_author_created_at_id_idx.
             query = query.filter(
-                posts::created_at.lt(c.created_at).or(posts::created_at
-                    .eq(c.created_at)
-                    .and(posts::id.lt(c.id))),
+                posts::created_at
+                    .lt(c.created_at)
+                    .or(posts::created_at.eq(c.created_at).and(posts::id.lt(c.id))),
             );
         }
         let rows = query.load::<PostRow>(&mut *conn).await;

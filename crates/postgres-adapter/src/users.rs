@@ -169,12 +169,11 @@ impl UserRepository for PgUserRepository {
             Some(row) => row.try_into(),
             None => {
                 // Nothing was written; say why.
-                let exists: bool = diesel::select(diesel::dsl::exists(
-                    users::table.find(id.as_uuid()),
-                ))
-                .get_result(&mut conn)
-                .await
-                .map_err(query_error)?;
+                let exists: bool =
+                    diesel::select(diesel::dsl::exists(users::table.find(id.as_uuid())))
+                        .get_result(&mut conn)
+                        .await
+                        .map_err(query_error)?;
                 Err(if exists {
                     Error::VersionMismatch { entity: "user" }
                 } else {

@@ -7,5 +7,6 @@ mod auth;
 mod binary;
 mod health;
 mod lifecycle;
+mod posts;
 mod support;
 mod users;

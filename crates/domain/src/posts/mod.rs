@@ -57,11 +57,17 @@ fn bounded(field: &str, raw: &str, max: usize, allow_newlines: bool) -> Result<S
         return Err(FieldError::new(field, "must not be empty"));
     }
     if chars > max {
-        return Err(FieldError::new(field, format!("must be at most {max} characters")));
+        return Err(FieldError::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
     }
     let bad = |c: char| c.is_control() && !(allow_newlines && matches!(c, '\n' | '\r' | '\t'));
     if text.chars().any(bad) {
-        return Err(FieldError::new(field, "must not contain control characters"));
+        return Err(FieldError::new(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(text.to_owned())
 }
@@ -178,13 +184,24 @@ mod tests {
     fn titles_and_bodies_are_trimmed_and_bounded() {
         assert_eq!(PostTitle::parse("  Hello ").unwrap().as_str(), "Hello");
         assert!(PostTitle::parse(&"t".repeat(200)).is_ok());
-        assert_eq!(PostTitle::parse(&"t".repeat(201)).unwrap_err().field, "title");
+        assert_eq!(
+            PostTitle::parse(&"t".repeat(201)).unwrap_err().field,
+            "title"
+        );
         assert_eq!(PostTitle::parse(" ").unwrap_err().field, "title");
         assert!(PostTitle::parse("two\nlines").is_err());
 
-        assert_eq!(PostBody::parse("\n line one\nline two \n").unwrap().as_str(), "line one\nline two");
+        assert_eq!(
+            PostBody::parse("\n line one\nline two \n")
+                .unwrap()
+                .as_str(),
+            "line one\nline two"
+        );
         assert!(PostBody::parse(&"b".repeat(20_000)).is_ok());
-        assert_eq!(PostBody::parse(&"b".repeat(20_001)).unwrap_err().field, "body");
+        assert_eq!(
+            PostBody::parse(&"b".repeat(20_001)).unwrap_err().field,
+            "body"
+        );
         assert_eq!(PostBody::parse("").unwrap_err().field, "body");
         assert!(PostBody::parse("nul\u{0}byte").is_err());
     }

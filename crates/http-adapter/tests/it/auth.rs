@@ -97,8 +97,8 @@ async fn forbidden_use_cases_are_403() {
     let mut users = MockUserService::new();
     users
         .expect_update()
-        .withf(|actor, _, c| actor.user_id == user_id() && c.role.is_some())
-        .returning(|_, _, _| Err(Error::Forbidden("only an admin can change a role")));
+        .withf(|actor, _, c, _| actor.user_id == user_id() && c.role.is_some())
+        .returning(|_, _, _, _| Err(Error::Forbidden("only an admin can change a role")));
     let reply = send(
         state(users),
         as_user(

@@ -8,5 +8,6 @@ mod errors;
 mod health;
 mod middleware;
 mod openapi;
+mod posts;
 mod support;
 mod users;

@@ -6,9 +6,11 @@ use actix_web::test::{self, TestRequest};
 use async_trait::async_trait;
 use domain::auth::Principal;
 use domain::users::{User, UserId};
-use domain::{Error, Page};
+use domain::{Error, Page, Version};
 use http_adapter::{HttpConfig, app};
-use ports::users::{CreateUser, ListUsers, MockUserService, UpdateUser, UserService};
+use ports::users::{
+    CreateUser, ListUsers, MockUserService, UpdateUser, UserService, UserWithPosts,
+};
 
 use crate::support::*;
 
@@ -49,7 +51,16 @@ impl UserService for Slow {
         tokio::time::sleep(Duration::from_secs(30)).await;
         Ok(ada())
     }
-    async fn update(&self, _: Principal, _: UserId, _: UpdateUser) -> Result<User, Error> {
+    async fn get_with_posts(&self, _: UserId) -> Result<UserWithPosts, Error> {
+        unreachable!()
+    }
+    async fn update(
+        &self,
+        _: Principal,
+        _: UserId,
+        _: UpdateUser,
+        _: Option<Version>,
+    ) -> Result<User, Error> {
         unreachable!()
     }
     async fn list(&self, _: ListUsers) -> Result<Page<User>, Error> {

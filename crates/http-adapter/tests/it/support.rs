@@ -9,8 +9,10 @@ use domain::Error;
 use domain::auth::Principal;
 use domain::users::{Email, Role, User, UserId, UserName};
 use http_adapter::{ApiState, HttpConfig, app};
+use memory_adapter::MemoryIdempotencyStore;
 use ports::auth::{AuthService, MockAuthService};
 use ports::health::{CheckStatus, HealthService, MockHealthService, Readiness};
+use ports::posts::{MockPostService, PostService};
 use ports::users::{MockUserService, UserService};
 
 pub struct Reply {
@@ -100,7 +102,15 @@ pub fn with_auth(users: impl UserService, auth: impl AuthService) -> ApiState {
         users: Arc::new(users),
         health: healthy(),
         auth: Arc::new(auth),
+        posts: Arc::new(MockPostService::new()),
+        idempotency: Arc::new(MemoryIdempotencyStore::new()),
     }
+}
+
+pub fn with_posts(posts: impl PostService) -> ApiState {
+    let mut state = state(untouched());
+    state.posts = Arc::new(posts);
+    state
 }
 
 pub async fn send(state: ApiState, req: TestRequest) -> Reply {

@@ -213,11 +213,11 @@ async fn patch_sends_only_present_fields() {
     let mut users = MockUserService::new();
     users
         .expect_update()
-        .withf(move |actor, got, c| {
+        .withf(move |actor, got, c, _| {
             *actor == principal_admin() && *got == id && c.name.is_none() && c.email.is_some()
         })
         .times(1)
-        .returning(move |_, _, c| {
+        .returning(move |_, _, c, _| {
             let mut u = user.clone();
             u.email = c.email.unwrap();
             Ok(u)

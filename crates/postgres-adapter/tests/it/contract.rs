@@ -1,6 +1,6 @@
 use postgres_adapter::{
-    Database, PgIdempotencyStore, PgPostRepository, PgProbe, PgRefreshTokenStore,
-    PgUserRepository, PoolSettings,
+    Database, PgIdempotencyStore, PgPostRepository, PgProbe, PgRefreshTokenStore, PgUserRepository,
+    PoolSettings,
 };
 use test_support::TestDb;
 
@@ -37,7 +37,11 @@ async fn refresh_tokens() -> (PgRefreshTokenStore, PgUserRepository, TestDb) {
 async fn posts() -> (PgPostRepository, PgUserRepository, TestDb) {
     let db = TestDb::new().await;
     let pool = Database::connect(small_pool(db.url())).await.expect("pool");
-    (PgPostRepository::new(pool.clone()), PgUserRepository::new(pool), db)
+    (
+        PgPostRepository::new(pool.clone()),
+        PgUserRepository::new(pool),
+        db,
+    )
 }
 
 async fn idempotency() -> (PgIdempotencyStore, TestDb) {

@@ -1,0 +1,259 @@
+//! `/api/posts` and `/api/users/{id}/posts`.
+
+use actix_web::http::header::{self, ETAG};
+use actix_web::{HttpRequest, HttpResponse, web};
+use domain::Page;
+use domain::posts::{Post, PostId};
+use ports::posts::{CreatePost, ListPosts, PostService, UpdatePost};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::auth::Authenticated;
+use crate::etag::{etag, if_match, not_modified};
+use crate::extract::Json;
+use crate::idempotency::idempotent;
+use crate::problem::{ApiError, Problem};
+
+pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/posts").route(web::post().to(create_post)))
+        .service(
+            web::resource("/posts/{id}")
+                .route(web::get().to(get_post))
+                .route(web::patch().to(update_post))
+                .route(web::delete().to(delete_post)),
+        )
+        .service(web::resource("/users/{id}/posts").route(web::get().to(list_user_posts)));
+}
+
+/// A new post. Unknown fields are rejected.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreatePostRequest {
+    /// 1 to 200 characters after trimming, one line.
+    #[schema(example = "Notes on the Analytical Engine")]
+    title: String,
+    /// 1 to 20,000 characters after trimming.
+    #[schema(example = "It might act upon other things besides number.")]
+    body: String,
+}
+
+/// Partial update: only the fields present change. Unknown fields and `null` are rejected.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpdatePostRequest {
+    #[serde(default, deserialize_with = "crate::users::present")]
+    title: Option<String>,
+    #[serde(default, deserialize_with = "crate::users::present")]
+    body: Option<String>,
+}
+
+/// A post as the API shows it.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct PostResponse {
+    id: Uuid,
+    author_id: Uuid,
+    title: String,
+    body: String,
+    /// RFC 3339, UTC.
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    /// RFC 3339, UTC.
+    #[serde(with = "time::serde::rfc3339")]
+    updated_at: OffsetDateTime,
+    /// Bumped on every update; the `ETag` is this number in quotes.
+    #[schema(example = 1)]
+    version: i64,
+}
+
+impl From<Post> for PostResponse {
+    fn from(p: Post) -> Self {
+        Self {
+            id: p.id.as_uuid(),
+            author_id: p.author_id.as_uuid(),
+            title: p.title.into_inner(),
+            body: p.body.into_inner(),
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+            version: p.version.get(),
+        }
+    }
+}
+
+/// One page of posts, newest first.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct PostPage {
+    items: Vec<PostResponse>,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    next_cursor: Option<String>,
+}
+
+impl From<Page<Post>> for PostPage {
+    fn from(page: Page<Post>) -> Self {
+        Self {
+            next_cursor: page.next_cursor.map(|c| c.encode()),
+            items: page.items.into_iter().map(PostResponse::from).collect(),
+        }
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListParams {
+    /// Page size, 1 to 100.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100, default = 20)]
+    limit: Option<String>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+fn post_id(raw: &str) -> Result<PostId, ApiError> {
+    raw.parse().map_err(|e| ApiError::bad_request(&e))
+}
+
+/// `200` with the post and its `ETag`.
+fn with_etag(post: Post) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((ETAG, etag(post.version)))
+        .json(PostResponse::from(post))
+}
+
+/// Write a post as the caller.
+#[utoipa::path(post, path = "/api/posts", tag = "posts",
+    security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "Retrying with the same key and body replays the first response (24 h)")),
+    request_body = CreatePostRequest,
+    responses(
+        (status = 201, description = "Created", body = PostResponse,
+            headers(("Location" = String, description = "/api/posts/{id}"), ("ETag" = String))),
+        (status = 400, description = "Malformed JSON or Idempotency-Key", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or expired token", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A request with this Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, or an Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn create_post(
+    Authenticated(caller): Authenticated,
+    posts: web::Data<dyn PostService>,
+    req: HttpRequest,
+    Json(body): Json<CreatePostRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let command = CreatePost::parse(&body.title, &body.body).map_err(domain::Error::from)?;
+    idempotent(&req, format!("user:{}", caller.user_id), || async move {
+        let post = posts.create(caller, command).await?;
+        Ok(HttpResponse::Created()
+            .insert_header((header::LOCATION, format!("/api/posts/{}", post.id)))
+            .insert_header((ETAG, etag(post.version)))
+            .json(PostResponse::from(post)))
+    })
+    .await
+}
+
+/// Get a post.
+#[utoipa::path(get, path = "/api/posts/{id}", tag = "posts",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The post's id"),
+        ("If-None-Match" = Option<String>, Header, description = "An ETag seen before: 304 if unchanged")),
+    responses(
+        (status = 200, description = "The post", body = PostResponse, headers(("ETag" = String))),
+        (status = 304, description = "Not modified since the given ETag"),
+        (status = 400, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or expired token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such post", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn get_post(
+    _caller: Authenticated,
+    posts: web::Data<dyn PostService>,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let post = posts.get(post_id(&id)?).await?;
+    if not_modified(&req, post.version) {
+        return Ok(HttpResponse::NotModified()
+            .insert_header((ETAG, etag(post.version)))
+            .finish());
+    }
+    Ok(with_etag(post))
+}
+
+/// Change a post's title and/or body (its author or an admin).
+#[utoipa::path(patch, path = "/api/posts/{id}", tag = "posts",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The post's id"),
+        ("If-Match" = Option<String>, Header,
+            description = "The ETag the change is based on; a stale one gets 412 and nothing is written. Without it the last write wins.")),
+    request_body = UpdatePostRequest,
+    responses(
+        (status = 200, description = "The updated post", body = PostResponse, headers(("ETag" = String))),
+        (status = 400, description = "Malformed JSON or id", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or expired token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Neither the author nor an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such post", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "If-Match does not match the current ETag", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn update_post(
+    Authenticated(caller): Authenticated,
+    posts: web::Data<dyn PostService>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    Json(body): Json<UpdatePostRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let id = post_id(&id)?;
+    let expected = if_match(&req)?;
+    let command = UpdatePost::parse(body.title.as_deref(), body.body.as_deref())
+        .map_err(domain::Error::from)?;
+    let post = posts.update(caller, id, command, expected).await?;
+    Ok(with_etag(post))
+}
+
+/// Delete a post (its author or an admin).
+#[utoipa::path(delete, path = "/api/posts/{id}", tag = "posts",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The post's id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Missing, invalid or expired token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Neither the author nor an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such post", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn delete_post(
+    Authenticated(caller): Authenticated,
+    posts: web::Data<dyn PostService>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    posts.delete(caller, post_id(&id)?).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// A user's posts, newest first, with keyset pagination.
+#[utoipa::path(get, path = "/api/users/{id}/posts", tag = "posts",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The author's id"), ListParams),
+    responses(
+        (status = 200, description = "A page of posts (empty for a user without posts)", body = PostPage),
+        (status = 400, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or expired token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid limit or cursor", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn list_user_posts(
+    _caller: Authenticated,
+    posts: web::Data<dyn PostService>,
+    id: web::Path<String>,
+    params: web::Query<ListParams>,
+) -> Result<web::Json<PostPage>, ApiError> {
+    let author = crate::users::user_id(&id)?;
+    let (limit, cursor) =
+        crate::users::page_params(params.limit.as_deref(), params.cursor.as_deref())?;
+    let page = posts
+        .list_by_author(author, ListPosts { limit, cursor })
+        .await?;
+    Ok(web::Json(page.into()))
+}
