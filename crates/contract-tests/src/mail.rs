@@ -9,6 +9,10 @@ fn message(to: &str, subject: &str) -> EmailMessage {
         subject: subject.to_owned(),
         text: "Hello in plain text.".to_owned(),
         html: Some("<p>Hello in <b>HTML</b>.</p>".to_owned()),
+        message_id: Some(format!(
+            "test-{subject_len}@example.com",
+            subject_len = subject.len()
+        )),
     }
 }
 

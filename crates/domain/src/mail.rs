@@ -9,6 +9,9 @@ pub struct EmailMessage {
     pub subject: String,
     pub text: String,
     pub html: Option<String>,
+    /// A stable `Message-ID` (without angle brackets), so a message sent again after a
+    /// retry is recognisable as the same one. `None` lets the mail system make one.
+    pub message_id: Option<String>,
 }
 
 /// Why a message could not be delivered.

@@ -66,6 +66,7 @@ mod mail {
             subject: "Welcome, Ada".into(),
             text: "Hi".into(),
             html: None,
+            message_id: None,
         };
         mailer.send(&message).await.unwrap();
         assert_eq!(mailer.sent(), vec![message]);

@@ -10,6 +10,9 @@
 //! TEMPLATE` (milliseconds) instead of running the migrations every time.
 
 mod local_server;
+mod smtp;
+
+pub use smtp::{ReceivedMail, SmtpSink};
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::Duration;

@@ -1,0 +1,180 @@
+//! A minimal SMTP server for tests: it speaks enough of RFC 5321 for a real client
+//! (lettre) to deliver, and records every message it accepts.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// One accepted message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedMail {
+    pub from: String,
+    pub to: Vec<String>,
+    /// The raw message (headers and body), dot-unstuffed.
+    pub data: String,
+}
+
+impl ReceivedMail {
+    /// The value of the first header called `name` (case-insensitive), unfolded.
+    pub fn header(&self, name: &str) -> Option<String> {
+        let (head, _) = self.data.split_once("\r\n\r\n").unwrap_or((&self.data, ""));
+        let mut value: Option<String> = None;
+        for line in head.split("\r\n") {
+            if let Some(v) = value.as_mut() {
+                if line.starts_with([' ', '\t']) {
+                    v.push_str(line.trim_start());
+                    continue;
+                }
+                break;
+            }
+            if let Some((key, rest)) = line.split_once(':')
+                && key.eq_ignore_ascii_case(name)
+            {
+                value = Some(rest.trim().to_owned());
+            }
+        }
+        value
+    }
+}
+
+/// A running sink; stops when dropped.
+pub struct SmtpSink {
+    port: u16,
+    received: watch::Receiver<Vec<ReceivedMail>>,
+    task: JoinHandle<()>,
+}
+
+impl SmtpSink {
+    /// A sink on a free port.
+    pub async fn start() -> Self {
+        Self::start_on(0, Duration::ZERO).await
+    }
+
+    /// A sink on `port` (0 for any) that waits `delay` before accepting each message,
+    /// so tests can catch deliveries in flight.
+    pub async fn start_on(port: u16, delay: Duration) -> Self {
+        let listener = TcpListener::bind(("127.0.0.1", port))
+            .await
+            .expect("binding the SMTP sink");
+        let port = listener.local_addr().expect("sink address").port();
+        let (tx, rx) = watch::channel(Vec::new());
+        let tx = Arc::new(tx);
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let _ = session(stream, &tx, delay).await;
+                });
+            }
+        });
+        Self {
+            port,
+            received: rx,
+            task,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `smtp://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// Every message accepted so far.
+    pub fn received(&self) -> Vec<ReceivedMail> {
+        self.received.borrow().clone()
+    }
+
+    /// Waits until `matching` holds for the accepted messages, at most `timeout`.
+    pub async fn wait_until(
+        &self,
+        timeout: Duration,
+        matching: impl Fn(&[ReceivedMail]) -> bool,
+    ) -> Vec<ReceivedMail> {
+        let mut rx = self.received.clone();
+        let waited = tokio::time::timeout(timeout, rx.wait_for(|mails| matching(mails))).await;
+        match waited {
+            Ok(Ok(mails)) => mails.clone(),
+            _ => panic!(
+                "the SMTP sink did not get the expected mail within {timeout:?}; got {:?}",
+                self.received()
+            ),
+        }
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn session(
+    stream: TcpStream,
+    tx: &Arc<watch::Sender<Vec<ReceivedMail>>>,
+    delay: Duration,
+) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read);
+    write.write_all(b"220 sink ESMTP ready\r\n").await?;
+    let (mut from, mut to) = (String::new(), Vec::new());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if lines.read_line(&mut line).await? == 0 {
+            return Ok(());
+        }
+        let command = line.trim_end().to_owned();
+        let upper = command.to_ascii_uppercase();
+        if upper.starts_with("EHLO") {
+            write.write_all(b"250-sink\r\n250 8BITMIME\r\n").await?;
+        } else if upper.starts_with("HELO") {
+            write.write_all(b"250 sink\r\n").await?;
+        } else if upper.starts_with("MAIL FROM:") {
+            from = command[10..].trim().to_owned();
+            to.clear();
+            write.write_all(b"250 OK\r\n").await?;
+        } else if upper.starts_with("RCPT TO:") {
+            to.push(command[8..].trim().to_owned());
+            write.write_all(b"250 OK\r\n").await?;
+        } else if upper == "DATA" {
+            write.write_all(b"354 go ahead\r\n").await?;
+            let mut data = String::new();
+            loop {
+                line.clear();
+                if lines.read_line(&mut line).await? == 0 {
+                    return Ok(());
+                }
+                if line == ".\r\n" || line == ".\n" {
+                    break;
+                }
+                let unstuffed = line.strip_prefix('.').unwrap_or(&line);
+                data.push_str(unstuffed);
+            }
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            let mail = ReceivedMail {
+                from: from.clone(),
+                to: to.clone(),
+                data,
+            };
+            tx.send_modify(|mails| mails.push(mail));
+            write.write_all(b"250 OK queued\r\n").await?;
+        } else if upper == "RSET" || upper == "NOOP" {
+            write.write_all(b"250 OK\r\n").await?;
+        } else if upper == "QUIT" {
+            write.write_all(b"221 bye\r\n").await?;
+            return Ok(());
+        } else {
+            write.write_all(b"502 not implemented\r\n").await?;
+        }
+    }
+}
