@@ -1,5 +1,7 @@
 //! The SMTP adapter against a real SMTP server (the test sink), not a mock.
 
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure there is the test failing
+
 use std::time::Duration;
 
 use domain::mail::{EmailMessage, MailError, Mailer};
