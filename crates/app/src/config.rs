@@ -182,6 +182,8 @@ impl Settings {
                 body_limit: env.positive("BODY_LIMIT_BYTES", http_defaults.body_limit)?,
                 workers: env.optional_positive("HTTP_WORKERS")?,
                 auth_rate_limit_per_minute: env.parse("AUTH_RATE_LIMIT_PER_MINUTE", 10)?,
+                // Replaced at start-up by a key derived from the JWT secret.
+                fingerprint_key: http_defaults.fingerprint_key.clone(),
             },
             log_filter: env
                 .raw("RUST_LOG")

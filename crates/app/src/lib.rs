@@ -47,14 +47,17 @@ impl Application {
                  process stops"
             );
         }
-        let state = wire(settings, db.as_ref())?;
+        let secret = signing_secret(settings)?;
+        let state = wire(settings, db.as_ref(), secret.clone())?;
+        let mut http = settings.http.clone();
+        http.fingerprint_key = fingerprint_key(&secret);
 
         let address = format!("{}:{}", settings.host, settings.port);
         let listener =
             TcpListener::bind(&address).with_context(|| format!("cannot listen on {address}"))?;
         let port = listener.local_addr()?.port();
-        let server = http_adapter::server(listener, state, settings.http.clone())
-            .context("cannot start the HTTP server")?;
+        let server =
+            http_adapter::server(listener, state, http).context("cannot start the HTTP server")?;
         tracing::info!(address = %format!("{}:{port}", settings.host), "listening");
         Ok(Self { port, server, db })
     }
@@ -102,7 +105,7 @@ async fn connect(settings: &Settings) -> anyhow::Result<Option<Database>> {
 
 /// The driven adapters behind the use cases: Postgres when there is a database, memory
 /// otherwise; argon2 and JWT for auth either way.
-fn wire(settings: &Settings, db: Option<&Database>) -> anyhow::Result<ApiState> {
+fn wire(settings: &Settings, db: Option<&Database>, secret: Vec<u8>) -> anyhow::Result<ApiState> {
     struct Stores {
         users: Arc<dyn UserRepository>,
         posts: Arc<dyn PostRepository>,
@@ -139,17 +142,6 @@ fn wire(settings: &Settings, db: Option<&Database>) -> anyhow::Result<ApiState> 
     } = stores;
     let hasher: Arc<dyn PasswordHasher> =
         Arc::new(Argon2Hasher::new(settings.auth.argon2).map_err(anyhow::Error::msg)?);
-    let secret = match &settings.auth.jwt_secret {
-        Some(secret) => secret.clone(),
-        None => {
-            // Only reachable without a database (the configuration refuses otherwise).
-            tracing::warn!(
-                "JWT_SECRET is not set: signing tokens with a random key; every token is \
-                 invalid after a restart"
-            );
-            JwtTokens::random_secret()?
-        }
-    };
     let tokens = Arc::new(JwtTokens::new(settings.auth.jwt(secret))?);
     Ok(ApiState {
         users: Arc::new(Users::new(
@@ -172,6 +164,31 @@ fn wire(settings: &Settings, db: Option<&Database>) -> anyhow::Result<ApiState> 
     })
 }
 
+/// The JWT signing key: `JWT_SECRET`, or a random one when there is no database (the
+/// configuration refuses a database without a secret).
+fn signing_secret(settings: &Settings) -> anyhow::Result<Vec<u8>> {
+    Ok(match &settings.auth.jwt_secret {
+        Some(secret) => secret.clone(),
+        None => {
+            tracing::warn!(
+                "JWT_SECRET is not set: signing tokens with a random key; every token is \
+                 invalid after a restart"
+            );
+            JwtTokens::random_secret()?
+        }
+    })
+}
+
+/// The `Idempotency-Key` fingerprint key, derived from the signing secret so every
+/// instance sharing `JWT_SECRET` agrees, without reusing the signing key itself.
+fn fingerprint_key(secret: &[u8]) -> http_adapter::FingerprintKey {
+    use sha2::Digest;
+    let mut hash = sha2::Sha256::new();
+    hash.update(b"idempotency-fingerprint\0");
+    hash.update(secret);
+    http_adapter::FingerprintKey(hash.finalize().into())
+}
+
 /// Creates or promotes an admin (`app create-admin`). Needs a database: an admin in
 /// memory would vanish with this process.
 pub async fn create_admin(
@@ -187,7 +204,7 @@ pub async fn create_admin(
     let command = CreateUser::parse(name, email, password)
         .map_err(|errors| anyhow::anyhow!("{}", domain::Error::Validation(errors)))?;
     let db = connect(settings).await?;
-    let state = wire(settings, db.as_ref())?;
+    let state = wire(settings, db.as_ref(), signing_secret(settings)?)?;
     let admin = state.users.ensure_admin(command).await?;
     if let Some(db) = db {
         db.close();

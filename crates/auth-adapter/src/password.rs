@@ -4,7 +4,7 @@ use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as
 use async_trait::async_trait;
 use domain::Error;
 use domain::auth::{Password, PasswordCheck, PasswordHash, PasswordHasher};
-use tokio::sync::OnceCell;
+use tokio::sync::{OnceCell, Semaphore};
 
 /// argon2id cost parameters. The defaults are OWASP's recommendation (19 MiB, 2 passes,
 /// 1 lane).
@@ -50,6 +50,9 @@ struct Inner {
     /// A hash of a random password, made on first use, to verify against when the
     /// account does not exist.
     dummy: OnceCell<String>,
+    /// Each hash holds `memory_kib` of RAM; at most one per core runs at a time, so a
+    /// burst of registrations or logins queues instead of exhausting memory.
+    permits: Semaphore,
 }
 
 impl Argon2Hasher {
@@ -60,6 +63,9 @@ impl Argon2Hasher {
                 argon2: Argon2::new(Algorithm::Argon2id, Version::V0x13, params),
                 settings,
                 dummy: OnceCell::new(),
+                permits: Semaphore::new(
+                    std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
+                ),
             }),
         })
     }
@@ -68,6 +74,12 @@ impl Argon2Hasher {
         &self,
         work: impl FnOnce(&Inner) -> T + Send + 'static,
     ) -> Result<T, Error> {
+        let _permit = self
+            .inner
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| Error::internal(format!("password hashing closed: {e}")))?;
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || work(&inner))
             .await

@@ -132,9 +132,20 @@ impl From<TokenPair> for TokenResponse {
     }
 }
 
+/// The client's address as a limiter key. IPv6 clients are keyed by their /64, which is
+/// what one subscriber usually gets: per-address keys would give them 2^64 budgets.
 fn client_ip(req: &HttpRequest) -> String {
-    req.peer_addr()
-        .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string())
+    match req.peer_addr().map(|a| a.ip()) {
+        Some(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Some(std::net::IpAddr::V6(v6)) => v6
+            .to_ipv4_mapped()
+            .map_or_else(|| v6.to_string(), |v4| v4.to_string()),
+        Some(ip) => ip.to_string(),
+        None => "unknown".to_owned(),
+    }
 }
 
 fn rate_limited(wait: std::time::Duration) -> ApiError {

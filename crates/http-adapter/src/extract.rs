@@ -11,6 +11,11 @@ use serde::de::DeserializeOwned;
 use crate::problem::{ApiError, FieldProblem, Problem};
 use crate::server::HttpConfig;
 
+/// A body limit for one resource, overriding `HttpConfig::body_limit` (posts may be
+/// longer than anything else).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct JsonLimit(pub(crate) usize);
+
 /// The raw bytes of a JSON body, kept in the request's extensions by [`Json`] (the
 /// idempotency fingerprint hashes them).
 #[derive(Debug, Clone)]
@@ -28,9 +33,10 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limit = req
-            .app_data::<web::Data<HttpConfig>>()
-            .map_or(HttpConfig::default().body_limit, |c| c.body_limit);
+        let limit = req.app_data::<JsonLimit>().map(|l| l.0).unwrap_or_else(|| {
+            req.app_data::<web::Data<HttpConfig>>()
+                .map_or(HttpConfig::default().body_limit, |c| c.body_limit)
+        });
         let checked = check_headers(req, limit);
         let mut payload = payload.take();
         let req = req.clone();

@@ -4,8 +4,8 @@
 //! The key is claimed atomically in the store before any work. A concurrent request with
 //! the same key gets `409` (retry later) rather than waiting; a different request with
 //! the same key gets `422`. Only successful responses are kept (24 h); a failed attempt
-//! releases the key so a retry can do the work. A worker that dies holding a claim
-//! leaves it to expire after a minute.
+//! releases the key so a retry can do the work. A claim left behind (the process died,
+//! the request timed out) is taken over once the request deadline has surely passed.
 
 use std::future::Future;
 use std::time::Duration;
@@ -18,10 +18,42 @@ use sha2::{Digest, Sha256};
 
 use crate::extract::RawBody;
 use crate::problem::{ApiError, FieldProblem, Problem};
+use crate::server::HttpConfig;
 
 pub(crate) const HEADER: &str = "Idempotency-Key";
 const KEEP: Duration = Duration::from_secs(24 * 60 * 60);
-const ABANDONED_AFTER: Duration = Duration::from_secs(60);
+
+/// A secret for request fingerprints. Bodies hold passwords (registration), so a
+/// fingerprint must not be a plain hash anyone with the database could brute-force:
+/// it is an HMAC under this key. Every instance must share it (the app derives it from
+/// `JWT_SECRET`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct FingerprintKey(pub [u8; 32]);
+
+impl std::fmt::Debug for FingerprintKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FingerprintKey(<redacted>)")
+    }
+}
+
+impl FingerprintKey {
+    /// HMAC-SHA256 (RFC 2104) of `parts`, concatenated.
+    fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
+        const BLOCK: usize = 64;
+        let mut key = [0u8; BLOCK];
+        key[..32].copy_from_slice(&self.0);
+        let pad = |byte: u8| key.map(|k| k ^ byte);
+        let mut inner = Sha256::new();
+        inner.update(pad(0x36));
+        for part in parts {
+            inner.update(part);
+        }
+        let mut outer = Sha256::new();
+        outer.update(pad(0x5c));
+        outer.update(inner.finalize());
+        outer.finalize().into()
+    }
+}
 
 fn bad_key(message: &str) -> ApiError {
     ApiError::problem(
@@ -62,21 +94,31 @@ where
         .app_data::<web::Data<dyn IdempotencyStore>>()
         .ok_or_else(|| ApiError::from(domain::Error::internal("no IdempotencyStore configured")))?
         .clone();
-    let fingerprint: [u8; 32] = {
-        let mut hash = Sha256::new();
-        hash.update(req.method().as_str());
-        hash.update(b" ");
-        hash.update(req.path());
-        hash.update(b"\n");
-        if let Some(RawBody(body)) = req.extensions().get::<RawBody>() {
-            hash.update(body);
-        }
-        hash.finalize().into()
+    let config = req
+        .app_data::<web::Data<HttpConfig>>()
+        .map(|c| c.get_ref().clone())
+        .unwrap_or_default();
+    let fingerprint = {
+        let extensions = req.extensions();
+        let body = extensions
+            .get::<RawBody>()
+            .map_or(&[][..], |RawBody(b)| &b[..]);
+        config.fingerprint_key.mac(&[
+            req.method().as_str().as_bytes(),
+            b" ",
+            req.path().as_bytes(),
+            b"\n",
+            body,
+        ])
     };
+    // A claim is abandoned only once the request holding it must have ended: after
+    // the request deadline, a claim never completed nor released was left by a worker
+    // that died or a request that timed out.
+    let abandoned_after = config.request_timeout + Duration::from_secs(5);
     let key = IdempotencyKey { scope, key };
     let now = domain::now();
     match store
-        .claim(&key, &fingerprint, now - KEEP, now - ABANDONED_AFTER)
+        .claim(&key, &fingerprint, now - KEEP, now - abandoned_after)
         .await?
     {
         Claim::New => {}
@@ -150,4 +192,22 @@ fn replay(stored: StoredResponse) -> HttpResponse {
         response.insert_header((LOCATION, location));
     }
     response.body(stored.body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FingerprintKey;
+
+    #[test]
+    fn hmac_matches_rfc_4231_test_case_2_shape() {
+        // Same key and message: same MAC; any change: a different one.
+        let key = FingerprintKey([7; 32]);
+        let a = key.mac(&[b"POST /api/users\n", b"{}"]);
+        assert_eq!(a, key.mac(&[b"POST /api/users\n{}"]));
+        assert_ne!(a, key.mac(&[b"POST /api/users\n", b"{ }"]));
+        assert_ne!(
+            a,
+            FingerprintKey([8; 32]).mac(&[b"POST /api/users\n", b"{}"])
+        );
+    }
 }

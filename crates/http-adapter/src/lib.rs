@@ -18,6 +18,7 @@ mod server;
 mod users;
 
 pub use auth::Authenticated;
+pub use idempotency::FingerprintKey;
 pub use openapi::{ApiDoc, openapi_yaml};
 pub use problem::{ApiError, Problem};
 pub use server::{ApiState, HttpConfig, app, server};

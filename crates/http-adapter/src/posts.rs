@@ -12,19 +12,28 @@ use uuid::Uuid;
 
 use crate::auth::Authenticated;
 use crate::etag::{etag, if_match, not_modified};
-use crate::extract::Json;
+use crate::extract::{Json, JsonLimit};
 use crate::idempotency::idempotent;
 use crate::problem::{ApiError, Problem};
 
+/// A 20,000-character body is up to 80 KB of UTF-8, more once JSON-escaped; the
+/// general 64 KiB limit would refuse valid posts.
+const POST_BODY_LIMIT: usize = 256 * 1024;
+
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/posts").route(web::post().to(create_post)))
-        .service(
-            web::resource("/posts/{id}")
-                .route(web::get().to(get_post))
-                .route(web::patch().to(update_post))
-                .route(web::delete().to(delete_post)),
-        )
-        .service(web::resource("/users/{id}/posts").route(web::get().to(list_user_posts)));
+    cfg.service(
+        web::resource("/posts")
+            .app_data(JsonLimit(POST_BODY_LIMIT))
+            .route(web::post().to(create_post)),
+    )
+    .service(
+        web::resource("/posts/{id}")
+            .app_data(JsonLimit(POST_BODY_LIMIT))
+            .route(web::get().to(get_post))
+            .route(web::patch().to(update_post))
+            .route(web::delete().to(delete_post)),
+    )
+    .service(web::resource("/users/{id}/posts").route(web::get().to(list_user_posts)));
 }
 
 /// A new post. Unknown fields are rejected.

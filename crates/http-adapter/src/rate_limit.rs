@@ -6,8 +6,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 const WINDOW: Duration = Duration::from_secs(60);
-/// Keys tracked at most; past it, stale keys are dropped, and if none are stale new
-/// keys are refused rather than letting memory grow without bound.
+/// Keys tracked at most; past it, stale keys are dropped, then the least recently used
+/// tenth, so memory stays bounded and a flood of new keys cannot lock everyone out.
 const MAX_KEYS: usize = 100_000;
 
 #[derive(Debug)]
@@ -64,7 +64,14 @@ impl RateLimiter {
                     .is_some_and(|t| now.duration_since(*t) < WINDOW)
             });
             if attempts.len() + new_keys > MAX_KEYS {
-                return Err(WINDOW);
+                let mut by_last_use: Vec<(Instant, String)> = attempts
+                    .iter()
+                    .filter_map(|(k, t)| t.back().map(|last| (*last, k.clone())))
+                    .collect();
+                by_last_use.sort();
+                for (_, key) in by_last_use.into_iter().take(MAX_KEYS / 10 + new_keys) {
+                    attempts.remove(&key);
+                }
             }
         }
         for key in keys {
@@ -114,5 +121,21 @@ mod tests {
             .check_at(&keys(&["ip:1", "account:ada"]), now)
             .unwrap_err();
         limiter.check_at(&keys(&["account:ada"]), now).unwrap();
+    }
+
+    #[test]
+    fn a_full_table_evicts_the_least_recently_used_instead_of_refusing() {
+        let limiter = RateLimiter::per_minute(1);
+        let start = Instant::now();
+        for n in 0..MAX_KEYS {
+            limiter
+                .check_at(&[format!("ip:{n}")], start + Duration::from_millis(n as u64 / 1000))
+                .unwrap();
+        }
+        let later = start + Duration::from_secs(1);
+        limiter.check_at(&keys(&["ip:newcomer"]), later).unwrap();
+        // The most recent keys kept their budget (and so are still limited).
+        let last = format!("ip:{}", MAX_KEYS - 1);
+        assert!(limiter.check_at(&[last], later).is_err());
     }
 }

@@ -13,6 +13,7 @@ use ports::health::HealthService;
 use ports::posts::PostService;
 use ports::users::UserService;
 
+use crate::idempotency::FingerprintKey;
 use crate::problem::{ApiError, Problem};
 use crate::rate_limit::RateLimiter;
 use crate::{auth, health, middleware, openapi, posts, users};
@@ -63,6 +64,8 @@ pub struct HttpConfig {
     pub workers: Option<usize>,
     /// Login and refresh attempts allowed per minute, per client IP and per account.
     pub auth_rate_limit_per_minute: u32,
+    /// Keys the `Idempotency-Key` request fingerprints; shared by every instance.
+    pub fingerprint_key: FingerprintKey,
 }
 
 impl Default for HttpConfig {
@@ -76,8 +79,21 @@ impl Default for HttpConfig {
             body_limit: 64 * 1024,
             workers: None,
             auth_rate_limit_per_minute: 10,
+            fingerprint_key: FingerprintKey(random_key()),
         }
     }
+}
+
+/// A key nobody else has, for a process whose fingerprints need not outlive it.
+fn random_key() -> [u8; 32] {
+    let mut key = [0u8; 32];
+    if getrandom::fill(&mut key).is_err() {
+        // Without the OS RNG, UUID v7's random bits still make the key process-unique.
+        use sha2::Digest;
+        let seed = format!("{}{}", uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+        key = sha2::Sha256::digest(seed.as_bytes()).into();
+    }
+    key
 }
 
 /// The application: routes and middleware, ready for `HttpServer` or `actix_web::test`.

@@ -282,6 +282,10 @@ pub(crate) async fn update_user(
     Json(body): Json<UpdateUserRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let id = user_id(&id)?;
+    if body.role.is_some() && !caller.is_admin() {
+        // Whatever the value: asking for a role is the forbidden part.
+        return Err(domain::Error::Forbidden("only an admin can change a role").into());
+    }
     let expected = if_match(&req)?;
     let command = UpdateUser::parse(
         body.name.as_deref(),
@@ -340,7 +344,7 @@ pub(crate) fn page_params(
 #[utoipa::path(get, path = "/api/users/me", tag = "users",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The caller", body = UserResponse),
+        (status = 200, description = "The caller", body = UserResponse, headers(("ETag" = String))),
         (status = 401, description = "Missing, invalid or expired token, or the account no longer exists",
             body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
@@ -348,9 +352,9 @@ pub(crate) fn page_params(
 pub(crate) async fn me(
     Authenticated(caller): Authenticated,
     users: web::Data<dyn UserService>,
-) -> Result<web::Json<UserResponse>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     match users.get(caller.user_id).await {
-        Ok(user) => Ok(web::Json(user.into())),
+        Ok(user) => Ok(with_etag(user)),
         // A valid token for a deleted account proves nothing any more.
         Err(domain::Error::NotFound { .. }) => Err(invalid_token()),
         Err(e) => Err(e.into()),

@@ -200,7 +200,11 @@ impl UserService for Users {
             return Err(Error::Forbidden("only an admin can change a role"));
         }
         if command.is_empty() {
-            return self.repo.get(&id).await;
+            let user = self.repo.get(&id).await?;
+            return match expected {
+                Some(v) if v != user.version => Err(Error::VersionMismatch { entity: "user" }),
+                _ => Ok(user),
+            };
         }
         let changes = UserChanges::new(command.name, command.email).with_role(command.role);
         self.repo.update(&id, &changes, expected).await
@@ -229,6 +233,8 @@ impl UserService for Users {
             Some(found) => {
                 let id = found.user.id;
                 self.repo.set_password_hash(&id, &hash).await?;
+                // A new password ends every session made with the old one.
+                self.refresh_tokens.revoke_all_for_user(&id).await?;
                 let changes =
                     UserChanges::new(Some(command.name), None).with_role(Some(Role::Admin));
                 self.repo.update(&id, &changes, None).await?
@@ -357,6 +363,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_empty_update_still_checks_the_expected_version() {
+        let existing = user("Ada", "ada@example.com");
+        let id = existing.id;
+        let mut repo = MockUserRepository::new();
+        repo.expect_get().returning(move |_| Ok(existing.clone()));
+        let users = users(repo);
+        let stale = Version::new(7);
+        assert!(matches!(
+            users
+                .update(as_user(id), id, UpdateUser::default(), stale)
+                .await,
+            Err(Error::VersionMismatch { .. })
+        ));
+        users
+            .update(as_user(id), id, UpdateUser::default(), Some(Version::INITIAL))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
     async fn update_sends_only_the_given_fields() {
         let existing = user("Ada", "ada@example.com");
         let id = existing.id;
@@ -480,10 +506,22 @@ mod tests {
                 Ok(u)
             });
         repo.expect_create().never();
-        let admin = users(repo)
-            .ensure_admin(CreateUser::parse("Ada", "ada@example.com", PASSWORD).unwrap())
-            .await
-            .unwrap();
+        let mut tokens = MockRefreshTokenStore::new();
+        tokens
+            .expect_revoke_all_for_user()
+            .with(eq(id))
+            .times(1)
+            .returning(|_| Ok(()));
+        let admin = Users::new(
+            Arc::new(repo),
+            Arc::new(MockPostRepository::new()),
+            Arc::new(hasher()),
+            Arc::new(tokens),
+            Duration::from_secs(5),
+        )
+        .ensure_admin(CreateUser::parse("Ada", "ada@example.com", PASSWORD).unwrap())
+        .await
+        .unwrap();
         assert_eq!(admin.role, Role::Admin);
     }
 }

@@ -276,3 +276,20 @@ async fn refresh_and_logout() {
     .await;
     assert_eq!(out.status, 204);
 }
+
+#[actix_web::test]
+async fn asking_for_a_role_as_a_non_admin_is_403_whatever_the_value() {
+    for role in ["admin", "superuser", ""] {
+        let reply = send(
+            state(untouched()),
+            as_user(
+                TestRequest::patch()
+                    .uri(&format!("/api/users/{}", user_id()))
+                    .insert_header(("content-type", "application/json"))
+                    .set_payload(format!(r#"{{"role":"{role}"}}"#)),
+            ),
+        )
+        .await;
+        reply.assert_problem(403);
+    }
+}

@@ -273,3 +273,19 @@ async fn an_idempotency_key_replays_the_first_response_and_refuses_another_body(
     let bad_key = call(&service, create(Some("has space"), "D")).await;
     assert_eq!(bad_key.status(), 400);
 }
+
+#[actix_web::test]
+async fn the_longest_valid_post_fits_the_body_limit() {
+    let mut posts = MockPostService::new();
+    posts
+        .expect_create()
+        .returning(|actor, c| Ok(Post::new(actor.user_id, c.title, c.body)));
+    // 20,000 four-byte characters: 80 KB of UTF-8, over the general 64 KiB limit.
+    let body = format!(r#"{{"title":"Long","body":"{}"}}"#, "𝄞".repeat(20_000));
+    let reply = send(
+        with_posts(posts),
+        as_user(json_req(TestRequest::post().uri("/api/posts"), &body)),
+    )
+    .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+}
