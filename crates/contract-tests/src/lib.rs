@@ -13,6 +13,7 @@
 
 pub mod health;
 pub mod idempotency;
+pub mod jobs;
 pub mod mail;
 pub mod posts;
 pub mod refresh;
@@ -80,6 +81,24 @@ macro_rules! post_repository_contract {
             delete_removes_and_unknown_is_not_found,
             listing_is_per_author_newest_first_with_keyset_pages,
             deleting_the_author_deletes_their_posts,
+        );
+    };
+}
+
+/// Expands to one test per [`JobQueue`](domain::jobs::JobQueue) contract case. `$make`
+/// returns `(queue, users, guard)` over the same storage.
+#[macro_export]
+macro_rules! job_queue_contract {
+    ($make:path) => {
+        $crate::paired_cases!($make, jobs;
+            a_job_is_claimed_once_and_completed,
+            many_concurrent_claimers_take_each_job_exactly_once,
+            an_expired_lease_lets_another_worker_claim_the_job,
+            failures_wait_for_their_retry_then_die_with_the_last_error,
+            dead_jobs_can_be_retried_and_others_cannot,
+            a_released_job_is_queued_again_without_using_an_attempt,
+            a_users_jobs_are_stored_with_the_user_and_only_then,
+            a_waiting_worker_wakes_when_a_job_is_enqueued,
         );
     };
 }

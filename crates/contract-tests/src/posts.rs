@@ -13,7 +13,7 @@ async fn author(users: &impl UserRepository, email: &str) -> User {
         Email::parse(email).expect("email"),
     );
     users
-        .create(&user, &PasswordHash::new("$argon2id$placeholder"))
+        .create(&user, &PasswordHash::new("$argon2id$placeholder"), &[])
         .await
         .expect("author")
 }

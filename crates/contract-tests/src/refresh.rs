@@ -14,7 +14,7 @@ async fn stored_user(users: &impl UserRepository, email: &str) -> User {
         Email::parse(email).expect("email"),
     );
     users
-        .create(&user, &PasswordHash::new("$argon2id$placeholder"))
+        .create(&user, &PasswordHash::new("$argon2id$placeholder"), &[])
         .await
         .expect("user")
 }

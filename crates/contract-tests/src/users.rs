@@ -18,7 +18,7 @@ fn hash(tag: &str) -> PasswordHash {
 
 /// Stores `user` with a placeholder password hash.
 async fn create(repo: &impl UserRepository, user: &User) -> Result<User, Error> {
-    repo.create(user, &hash("x")).await
+    repo.create(user, &hash("x"), &[]).await
 }
 
 fn user_at(n: usize, created_at: OffsetDateTime) -> User {
@@ -189,7 +189,7 @@ pub async fn updates_bump_the_version_and_honour_the_expected_one(repo: &impl Us
 
 pub async fn credentials_are_found_by_email_ignoring_case(repo: &impl UserRepository) {
     let ada = user("Ada", "Ada@Example.com");
-    repo.create(&ada, &hash("ada")).await.expect("create");
+    repo.create(&ada, &hash("ada"), &[]).await.expect("create");
     create(repo, &user("Grace", "grace@example.com"))
         .await
         .expect("grace");

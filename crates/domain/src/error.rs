@@ -29,6 +29,11 @@ pub enum Error {
     #[error("{0}")]
     Forbidden(&'static str),
 
+    /// The entity is not in a state that allows this (e.g. retrying a running job).
+    /// The message is safe to show.
+    #[error("{0}")]
+    Conflict(&'static str),
+
     /// The write was based on a version that is no longer current; nothing was written.
     #[error("the {entity} was changed by someone else; fetch it again")]
     VersionMismatch { entity: &'static str },

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod error;
 pub mod health;
 pub mod idempotency;
+pub mod jobs;
 pub mod mail;
 pub mod pagination;
 pub mod posts;

@@ -6,6 +6,7 @@
 
 mod health;
 mod idempotency;
+mod jobs;
 mod mail;
 mod posts;
 mod refresh;
@@ -14,6 +15,7 @@ mod users;
 
 pub use health::MemoryProbe;
 pub use idempotency::MemoryIdempotencyStore;
+pub use jobs::MemoryJobQueue;
 pub use mail::MemoryMailer;
 pub use posts::MemoryPostRepository;
 pub use refresh::MemoryRefreshTokenStore;

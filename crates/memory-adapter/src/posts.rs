@@ -22,7 +22,7 @@ impl MemoryPostRepository {
 #[async_trait]
 impl PostRepository for MemoryPostRepository {
     async fn create(&self, post: &Post) -> Result<Post, Error> {
-        let mut tables = crate::lock(&self.tables);
+        let mut tables = self.tables.lock();
         if !tables.users.contains_key(&post.author_id) {
             return Err(Error::not_found("user", post.author_id));
         }
@@ -37,7 +37,7 @@ impl PostRepository for MemoryPostRepository {
     }
 
     async fn get(&self, id: &PostId) -> Result<Post, Error> {
-        crate::lock(&self.tables)
+        self.tables.lock()
             .posts
             .get(id)
             .cloned()
@@ -50,7 +50,7 @@ impl PostRepository for MemoryPostRepository {
         changes: &PostChanges,
         expected: Option<Version>,
     ) -> Result<Post, Error> {
-        let mut tables = crate::lock(&self.tables);
+        let mut tables = self.tables.lock();
         let post = tables
             .posts
             .get_mut(id)
@@ -63,7 +63,7 @@ impl PostRepository for MemoryPostRepository {
     }
 
     async fn delete(&self, id: &PostId) -> Result<(), Error> {
-        crate::lock(&self.tables)
+        self.tables.lock()
             .posts
             .remove(id)
             .map(|_| ())
@@ -77,7 +77,7 @@ impl PostRepository for MemoryPostRepository {
         after: Option<Cursor>,
     ) -> Result<Page<Post>, Error> {
         let key = |p: &Post| (p.created_at, p.id.as_uuid());
-        let mut rows: Vec<Post> = crate::lock(&self.tables)
+        let mut rows: Vec<Post> = self.tables.lock()
             .posts
             .values()
             .filter(|p| p.author_id == *author)

@@ -2,9 +2,11 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use domain::auth::PasswordHash;
+use domain::jobs::NewJob;
 use domain::users::{Credentials, Email, User, UserChanges, UserId, UserRepository};
 use domain::{Cursor, Error, Limit, Page, Version};
 
+use crate::jobs::MemoryJobQueue;
 use crate::posts::MemoryPostRepository;
 use crate::tables::Shared;
 
@@ -28,6 +30,12 @@ impl MemoryUserRepository {
     pub fn posts(&self) -> MemoryPostRepository {
         MemoryPostRepository::new(self.tables.clone())
     }
+
+    /// The job queue over the same tables, so a user and their jobs are stored in one
+    /// step.
+    pub fn jobs(&self) -> MemoryJobQueue {
+        MemoryJobQueue::new(self.tables.clone())
+    }
 }
 
 fn duplicate_email() -> Error {
@@ -45,8 +53,13 @@ fn email_taken(users: &HashMap<UserId, Credentials>, email: &str, except: Option
 
 #[async_trait]
 impl UserRepository for MemoryUserRepository {
-    async fn create(&self, user: &User, password_hash: &PasswordHash) -> Result<User, Error> {
-        let mut tables = crate::lock(&self.tables);
+    async fn create(
+        &self,
+        user: &User,
+        password_hash: &PasswordHash,
+        jobs: &[NewJob],
+    ) -> Result<User, Error> {
+        let mut tables = self.tables.lock();
         let users = &mut tables.users;
         if email_taken(users, &user.email.normalized(), None) {
             return Err(duplicate_email());
@@ -64,11 +77,19 @@ impl UserRepository for MemoryUserRepository {
                 password_hash: Some(password_hash.clone()),
             },
         );
+        // Same lock, same step: the jobs exist exactly when the user does.
+        for job in jobs {
+            tables.jobs.insert(job.id, crate::jobs::stored(job));
+        }
+        drop(tables);
+        if !jobs.is_empty() {
+            self.tables.job_added.notify_waiters();
+        }
         Ok(user.clone())
     }
 
     async fn get(&self, id: &UserId) -> Result<User, Error> {
-        crate::lock(&self.tables)
+        self.tables.lock()
             .users
             .get(id)
             .map(|c| c.user.clone())
@@ -77,7 +98,7 @@ impl UserRepository for MemoryUserRepository {
 
     async fn credentials_by_email(&self, email: &Email) -> Result<Option<Credentials>, Error> {
         let wanted = email.normalized();
-        Ok(crate::lock(&self.tables)
+        Ok(self.tables.lock()
             .users
             .values()
             .find(|c| c.user.email.normalized() == wanted)
@@ -85,7 +106,7 @@ impl UserRepository for MemoryUserRepository {
     }
 
     async fn set_password_hash(&self, id: &UserId, hash: &PasswordHash) -> Result<(), Error> {
-        let mut tables = crate::lock(&self.tables);
+        let mut tables = self.tables.lock();
         let users = &mut tables.users;
         let credentials = users
             .get_mut(id)
@@ -95,7 +116,7 @@ impl UserRepository for MemoryUserRepository {
     }
 
     async fn delete(&self, id: &UserId) -> Result<(), Error> {
-        let mut tables = crate::lock(&self.tables);
+        let mut tables = self.tables.lock();
         tables
             .users
             .remove(id)
@@ -110,7 +131,7 @@ impl UserRepository for MemoryUserRepository {
         changes: &UserChanges,
         expected: Option<Version>,
     ) -> Result<User, Error> {
-        let mut tables = crate::lock(&self.tables);
+        let mut tables = self.tables.lock();
         let users = &mut tables.users;
         let current = users.get(id).ok_or_else(|| Error::not_found("user", id))?;
         if expected.is_some_and(|v| v != current.user.version) {
@@ -130,7 +151,7 @@ impl UserRepository for MemoryUserRepository {
 
     async fn list(&self, limit: Limit, after: Option<Cursor>) -> Result<Page<User>, Error> {
         let key = |u: &User| (u.created_at, u.id.as_uuid());
-        let mut rows: Vec<User> = crate::lock(&self.tables)
+        let mut rows: Vec<User> = self.tables.lock()
             .users
             .values()
             .map(|c| &c.user)

@@ -34,6 +34,15 @@ async fn idempotency() -> (MemoryIdempotencyStore, ()) {
     (MemoryIdempotencyStore::new(), ())
 }
 
+async fn jobs() -> (memory_adapter::MemoryJobQueue, MemoryUserRepository, ()) {
+    let users = MemoryUserRepository::new();
+    (users.jobs(), users, ())
+}
+
+mod jobs {
+    contract_tests::job_queue_contract!(super::jobs);
+}
+
 mod posts {
     contract_tests::post_repository_contract!(super::posts);
 }

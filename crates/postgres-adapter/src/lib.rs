@@ -8,6 +8,7 @@ mod cancel;
 mod error;
 mod health;
 mod idempotency;
+mod jobs;
 mod migrations;
 mod pool;
 mod posts;
@@ -17,6 +18,7 @@ mod users;
 
 pub use health::PgProbe;
 pub use idempotency::PgIdempotencyStore;
+pub use jobs::PgJobQueue;
 pub use migrations::{MigrateError, run_migrations};
 pub use pool::{ConnectError, Database, PoolSettings, redact_url};
 pub use posts::PgPostRepository;

@@ -1,7 +1,9 @@
 use async_trait::async_trait;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
+use diesel_async::AsyncConnection;
 use domain::auth::PasswordHash;
+use domain::jobs::NewJob;
 use domain::users::{
     Credentials, Email, Role, User, UserChanges, UserId, UserName, UserRepository,
 };
@@ -91,7 +93,12 @@ fn query_error(e: diesel::result::Error) -> Error {
 
 #[async_trait]
 impl UserRepository for PgUserRepository {
-    async fn create(&self, user: &User, password_hash: &PasswordHash) -> Result<User, Error> {
+    async fn create(
+        &self,
+        user: &User,
+        password_hash: &PasswordHash,
+        jobs: &[NewJob],
+    ) -> Result<User, Error> {
         let mut conn = self.db.get().await?;
         let new = NewUserRow {
             id: user.id.as_uuid(),
@@ -103,10 +110,17 @@ impl UserRepository for PgUserRepository {
             password_hash: password_hash.expose(),
             version: user.version.get(),
         };
-        let row: UserRow = diesel::insert_into(users::table)
-            .values(new)
-            .returning(UserRow::as_returning())
-            .get_result(&mut conn)
+        // The user and their jobs commit together or not at all (transactional outbox).
+        let row: UserRow = conn
+            .transaction::<UserRow, diesel::result::Error, _>(async move |conn| {
+                let row = diesel::insert_into(users::table)
+                    .values(new)
+                    .returning(UserRow::as_returning())
+                    .get_result(conn)
+                    .await?;
+                crate::jobs::insert_jobs(conn, jobs).await?;
+                Ok(row)
+            })
             .await
             .map_err(query_error)?;
         row.try_into()

@@ -2,6 +2,7 @@ use async_trait::async_trait;
 
 use super::{Email, User, UserChanges, UserId};
 use crate::auth::PasswordHash;
+use crate::jobs::NewJob;
 use crate::{Cursor, Error, Limit, Page, Version};
 
 /// A user with what login needs to check them.
@@ -20,11 +21,18 @@ pub struct Credentials {
 #[async_trait]
 pub trait UserRepository: Send + Sync + 'static {
     /// Stores a new user as given (id, role and timestamps included) with their password
-    /// hash, and returns the user.
+    /// hash, together with `jobs` (e.g. the welcome e-mail), and returns the user.
     ///
-    /// MUST return [`Error::Duplicate`] with field `email` when another user's e-mail equals
-    /// this one ignoring ASCII case, and store nothing in that case.
-    async fn create(&self, user: &User, password_hash: &PasswordHash) -> Result<User, Error>;
+    /// This is the transactional-outbox seam: the user and every job MUST be stored
+    /// atomically — a committed user always has its jobs, a failed insert leaves none.
+    /// MUST return [`Error::Duplicate`] with field `email` when another user's e-mail
+    /// equals this one ignoring ASCII case, and store nothing in that case.
+    async fn create(
+        &self,
+        user: &User,
+        password_hash: &PasswordHash,
+        jobs: &[NewJob],
+    ) -> Result<User, Error>;
 
     /// MUST return [`Error::NotFound`] when no user has this id.
     async fn get(&self, id: &UserId) -> Result<User, Error>;

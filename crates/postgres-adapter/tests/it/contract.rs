@@ -50,6 +50,20 @@ async fn idempotency() -> (PgIdempotencyStore, TestDb) {
     (PgIdempotencyStore::new(pool), db)
 }
 
+async fn jobs() -> (postgres_adapter::PgJobQueue, PgUserRepository, TestDb) {
+    let db = TestDb::new().await;
+    let pool = Database::connect(small_pool(db.url())).await.expect("pool");
+    (
+        postgres_adapter::PgJobQueue::new(pool.clone(), db.url()),
+        PgUserRepository::new(pool),
+        db,
+    )
+}
+
+mod jobs {
+    contract_tests::job_queue_contract!(super::jobs);
+}
+
 mod posts {
     contract_tests::post_repository_contract!(super::posts);
 }

@@ -87,7 +87,7 @@ async fn killed_connections_are_replaced_without_errors_reaching_callers() {
         UserName::parse("Ada").unwrap(),
         Email::parse("ada@example.com").unwrap(),
     );
-    repo.create(&user, &domain::auth::PasswordHash::new("$argon2id$x"))
+    repo.create(&user, &domain::auth::PasswordHash::new("$argon2id$x"), &[])
         .await
         .unwrap();
 

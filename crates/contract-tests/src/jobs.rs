@@ -1,0 +1,193 @@
+//! The [`JobQueue`] contract. Cases get a user repository over the same storage, for
+//! the transactional enqueue through `UserRepository::create`.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use domain::auth::PasswordHash;
+use domain::jobs::{JobPayload, JobQueue, JobState, NewJob};
+use domain::users::{Email, User, UserName, UserRepository};
+use domain::{Error, Limit};
+use uuid::Uuid;
+
+fn welcome(n: usize, max_attempts: u32) -> NewJob {
+    NewJob::now(
+        JobPayload::WelcomeEmail {
+            user_id: Uuid::now_v7(),
+            email: format!("user{n}@example.com"),
+            name: format!("User {n}"),
+        },
+        max_attempts,
+    )
+}
+
+const LEASE: Duration = Duration::from_secs(60);
+
+fn later() -> time::OffsetDateTime {
+    domain::now() + time::Duration::hours(1)
+}
+
+pub async fn a_job_is_claimed_once_and_completed(
+    queue: &impl JobQueue,
+    _users: &impl UserRepository,
+) {
+    let job = welcome(1, 5);
+    queue.enqueue(&job).await.expect("enqueue");
+    let claimed = queue.claim(LEASE).await.expect("claim").expect("a job");
+    assert_eq!(claimed.id, job.id);
+    assert_eq!(claimed.payload, job.payload);
+    assert_eq!((claimed.state, claimed.attempts), (JobState::Running, 1));
+    assert!(queue.claim(LEASE).await.expect("claim").is_none(), "leased");
+    queue.complete(&job.id).await.expect("complete");
+    assert!(queue.claim(LEASE).await.expect("claim").is_none(), "completed");
+    let done = queue
+        .list(Some(JobState::Completed), Limit::DEFAULT, None)
+        .await
+        .expect("list");
+    assert_eq!(done.items.len(), 1);
+}
+
+pub async fn many_concurrent_claimers_take_each_job_exactly_once(
+    queue: &impl JobQueue,
+    _users: &impl UserRepository,
+) {
+    for n in 0..12 {
+        queue.enqueue(&welcome(n, 5)).await.expect("enqueue");
+    }
+    let worker = || async {
+        let mut mine = Vec::new();
+        while let Some(job) = queue.claim(LEASE).await.expect("claim") {
+            queue.complete(&job.id).await.expect("complete");
+            mine.push(job.id);
+        }
+        mine
+    };
+    let ((a, b), (c, d)) = crate::join(crate::join(worker(), worker()), crate::join(worker(), worker())).await;
+    let all: Vec<_> = [a, b, c, d].concat();
+    let unique: HashSet<_> = all.iter().collect();
+    assert_eq!(all.len(), 12, "every job done");
+    assert_eq!(unique.len(), 12, "none done twice");
+}
+
+pub async fn an_expired_lease_lets_another_worker_claim_the_job(
+    queue: &impl JobQueue,
+    _users: &impl UserRepository,
+) {
+    let job = welcome(1, 5);
+    queue.enqueue(&job).await.expect("enqueue");
+    let first = queue
+        .claim(Duration::from_millis(1))
+        .await
+        .expect("claim")
+        .expect("job");
+    // The first worker "dies": its lease runs out.
+    std::thread::sleep(Duration::from_millis(20));
+    let second = queue.claim(LEASE).await.expect("claim").expect("re-claimed");
+    assert_eq!(second.id, first.id);
+    assert_eq!(second.attempts, 2);
+}
+
+pub async fn failures_wait_for_their_retry_then_die_with_the_last_error(
+    queue: &impl JobQueue,
+    _users: &impl UserRepository,
+) {
+    let job = welcome(1, 2);
+    queue.enqueue(&job).await.expect("enqueue");
+
+    queue.claim(LEASE).await.expect("claim").expect("job");
+    let state = queue.fail(&job.id, "smtp down", later()).await.expect("fail");
+    assert_eq!(state, JobState::Failed);
+    assert!(queue.claim(LEASE).await.expect("claim").is_none(), "not due yet");
+
+    // Due now: claimed again, fails again, and that was the last attempt.
+    queue.fail(&job.id, "smtp down", domain::now()).await.ok();
+    let again = queue.claim(LEASE).await.expect("claim").expect("due");
+    assert_eq!(again.attempts, 2);
+    let state = queue
+        .fail(&job.id, "smtp still down", later())
+        .await
+        .expect("fail");
+    assert_eq!(state, JobState::Dead);
+    let dead = queue
+        .list(Some(JobState::Dead), Limit::DEFAULT, None)
+        .await
+        .expect("list");
+    assert_eq!(dead.items[0].last_error.as_deref(), Some("smtp still down"));
+    assert!(queue.claim(LEASE).await.expect("claim").is_none(), "dead stays dead");
+}
+
+pub async fn dead_jobs_can_be_retried_and_others_cannot(
+    queue: &impl JobQueue,
+    _users: &impl UserRepository,
+) {
+    let job = welcome(1, 1);
+    queue.enqueue(&job).await.expect("enqueue");
+    assert!(matches!(queue.retry(&job.id).await, Err(Error::Conflict(_))));
+    queue.claim(LEASE).await.expect("claim").expect("job");
+    assert_eq!(
+        queue.fail(&job.id, "boom", later()).await.expect("fail"),
+        JobState::Dead
+    );
+    let retried = queue.retry(&job.id).await.expect("retry");
+    assert_eq!((retried.state, retried.attempts), (JobState::Queued, 0));
+    let claimed = queue.claim(LEASE).await.expect("claim").expect("runnable again");
+    assert_eq!(claimed.id, job.id);
+    assert!(matches!(
+        queue.retry(&domain::jobs::JobId::generate()).await,
+        Err(Error::NotFound { .. })
+    ));
+}
+
+pub async fn a_released_job_is_queued_again_without_using_an_attempt(
+    queue: &impl JobQueue,
+    _users: &impl UserRepository,
+) {
+    let job = welcome(1, 5);
+    queue.enqueue(&job).await.expect("enqueue");
+    queue.claim(LEASE).await.expect("claim").expect("job");
+    queue.release(&job.id).await.expect("release");
+    let again = queue.claim(LEASE).await.expect("claim").expect("job");
+    assert_eq!(again.attempts, 1);
+}
+
+pub async fn a_users_jobs_are_stored_with_the_user_and_only_then(
+    queue: &impl JobQueue,
+    users: &impl UserRepository,
+) {
+    let user = User::new(
+        UserName::parse("Ada").expect("name"),
+        Email::parse("ada@example.com").expect("email"),
+    );
+    let job = welcome(1, 5);
+    users
+        .create(&user, &PasswordHash::new("$argon2id$x"), std::slice::from_ref(&job))
+        .await
+        .expect("create");
+    // A duplicate user fails, and so its job is not stored either.
+    let twin = User::new(
+        UserName::parse("Ada again").expect("name"),
+        Email::parse("ADA@example.com").expect("email"),
+    );
+    let orphan = welcome(2, 5);
+    assert!(users
+        .create(&twin, &PasswordHash::new("$argon2id$x"), std::slice::from_ref(&orphan))
+        .await
+        .is_err());
+
+    let all = queue.list(None, Limit::DEFAULT, None).await.expect("list");
+    let ids: Vec<_> = all.items.iter().map(|j| j.id).collect();
+    assert_eq!(ids, [job.id]);
+}
+
+pub async fn a_waiting_worker_wakes_when_a_job_is_enqueued(
+    queue: &impl JobQueue,
+    _users: &impl UserRepository,
+) {
+    // Not a timing assertion: the wait must end (by notification or the bound) and the
+    // job must then be claimable.
+    let (_, ()) = crate::join(queue.wait_for_work(Duration::from_secs(5)), async {
+        queue.enqueue(&welcome(1, 5)).await.expect("enqueue");
+    })
+    .await;
+    assert!(queue.claim(LEASE).await.expect("claim").is_some());
+}

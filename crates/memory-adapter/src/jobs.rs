@@ -1,0 +1,171 @@
+use std::time::Duration;
+
+use async_trait::async_trait;
+use domain::jobs::{Job, JobId, JobQueue, JobState, MAX_ERROR_CHARS, NewJob};
+use domain::{Cursor, Error, Limit, Page};
+
+use crate::tables::Shared;
+
+/// A job as stored, from a new one.
+pub(crate) fn stored(job: &NewJob) -> Job {
+    let now = domain::now();
+    Job {
+        id: job.id,
+        payload: job.payload.clone(),
+        state: JobState::Queued,
+        attempts: 0,
+        max_attempts: job.max_attempts,
+        last_error: None,
+        run_at: job.run_at,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// A [`JobQueue`] in the shared in-memory tables. Running jobs keep their lease
+/// deadline in `run_at` (as a claimed job's next time to be considered abandoned).
+#[derive(Debug, Clone)]
+pub struct MemoryJobQueue {
+    store: Shared,
+}
+
+impl MemoryJobQueue {
+    pub(crate) fn new(store: Shared) -> Self {
+        Self { store }
+    }
+}
+
+fn runnable(job: &Job, now: time::OffsetDateTime) -> bool {
+    match job.state {
+        JobState::Queued | JobState::Failed => job.run_at <= now,
+        // For a running job `run_at` holds its lease deadline.
+        JobState::Running => job.run_at < now,
+        JobState::Completed | JobState::Dead => false,
+    }
+}
+
+#[async_trait]
+impl JobQueue for MemoryJobQueue {
+    async fn enqueue(&self, job: &NewJob) -> Result<(), Error> {
+        self.store.lock().jobs.insert(job.id, stored(job));
+        self.store.job_added.notify_waiters();
+        Ok(())
+    }
+
+    async fn claim(&self, lease: Duration) -> Result<Option<Job>, Error> {
+        let now = domain::now();
+        let mut tables = self.store.lock();
+        let next = tables
+            .jobs
+            .values()
+            .filter(|j| runnable(j, now))
+            .min_by_key(|j| (j.run_at, j.id))
+            .map(|j| j.id);
+        let Some(id) = next else {
+            return Ok(None);
+        };
+        let job = tables
+            .jobs
+            .get_mut(&id)
+            .ok_or_else(|| Error::internal("job vanished under the lock"))?;
+        job.state = JobState::Running;
+        job.attempts += 1;
+        job.run_at = now + lease;
+        job.updated_at = now;
+        Ok(Some(job.clone()))
+    }
+
+    async fn complete(&self, id: &JobId) -> Result<(), Error> {
+        let mut tables = self.store.lock();
+        let job = tables
+            .jobs
+            .get_mut(id)
+            .ok_or_else(|| Error::not_found("job", id))?;
+        job.state = JobState::Completed;
+        job.updated_at = domain::now();
+        Ok(())
+    }
+
+    async fn fail(
+        &self,
+        id: &JobId,
+        error: &str,
+        retry_at: time::OffsetDateTime,
+    ) -> Result<JobState, Error> {
+        let mut tables = self.store.lock();
+        let job = tables
+            .jobs
+            .get_mut(id)
+            .ok_or_else(|| Error::not_found("job", id))?;
+        job.state = if job.attempts >= job.max_attempts {
+            JobState::Dead
+        } else {
+            JobState::Failed
+        };
+        job.last_error = Some(error.chars().take(MAX_ERROR_CHARS).collect());
+        job.run_at = retry_at;
+        job.updated_at = domain::now();
+        Ok(job.state)
+    }
+
+    async fn release(&self, id: &JobId) -> Result<(), Error> {
+        let mut tables = self.store.lock();
+        let job = tables
+            .jobs
+            .get_mut(id)
+            .ok_or_else(|| Error::not_found("job", id))?;
+        if job.state == JobState::Running {
+            job.state = JobState::Queued;
+            job.attempts = job.attempts.saturating_sub(1);
+            job.run_at = domain::now();
+            job.updated_at = job.run_at;
+        }
+        drop(tables);
+        self.store.job_added.notify_waiters();
+        Ok(())
+    }
+
+    async fn retry(&self, id: &JobId) -> Result<Job, Error> {
+        let mut tables = self.store.lock();
+        let job = tables
+            .jobs
+            .get_mut(id)
+            .ok_or_else(|| Error::not_found("job", id))?;
+        if !matches!(job.state, JobState::Failed | JobState::Dead) {
+            return Err(Error::Conflict("only failed or dead jobs can be retried"));
+        }
+        job.state = JobState::Queued;
+        job.attempts = 0;
+        job.run_at = domain::now();
+        job.updated_at = job.run_at;
+        let job = job.clone();
+        drop(tables);
+        self.store.job_added.notify_waiters();
+        Ok(job)
+    }
+
+    async fn list(
+        &self,
+        state: Option<JobState>,
+        limit: Limit,
+        after: Option<Cursor>,
+    ) -> Result<Page<Job>, Error> {
+        let key = |j: &Job| (j.created_at, j.id.as_uuid());
+        let mut rows: Vec<Job> = self
+            .store
+            .lock()
+            .jobs
+            .values()
+            .filter(|j| state.is_none_or(|s| j.state == s))
+            .filter(|j| after.is_none_or(|c| key(j) < (c.created_at, c.id)))
+            .cloned()
+            .collect();
+        rows.sort_by_key(|j| std::cmp::Reverse(key(j)));
+        rows.truncate(limit.get() as usize + 1);
+        Ok(Page::from_rows(rows, limit, Job::cursor))
+    }
+
+    async fn wait_for_work(&self, max_wait: Duration) {
+        let _ = tokio::time::timeout(max_wait, self.store.job_added.notified()).await;
+    }
+}

@@ -1,0 +1,337 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use diesel::OptionalExtension;
+use diesel::sql_types::{Integer, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use domain::jobs::{Job, JobId, JobPayload, JobQueue, JobState, MAX_ERROR_CHARS, NewJob};
+use domain::{Cursor, Error, Limit, Page};
+use futures_util::StreamExt;
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use crate::Database;
+
+/// The channel enqueuers notify and workers listen on.
+const CHANNEL: &str = "jobs";
+
+/// [`JobQueue`] on the `jobs` table, woken by `LISTEN jobs`.
+///
+/// Give it its own small [`Database`] so workers and request handlers never compete for
+/// connections; the listener holds one more connection of its own.
+#[derive(Clone)]
+pub struct PgJobQueue {
+    db: Database,
+    wake: Arc<Notify>,
+    _listener: Arc<Listener>,
+}
+
+struct Listener(JoinHandle<()>);
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl PgJobQueue {
+    /// The queue, with a task listening for notifications on `url` (reconnecting after
+    /// failures). The task ends when the last clone of the queue is dropped.
+    pub fn new(db: Database, url: &str) -> Self {
+        let wake = Arc::new(Notify::new());
+        let task = tokio::spawn(listen(url.to_owned(), wake.clone()));
+        Self {
+            db,
+            wake,
+            _listener: Arc::new(Listener(task)),
+        }
+    }
+}
+
+/// Forwards `NOTIFY jobs` to waiting workers; on connection loss, retries with backoff.
+async fn listen(url: String, wake: Arc<Notify>) {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+            Ok((client, mut connection)) => {
+                let mut messages =
+                    futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+                let listening = async {
+                    // The connection must be polled for LISTEN to complete.
+                    client.batch_execute(&format!("LISTEN {CHANNEL}")).await
+                };
+                let mut listening = std::pin::pin!(listening);
+                let ready = loop {
+                    tokio::select! {
+                        result = &mut listening => break result.is_ok(),
+                        message = messages.next() => if message.is_none() { break false },
+                    }
+                };
+                if ready {
+                    delay = Duration::from_millis(200);
+                    // Anything enqueued while we were away is found by the next claim.
+                    wake.notify_waiters();
+                    while let Some(message) = messages.next().await {
+                        match message {
+                            Ok(tokio_postgres::AsyncMessage::Notification(_)) => {
+                                wake.notify_waiters();
+                            }
+                            Ok(_) => {}
+                            Err(_) => break,
+                        }
+                    }
+                }
+            }
+            Err(error) => tracing::debug!(%error, "job listener cannot connect"),
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(10));
+    }
+}
+
+#[derive(diesel::QueryableByName)]
+struct JobRow {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+    #[diesel(sql_type = Jsonb)]
+    payload: serde_json::Value,
+    #[diesel(sql_type = Text)]
+    state: String,
+    #[diesel(sql_type = Integer)]
+    attempts: i32,
+    #[diesel(sql_type = Integer)]
+    max_attempts: i32,
+    #[diesel(sql_type = Nullable<Text>)]
+    last_error: Option<String>,
+    #[diesel(sql_type = Timestamptz)]
+    run_at: OffsetDateTime,
+    #[diesel(sql_type = Timestamptz)]
+    created_at: OffsetDateTime,
+    #[diesel(sql_type = Timestamptz)]
+    updated_at: OffsetDateTime,
+}
+
+impl TryFrom<JobRow> for Job {
+    type Error = Error;
+
+    fn try_from(row: JobRow) -> Result<Self, Error> {
+        Ok(Job {
+            id: JobId::from_uuid(row.id),
+            payload: serde_json::from_value::<JobPayload>(row.payload)
+                .map_err(|e| Error::internal(format!("unreadable job payload: {e}")))?,
+            state: JobState::parse(&row.state).map_err(Error::internal)?,
+            attempts: u32::try_from(row.attempts).unwrap_or(0),
+            max_attempts: u32::try_from(row.max_attempts).unwrap_or(1),
+            last_error: row.last_error,
+            run_at: row.run_at,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+const COLUMNS: &str =
+    "id, payload, state, attempts, max_attempts, last_error, run_at, created_at, updated_at";
+
+fn query_error(e: diesel::result::Error) -> Error {
+    crate::error::query(e, &[("jobs_pkey", "job", "id")])
+}
+
+/// Inserts `jobs` and notifies workers; the notification is delivered when the
+/// surrounding transaction commits, and never if it rolls back.
+pub(crate) async fn insert_jobs(
+    conn: &mut AsyncPgConnection,
+    jobs: &[NewJob],
+) -> Result<(), diesel::result::Error> {
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    let now = domain::now();
+    for job in jobs {
+        let payload = serde_json::to_value(&job.payload)
+            .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+        diesel::sql_query(
+            "INSERT INTO jobs (id, kind, payload, state, attempts, max_attempts, run_at, \
+             created_at, updated_at) VALUES ($1, $2, $3, 'queued', 0, $4, $5, $6, $6)",
+        )
+        .bind::<SqlUuid, _>(job.id.as_uuid())
+        .bind::<Text, _>(job.payload.kind())
+        .bind::<Jsonb, _>(payload)
+        .bind::<Integer, _>(i32::try_from(job.max_attempts).unwrap_or(i32::MAX))
+        .bind::<Timestamptz, _>(job.run_at)
+        .bind::<Timestamptz, _>(now)
+        .execute(conn)
+        .await?;
+    }
+    diesel::sql_query(format!("NOTIFY {CHANNEL}"))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl JobQueue for PgJobQueue {
+    async fn enqueue(&self, job: &NewJob) -> Result<(), Error> {
+        let mut conn = self.db.get().await?;
+        insert_jobs(&mut conn, std::slice::from_ref(job))
+            .await
+            .map_err(query_error)
+    }
+
+    async fn claim(&self, lease: Duration) -> Result<Option<Job>, Error> {
+        let mut conn = self.db.get().await?;
+        let now = domain::now();
+        // SKIP LOCKED: concurrent claimers each lock a different row instead of
+        // queueing behind one another; the row lock is held until this UPDATE commits.
+        let row: Option<JobRow> = diesel::sql_query(format!(
+            "UPDATE jobs SET state = 'running', attempts = attempts + 1, \
+               lease_until = $2, updated_at = $1 \
+             WHERE id = ( \
+               SELECT id FROM jobs \
+               WHERE (state IN ('queued', 'failed') AND run_at <= $1) \
+                  OR (state = 'running' AND lease_until < $1) \
+               ORDER BY run_at, id \
+               LIMIT 1 FOR UPDATE SKIP LOCKED) \
+             RETURNING {COLUMNS}"
+        ))
+        .bind::<Timestamptz, _>(now)
+        .bind::<Timestamptz, _>(now + lease)
+        .get_result(&mut conn)
+        .await
+        .optional()
+        .map_err(query_error)?;
+        row.map(Job::try_from).transpose()
+    }
+
+    async fn complete(&self, id: &JobId) -> Result<(), Error> {
+        let mut conn = self.db.get().await?;
+        let updated = diesel::sql_query(
+            "UPDATE jobs SET state = 'completed', lease_until = NULL, updated_at = $2 \
+             WHERE id = $1",
+        )
+        .bind::<SqlUuid, _>(id.as_uuid())
+        .bind::<Timestamptz, _>(domain::now())
+        .execute(&mut conn)
+        .await
+        .map_err(query_error)?;
+        if updated == 0 {
+            return Err(Error::not_found("job", id));
+        }
+        Ok(())
+    }
+
+    async fn fail(
+        &self,
+        id: &JobId,
+        error: &str,
+        retry_at: OffsetDateTime,
+    ) -> Result<JobState, Error> {
+        let mut conn = self.db.get().await?;
+        let error: String = error.chars().take(MAX_ERROR_CHARS).collect();
+        let row: Option<JobRow> = diesel::sql_query(format!(
+            "UPDATE jobs SET \
+               state = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'failed' END, \
+               last_error = $2, run_at = $3, lease_until = NULL, updated_at = $4 \
+             WHERE id = $1 RETURNING {COLUMNS}"
+        ))
+        .bind::<SqlUuid, _>(id.as_uuid())
+        .bind::<Text, _>(&error)
+        .bind::<Timestamptz, _>(retry_at)
+        .bind::<Timestamptz, _>(domain::now())
+        .get_result(&mut conn)
+        .await
+        .optional()
+        .map_err(query_error)?;
+        let job: Job = row.ok_or_else(|| Error::not_found("job", id))?.try_into()?;
+        Ok(job.state)
+    }
+
+    async fn release(&self, id: &JobId) -> Result<(), Error> {
+        let mut conn = self.db.get().await?;
+        let now = domain::now();
+        diesel::sql_query(format!(
+            "UPDATE jobs SET state = 'queued', attempts = GREATEST(attempts - 1, 0), \
+               run_at = $2, lease_until = NULL, updated_at = $2 \
+             WHERE id = $1 AND state = 'running'"
+        ))
+        .bind::<SqlUuid, _>(id.as_uuid())
+        .bind::<Timestamptz, _>(now)
+        .execute(&mut conn)
+        .await
+        .map_err(query_error)?;
+        let _ = diesel::sql_query(format!("NOTIFY {CHANNEL}"))
+            .execute(&mut conn)
+            .await;
+        Ok(())
+    }
+
+    async fn retry(&self, id: &JobId) -> Result<Job, Error> {
+        let mut conn = self.db.get().await?;
+        let now = domain::now();
+        let row: Option<JobRow> = diesel::sql_query(format!(
+            "UPDATE jobs SET state = 'queued', attempts = 0, run_at = $2, updated_at = $2 \
+             WHERE id = $1 AND state IN ('failed', 'dead') RETURNING {COLUMNS}"
+        ))
+        .bind::<SqlUuid, _>(id.as_uuid())
+        .bind::<Timestamptz, _>(now)
+        .get_result(&mut conn)
+        .await
+        .optional()
+        .map_err(query_error)?;
+        match row {
+            Some(row) => {
+                let _ = diesel::sql_query(format!("NOTIFY {CHANNEL}"))
+                    .execute(&mut conn)
+                    .await;
+                row.try_into()
+            }
+            None => {
+                let exists: bool = diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                    &format!("EXISTS (SELECT 1 FROM jobs WHERE id = '{}')", id.as_uuid()),
+                ))
+                .get_result(&mut conn)
+                .await
+                .map_err(query_error)?;
+                Err(if exists {
+                    Error::Conflict("only failed or dead jobs can be retried")
+                } else {
+                    Error::not_found("job", id)
+                })
+            }
+        }
+    }
+
+    async fn list(
+        &self,
+        state: Option<JobState>,
+        limit: Limit,
+        after: Option<Cursor>,
+    ) -> Result<Page<Job>, Error> {
+        let mut conn = self.db.get().await?;
+        let rows: Vec<JobRow> = diesel::sql_query(format!(
+            "SELECT {COLUMNS} FROM jobs \
+             WHERE ($1::text IS NULL OR state = $1) \
+               AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3)) \
+             ORDER BY created_at DESC, id DESC LIMIT $4"
+        ))
+        .bind::<Nullable<Text>, _>(state.map(JobState::as_str))
+        .bind::<Nullable<Timestamptz>, _>(after.map(|c| c.created_at))
+        .bind::<SqlUuid, _>(after.map_or(Uuid::nil(), |c| c.id))
+        .bind::<diesel::sql_types::BigInt, _>(i64::from(limit.get()) + 1)
+        .load(&mut conn)
+        .await
+        .map_err(query_error)?;
+        let jobs = rows
+            .into_iter()
+            .map(Job::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_rows(jobs, limit, Job::cursor))
+    }
+
+    async fn wait_for_work(&self, max_wait: Duration) {
+        let _ = tokio::time::timeout(max_wait, self.wake.notified()).await;
+    }
+}
