@@ -38,6 +38,44 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// Bound on fetching a user and their posts together (`?include=posts`).
     pub fanout_deadline: Duration,
+    pub mail: MailSettings,
+    pub jobs: JobSettings,
+}
+
+/// Where e-mail goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailSettings {
+    /// `None`: e-mails are recorded and logged, not sent.
+    pub smtp_url: Option<String>,
+    pub from: String,
+    pub timeout: Duration,
+}
+
+impl MailSettings {
+    /// The domain of the sender address, for generated Message-IDs.
+    pub fn domain(&self) -> String {
+        self.from
+            .rsplit_once('@')
+            .map(|(_, d)| d.trim_end_matches('>').trim().to_owned())
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| "localhost".into())
+    }
+}
+
+/// The background worker pool and its retry policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobSettings {
+    /// Concurrent workers in this process; 0 runs none.
+    pub workers: usize,
+    pub max_attempts: u32,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// How long a claimed job stays leased to its worker.
+    pub lease: Duration,
+    /// Bound on one attempt of one job.
+    pub timeout: Duration,
+    /// How often idle workers look for due jobs when no notification arrives.
+    pub poll_interval: Duration,
 }
 
 /// Tokens and password hashing.
@@ -133,6 +171,17 @@ impl fmt::Debug for Settings {
             .field("log_filter", &self.log_filter)
             .field("auth", &self.auth)
             .field("fanout_deadline", &self.fanout_deadline)
+            .field(
+                "mail",
+                &(
+                    self.mail
+                        .smtp_url
+                        .as_deref()
+                        .map(postgres_adapter::redact_url),
+                    &self.mail.from,
+                ),
+            )
+            .field("jobs", &self.jobs)
             .finish()
     }
 }
@@ -189,6 +238,22 @@ impl Settings {
                 .raw("RUST_LOG")
                 .unwrap_or_else(|| DEFAULT_LOG_FILTER.to_owned()),
             fanout_deadline: env.millis("FANOUT_DEADLINE_MS", Duration::from_millis(5000))?,
+            mail: MailSettings {
+                smtp_url: env.raw("SMTP_URL"),
+                from: env
+                    .raw("SMTP_FROM")
+                    .unwrap_or_else(|| "Users service <no-reply@localhost>".into()),
+                timeout: env.secs("SMTP_TIMEOUT_SECS", Duration::from_secs(10))?,
+            },
+            jobs: JobSettings {
+                workers: env.parse("WORKERS", 4)?,
+                max_attempts: env.parse::<u32>("JOB_MAX_ATTEMPTS", 5)?.max(1),
+                backoff_base: env.millis("JOB_BACKOFF_BASE_MS", Duration::from_millis(2000))?,
+                backoff_max: env.millis("JOB_BACKOFF_MAX_MS", Duration::from_millis(600_000))?,
+                lease: env.secs("JOB_LEASE_SECS", Duration::from_secs(60))?,
+                timeout: env.secs("JOB_TIMEOUT_SECS", Duration::from_secs(30))?,
+                poll_interval: env.millis("JOB_POLL_INTERVAL_MS", Duration::from_millis(5000))?,
+            },
             auth: AuthSettings {
                 jwt_secret: None,
                 jwt_previous_secrets: Vec::new(),
@@ -490,6 +555,12 @@ mod tests {
         assert_eq!(s.auth.argon2, Argon2Settings::default());
         assert_eq!(s.http.auth_rate_limit_per_minute, 10);
         assert_eq!(s.fanout_deadline, Duration::from_millis(5000));
+        assert_eq!(s.jobs.workers, 4);
+        assert_eq!(s.jobs.max_attempts, 5);
+        assert_eq!(s.jobs.backoff_base, Duration::from_millis(2000));
+        assert_eq!(s.jobs.backoff_max, Duration::from_millis(600_000));
+        assert_eq!(s.mail.smtp_url, None);
+        assert_eq!(s.mail.domain(), "localhost");
         let rotated = from(&[(
             "JWT_PREVIOUS_SECRETS",
             "0123456789abcdef0123456789abcdef-one, 0123456789abcdef0123456789abcdef-two",

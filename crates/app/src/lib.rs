@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod telemetry;
+pub mod workers;
 
 use std::future::Future;
 use std::net::TcpListener;
@@ -13,19 +14,25 @@ use auth_adapter::{Argon2Hasher, JwtTokens};
 use domain::auth::{PasswordHasher, RefreshTokenStore};
 use domain::health::HealthProbe;
 use domain::idempotency::IdempotencyStore;
+use domain::jobs::JobQueue;
+use domain::mail::Mailer;
 use domain::posts::PostRepository;
 use domain::users::UserRepository;
 use http_adapter::ApiState;
 use memory_adapter::{
-    MemoryIdempotencyStore, MemoryProbe, MemoryRefreshTokenStore, MemoryUserRepository,
+    MemoryIdempotencyStore, MemoryMailer, MemoryProbe, MemoryRefreshTokenStore,
+    MemoryUserRepository,
 };
 use ports::auth::Auth;
 use ports::health::HealthChecker;
+use ports::jobs::{JobRunner, Jobs};
 use ports::posts::Posts;
 use ports::users::{CreateUser, Users};
 use postgres_adapter::{
-    Database, PgIdempotencyStore, PgPostRepository, PgProbe, PgRefreshTokenStore, PgUserRepository,
+    Database, PgIdempotencyStore, PgJobQueue, PgPostRepository, PgProbe, PgRefreshTokenStore,
+    PgUserRepository, PoolSettings,
 };
+use workers::WorkerPool;
 
 pub use config::Settings;
 
@@ -33,7 +40,9 @@ pub use config::Settings;
 pub struct Application {
     port: u16,
     server: actix_web::dev::Server,
-    db: Option<Database>,
+    db: Option<Databases>,
+    workers: Option<WorkerPool>,
+    grace: std::time::Duration,
 }
 
 impl Application {
@@ -48,7 +57,11 @@ impl Application {
             );
         }
         let secret = signing_secret(settings)?;
-        let state = wire(settings, db.as_ref(), secret.clone())?;
+        let wiring = wire(settings, db.as_ref(), secret.clone())?;
+        let workers = (settings.jobs.workers > 0).then(|| {
+            WorkerPool::start(wiring.queue.clone(), wiring.runner.clone(), &settings.jobs)
+        });
+        let state = wiring.state;
         let mut http = settings.http.clone();
         http.fingerprint_key = fingerprint_key(&secret);
 
@@ -59,7 +72,13 @@ impl Application {
         let server =
             http_adapter::server(listener, state, http).context("cannot start the HTTP server")?;
         tracing::info!(address = %format!("{}:{port}", settings.host), "listening");
-        Ok(Self { port, server, db })
+        Ok(Self {
+            port,
+            server,
+            db,
+            workers,
+            grace: settings.http.shutdown_grace,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -68,64 +87,103 @@ impl Application {
 
     /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests
     /// finish within the grace period, and closes the pool.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    pub async fn run_until(mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let handle = self.server.handle();
         let server = self.server;
         tokio::pin!(server);
-        tokio::select! {
-            result = &mut server => result.context("HTTP server failed")?,
+        let served = tokio::select! {
+            result = &mut server => result.context("HTTP server failed"),
             () = shutdown => {
-                tracing::info!("shutting down: draining in-flight requests");
-                let ((), result) = tokio::join!(handle.stop(true), server);
-                result.context("HTTP server failed while stopping")?;
+                tracing::info!("shutting down: draining in-flight requests and jobs");
+                let workers = async {
+                    if let Some(pool) = self.workers.take() {
+                        pool.shutdown(self.grace).await;
+                    }
+                };
+                let ((), result, ()) = tokio::join!(handle.stop(true), server, workers);
+                result.context("HTTP server failed while stopping")
             }
+        };
+        if let Some(pool) = self.workers.take() {
+            pool.shutdown(self.grace).await;
         }
+        served?;
         if let Some(db) = self.db {
-            db.close();
+            db.main.close();
+            db.jobs.close();
         }
         tracing::info!("stopped");
         Ok(())
     }
 }
 
+/// The request pool and, apart from it, the job workers' small pool: request load
+/// cannot starve jobs, and a job backlog cannot exhaust the request pool.
+pub struct Databases {
+    main: Database,
+    jobs: Database,
+    url: String,
+}
+
 /// Connects and migrates when a database is configured.
-async fn connect(settings: &Settings) -> anyhow::Result<Option<Database>> {
+async fn connect(settings: &Settings) -> anyhow::Result<Option<Databases>> {
     let Some(url) = &settings.database_url else {
         return Ok(None);
     };
-    let db = Database::connect(settings.pool_settings(url)).await?;
+    let main = Database::connect(settings.pool_settings(url)).await?;
     let applied = postgres_adapter::run_migrations(url).await?;
+    let jobs = Database::connect(PoolSettings {
+        // One connection per worker and one to spare for the admin API.
+        max_size: settings.jobs.workers + 1,
+        min_idle: 1,
+        ..settings.pool_settings(url)
+    })
+    .await?;
     tracing::info!(
         database = %postgres_adapter::redact_url(url),
         migrations_applied = applied.len(),
         "database ready"
     );
-    Ok(Some(db))
+    Ok(Some(Databases {
+        main,
+        jobs,
+        url: url.clone(),
+    }))
 }
 
 /// The driven adapters behind the use cases: Postgres when there is a database, memory
 /// otherwise; argon2 and JWT for auth either way.
-fn wire(settings: &Settings, db: Option<&Database>, secret: Vec<u8>) -> anyhow::Result<ApiState> {
+/// What `wire` builds: the HTTP state, and what the workers need.
+struct Wiring {
+    state: ApiState,
+    queue: Arc<dyn JobQueue>,
+    runner: Arc<JobRunner>,
+}
+
+fn wire(settings: &Settings, db: Option<&Databases>, secret: Vec<u8>) -> anyhow::Result<Wiring> {
     struct Stores {
         users: Arc<dyn UserRepository>,
         posts: Arc<dyn PostRepository>,
         refresh_tokens: Arc<dyn RefreshTokenStore>,
         idempotency: Arc<dyn IdempotencyStore>,
+        queue: Arc<dyn JobQueue>,
         probe: Arc<dyn HealthProbe>,
     }
     let stores = match db {
-        Some(db) => Stores {
-            users: Arc::new(PgUserRepository::new(db.clone())),
-            posts: Arc::new(PgPostRepository::new(db.clone())),
-            refresh_tokens: Arc::new(PgRefreshTokenStore::new(db.clone())),
-            idempotency: Arc::new(PgIdempotencyStore::new(db.clone())),
-            probe: Arc::new(PgProbe::new(db.clone())),
+        Some(Databases { main, jobs, url }) => Stores {
+            users: Arc::new(PgUserRepository::new(main.clone())),
+            posts: Arc::new(PgPostRepository::new(main.clone())),
+            refresh_tokens: Arc::new(PgRefreshTokenStore::new(main.clone())),
+            idempotency: Arc::new(PgIdempotencyStore::new(main.clone())),
+            queue: Arc::new(PgJobQueue::new(jobs.clone(), url)),
+            probe: Arc::new(PgProbe::new(main.clone())),
         },
         None => {
             // Users and posts share their tables, so deleting a user takes their posts.
             let users = MemoryUserRepository::new();
             Stores {
                 posts: Arc::new(users.posts()),
+                queue: Arc::new(users.jobs()),
                 users: Arc::new(users),
                 refresh_tokens: Arc::new(MemoryRefreshTokenStore::new()),
                 idempotency: Arc::new(MemoryIdempotencyStore::new()),
@@ -138,19 +196,36 @@ fn wire(settings: &Settings, db: Option<&Database>, secret: Vec<u8>) -> anyhow::
         posts,
         refresh_tokens,
         idempotency,
+        queue,
         probe,
     } = stores;
+    let mailer: Arc<dyn Mailer> = match &settings.mail.smtp_url {
+        Some(url) => Arc::new(mail_adapter::SmtpMailer::new(
+            url,
+            &settings.mail.from,
+            settings.mail.timeout,
+        )?),
+        None => {
+            tracing::warn!("SMTP_URL is not set: e-mails are logged, not sent");
+            Arc::new(MemoryMailer::new())
+        }
+    };
+    let runner = Arc::new(JobRunner::new(mailer, settings.mail.domain()));
     let hasher: Arc<dyn PasswordHasher> =
         Arc::new(Argon2Hasher::new(settings.auth.argon2).map_err(anyhow::Error::msg)?);
     let tokens = Arc::new(JwtTokens::new(settings.auth.jwt(secret))?);
-    Ok(ApiState {
-        users: Arc::new(Users::new(
-            users.clone(),
-            posts.clone(),
-            hasher.clone(),
-            refresh_tokens.clone(),
-            settings.fanout_deadline,
-        )),
+    let state = ApiState {
+        users: Arc::new(
+            Users::new(
+                users.clone(),
+                posts.clone(),
+                hasher.clone(),
+                refresh_tokens.clone(),
+                settings.fanout_deadline,
+            )
+            .with_job_max_attempts(settings.jobs.max_attempts),
+        ),
+        jobs: Arc::new(Jobs::new(queue.clone())),
         posts: Arc::new(Posts::new(posts, users.clone())),
         idempotency,
         health: Arc::new(HealthChecker::new(vec![probe])),
@@ -161,7 +236,35 @@ fn wire(settings: &Settings, db: Option<&Database>, secret: Vec<u8>) -> anyhow::
             refresh_tokens,
             settings.auth.refresh_ttl,
         )),
+    };
+    Ok(Wiring {
+        state,
+        queue,
+        runner,
     })
+}
+
+/// Runs only the job workers (`app worker`), until `shutdown` completes.
+pub async fn run_workers(
+    settings: &Settings,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        settings.database_url.is_some(),
+        "`app worker` needs DATABASE_URL: in memory there is no queue to share"
+    );
+    anyhow::ensure!(settings.jobs.workers > 0, "WORKERS is 0: nothing to run");
+    let db = connect(settings).await?;
+    let wiring = wire(settings, db.as_ref(), signing_secret(settings)?)?;
+    let pool = WorkerPool::start(wiring.queue, wiring.runner, &settings.jobs);
+    shutdown.await;
+    tracing::info!("shutting down: finishing in-flight jobs");
+    pool.shutdown(settings.http.shutdown_grace).await;
+    if let Some(db) = db {
+        db.main.close();
+        db.jobs.close();
+    }
+    Ok(())
 }
 
 /// The JWT signing key: `JWT_SECRET`, or a random one when there is no database (the
@@ -204,10 +307,11 @@ pub async fn create_admin(
     let command = CreateUser::parse(name, email, password)
         .map_err(|errors| anyhow::anyhow!("{}", domain::Error::Validation(errors)))?;
     let db = connect(settings).await?;
-    let state = wire(settings, db.as_ref(), signing_secret(settings)?)?;
-    let admin = state.users.ensure_admin(command).await?;
+    let wiring = wire(settings, db.as_ref(), signing_secret(settings)?)?;
+    let admin = wiring.state.users.ensure_admin(command).await?;
     if let Some(db) = db {
-        db.close();
+        db.main.close();
+        db.jobs.close();
     }
     Ok(admin)
 }

@@ -17,6 +17,8 @@ struct Cli {
 enum Command {
     /// Serve the API (the default). Applies pending migrations first.
     Serve,
+    /// Run only the background job workers (no HTTP).
+    Worker,
     /// Apply pending database migrations and exit.
     Migrate,
     /// Print the OpenAPI document (YAML) and exit.
@@ -84,6 +86,7 @@ async fn run(command: Command, settings: &Settings) -> anyhow::Result<()> {
                 .run_until(shutdown_signal())
                 .await
         }
+        Command::Worker => app::run_workers(settings, shutdown_signal()).await,
         Command::Migrate => {
             let url = settings
                 .database_url

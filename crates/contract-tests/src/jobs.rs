@@ -39,7 +39,10 @@ pub async fn a_job_is_claimed_once_and_completed(
     assert_eq!((claimed.state, claimed.attempts), (JobState::Running, 1));
     assert!(queue.claim(LEASE).await.expect("claim").is_none(), "leased");
     queue.complete(&job.id).await.expect("complete");
-    assert!(queue.claim(LEASE).await.expect("claim").is_none(), "completed");
+    assert!(
+        queue.claim(LEASE).await.expect("claim").is_none(),
+        "completed"
+    );
     let done = queue
         .list(Some(JobState::Completed), Limit::DEFAULT, None)
         .await
@@ -62,7 +65,11 @@ pub async fn many_concurrent_claimers_take_each_job_exactly_once(
         }
         mine
     };
-    let ((a, b), (c, d)) = crate::join(crate::join(worker(), worker()), crate::join(worker(), worker())).await;
+    let ((a, b), (c, d)) = crate::join(
+        crate::join(worker(), worker()),
+        crate::join(worker(), worker()),
+    )
+    .await;
     let all: Vec<_> = [a, b, c, d].concat();
     let unique: HashSet<_> = all.iter().collect();
     assert_eq!(all.len(), 12, "every job done");
@@ -82,7 +89,11 @@ pub async fn an_expired_lease_lets_another_worker_claim_the_job(
         .expect("job");
     // The first worker "dies": its lease runs out.
     std::thread::sleep(Duration::from_millis(20));
-    let second = queue.claim(LEASE).await.expect("claim").expect("re-claimed");
+    let second = queue
+        .claim(LEASE)
+        .await
+        .expect("claim")
+        .expect("re-claimed");
     assert_eq!(second.id, first.id);
     assert_eq!(second.attempts, 2);
 }
@@ -95,9 +106,15 @@ pub async fn failures_wait_for_their_retry_then_die_with_the_last_error(
     queue.enqueue(&job).await.expect("enqueue");
 
     queue.claim(LEASE).await.expect("claim").expect("job");
-    let state = queue.fail(&job.id, "smtp down", later()).await.expect("fail");
+    let state = queue
+        .fail(&job.id, "smtp down", later())
+        .await
+        .expect("fail");
     assert_eq!(state, JobState::Failed);
-    assert!(queue.claim(LEASE).await.expect("claim").is_none(), "not due yet");
+    assert!(
+        queue.claim(LEASE).await.expect("claim").is_none(),
+        "not due yet"
+    );
 
     // Due now: claimed again, fails again, and that was the last attempt.
     queue.fail(&job.id, "smtp down", domain::now()).await.ok();
@@ -113,7 +130,10 @@ pub async fn failures_wait_for_their_retry_then_die_with_the_last_error(
         .await
         .expect("list");
     assert_eq!(dead.items[0].last_error.as_deref(), Some("smtp still down"));
-    assert!(queue.claim(LEASE).await.expect("claim").is_none(), "dead stays dead");
+    assert!(
+        queue.claim(LEASE).await.expect("claim").is_none(),
+        "dead stays dead"
+    );
 }
 
 pub async fn dead_jobs_can_be_retried_and_others_cannot(
@@ -122,7 +142,10 @@ pub async fn dead_jobs_can_be_retried_and_others_cannot(
 ) {
     let job = welcome(1, 1);
     queue.enqueue(&job).await.expect("enqueue");
-    assert!(matches!(queue.retry(&job.id).await, Err(Error::Conflict(_))));
+    assert!(matches!(
+        queue.retry(&job.id).await,
+        Err(Error::Conflict(_))
+    ));
     queue.claim(LEASE).await.expect("claim").expect("job");
     assert_eq!(
         queue.fail(&job.id, "boom", later()).await.expect("fail"),
@@ -130,7 +153,11 @@ pub async fn dead_jobs_can_be_retried_and_others_cannot(
     );
     let retried = queue.retry(&job.id).await.expect("retry");
     assert_eq!((retried.state, retried.attempts), (JobState::Queued, 0));
-    let claimed = queue.claim(LEASE).await.expect("claim").expect("runnable again");
+    let claimed = queue
+        .claim(LEASE)
+        .await
+        .expect("claim")
+        .expect("runnable again");
     assert_eq!(claimed.id, job.id);
     assert!(matches!(
         queue.retry(&domain::jobs::JobId::generate()).await,
@@ -160,7 +187,11 @@ pub async fn a_users_jobs_are_stored_with_the_user_and_only_then(
     );
     let job = welcome(1, 5);
     users
-        .create(&user, &PasswordHash::new("$argon2id$x"), std::slice::from_ref(&job))
+        .create(
+            &user,
+            &PasswordHash::new("$argon2id$x"),
+            std::slice::from_ref(&job),
+        )
         .await
         .expect("create");
     // A duplicate user fails, and so its job is not stored either.
@@ -169,10 +200,16 @@ pub async fn a_users_jobs_are_stored_with_the_user_and_only_then(
         Email::parse("ADA@example.com").expect("email"),
     );
     let orphan = welcome(2, 5);
-    assert!(users
-        .create(&twin, &PasswordHash::new("$argon2id$x"), std::slice::from_ref(&orphan))
-        .await
-        .is_err());
+    assert!(
+        users
+            .create(
+                &twin,
+                &PasswordHash::new("$argon2id$x"),
+                std::slice::from_ref(&orphan)
+            )
+            .await
+            .is_err()
+    );
 
     let all = queue.list(None, Limit::DEFAULT, None).await.expect("list");
     let ids: Vec<_> = all.items.iter().map(|j| j.id).collect();

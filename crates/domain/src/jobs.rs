@@ -103,7 +103,10 @@ impl JobState {
             .into_iter()
             .find(|s| s.as_str() == raw)
             .ok_or_else(|| {
-                FieldError::new("state", "must be queued, running, completed, failed or dead")
+                FieldError::new(
+                    "state",
+                    "must be queued, running, completed, failed or dead",
+                )
             })
     }
 }
@@ -242,7 +245,11 @@ mod tests {
         assert_eq!(least(2), Duration::from_millis(2000));
         assert_eq!(least(3), Duration::from_millis(4000));
         assert_eq!(least(9), Duration::from_millis(256_000));
-        assert_eq!(least(10), Duration::from_millis(300_000), "capped at max, then jittered");
+        assert_eq!(
+            least(10),
+            Duration::from_millis(300_000),
+            "capped at max, then jittered"
+        );
         assert_eq!(least(1000), Duration::from_millis(300_000));
     }
 

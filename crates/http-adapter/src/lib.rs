@@ -9,6 +9,7 @@ mod etag;
 mod extract;
 mod health;
 mod idempotency;
+mod jobs;
 mod middleware;
 mod openapi;
 mod posts;

@@ -3,7 +3,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::{auth, health, posts, problem, users};
+use crate::{auth, health, jobs, posts, problem, users};
 
 /// The OpenAPI 3.1 document, generated from the handlers' annotations.
 #[derive(OpenApi)]
@@ -28,6 +28,8 @@ use crate::{auth, health, posts, problem, users};
         posts::update_post,
         posts::delete_post,
         posts::list_user_posts,
+        jobs::list_jobs,
+        jobs::retry_job,
         auth::login,
         auth::refresh,
         auth::logout,

@@ -196,6 +196,12 @@ fn domain_problem(error: &Error) -> Problem {
             problem.detail = (*detail).to_owned();
             problem
         }
+        Error::Conflict(detail) => Problem::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "Conflict",
+            (*detail).to_owned(),
+        ),
         Error::VersionMismatch { .. } => {
             let mut problem = Problem::for_status(StatusCode::PRECONDITION_FAILED);
             problem.detail = error.to_string();

@@ -129,7 +129,10 @@ mod tests {
         let start = Instant::now();
         for n in 0..MAX_KEYS {
             limiter
-                .check_at(&[format!("ip:{n}")], start + Duration::from_millis(n as u64 / 1000))
+                .check_at(
+                    &[format!("ip:{n}")],
+                    start + Duration::from_millis(n as u64 / 1000),
+                )
                 .unwrap();
         }
         let later = start + Duration::from_secs(1);

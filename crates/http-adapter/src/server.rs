@@ -10,13 +10,14 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 use domain::idempotency::IdempotencyStore;
 use ports::auth::AuthService;
 use ports::health::HealthService;
+use ports::jobs::JobService;
 use ports::posts::PostService;
 use ports::users::UserService;
 
 use crate::idempotency::FingerprintKey;
 use crate::problem::{ApiError, Problem};
 use crate::rate_limit::RateLimiter;
-use crate::{auth, health, middleware, openapi, posts, users};
+use crate::{auth, health, jobs, middleware, openapi, posts, users};
 
 /// The use cases the routes call.
 #[derive(Clone)]
@@ -27,6 +28,7 @@ pub struct ApiState {
     pub posts: Arc<dyn PostService>,
     /// Remembers `Idempotency-Key`s of creating requests.
     pub idempotency: Arc<dyn IdempotencyStore>,
+    pub jobs: Arc<dyn JobService>,
 }
 
 /// Budgets for the credential endpoints, shared by every worker of a server.
@@ -133,6 +135,7 @@ fn app_with(
         .app_data(web::Data::from(state.auth))
         .app_data(web::Data::from(state.posts))
         .app_data(web::Data::from(state.idempotency))
+        .app_data(web::Data::from(state.jobs))
         .app_data(limits)
         .app_data(web::QueryConfig::default().error_handler(|error, _| {
             ApiError::problem(Problem::new(
@@ -156,7 +159,8 @@ fn app_with(
                 .service(
                     web::scope("/admin")
                         .wrap(from_fn(auth::require_admin))
-                        .configure(users::admin_routes),
+                        .configure(users::admin_routes)
+                        .configure(jobs::admin_routes),
                 ),
         )
         .default_service(web::to(|| async {

@@ -23,6 +23,11 @@ impl MemoryMailer {
 #[async_trait]
 impl Mailer for MemoryMailer {
     async fn send(&self, message: &EmailMessage) -> Result<(), MailError> {
+        tracing::info!(
+            to = %message.to,
+            subject = %message.subject,
+            "e-mail recorded, not sent (no SMTP_URL)"
+        );
         crate::lock(&self.sent).push(message.clone());
         Ok(())
     }

@@ -37,7 +37,8 @@ impl PostRepository for MemoryPostRepository {
     }
 
     async fn get(&self, id: &PostId) -> Result<Post, Error> {
-        self.tables.lock()
+        self.tables
+            .lock()
             .posts
             .get(id)
             .cloned()
@@ -63,7 +64,8 @@ impl PostRepository for MemoryPostRepository {
     }
 
     async fn delete(&self, id: &PostId) -> Result<(), Error> {
-        self.tables.lock()
+        self.tables
+            .lock()
             .posts
             .remove(id)
             .map(|_| ())
@@ -77,7 +79,9 @@ impl PostRepository for MemoryPostRepository {
         after: Option<Cursor>,
     ) -> Result<Page<Post>, Error> {
         let key = |p: &Post| (p.created_at, p.id.as_uuid());
-        let mut rows: Vec<Post> = self.tables.lock()
+        let mut rows: Vec<Post> = self
+            .tables
+            .lock()
             .posts
             .values()
             .filter(|p| p.author_id == *author)

@@ -89,7 +89,8 @@ impl UserRepository for MemoryUserRepository {
     }
 
     async fn get(&self, id: &UserId) -> Result<User, Error> {
-        self.tables.lock()
+        self.tables
+            .lock()
             .users
             .get(id)
             .map(|c| c.user.clone())
@@ -98,7 +99,9 @@ impl UserRepository for MemoryUserRepository {
 
     async fn credentials_by_email(&self, email: &Email) -> Result<Option<Credentials>, Error> {
         let wanted = email.normalized();
-        Ok(self.tables.lock()
+        Ok(self
+            .tables
+            .lock()
             .users
             .values()
             .find(|c| c.user.email.normalized() == wanted)
@@ -151,7 +154,9 @@ impl UserRepository for MemoryUserRepository {
 
     async fn list(&self, limit: Limit, after: Option<Cursor>) -> Result<Page<User>, Error> {
         let key = |u: &User| (u.created_at, u.id.as_uuid());
-        let mut rows: Vec<User> = self.tables.lock()
+        let mut rows: Vec<User> = self
+            .tables
+            .lock()
             .users
             .values()
             .map(|c| &c.user)

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use domain::auth::{MockPasswordHasher, MockRefreshTokenStore, PasswordHash};
+use domain::jobs::NewJob;
 use domain::posts::{Post, PostBody, PostChanges, PostId, PostRepository, PostTitle};
 use domain::users::{Credentials, Email, User, UserChanges, UserId, UserName, UserRepository};
 use domain::{Cursor, Error, Limit, Page, Version};
@@ -27,7 +28,7 @@ impl UserRepository for SlowUsers {
             .clone()
             .ok_or_else(|| Error::not_found("user", id))
     }
-    async fn create(&self, _: &User, _: &PasswordHash) -> Result<User, Error> {
+    async fn create(&self, _: &User, _: &PasswordHash, _: &[NewJob]) -> Result<User, Error> {
         unimplemented!()
     }
     async fn credentials_by_email(&self, _: &Email) -> Result<Option<Credentials>, Error> {

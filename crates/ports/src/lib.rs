@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod health;
+pub mod jobs;
 pub mod posts;
 pub mod users;
 

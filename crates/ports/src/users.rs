@@ -3,6 +3,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use domain::auth::{Password, PasswordHasher, Principal, RefreshTokenStore};
+use domain::jobs::{JobPayload, NewJob};
 use domain::posts::{Post, PostRepository};
 use domain::users::{Email, Role, User, UserChanges, UserId, UserName, UserRepository};
 use domain::{Cursor, Error, Limit, Page, ValidationErrors, Version};
@@ -129,6 +130,7 @@ pub struct Users {
     hasher: Arc<dyn PasswordHasher>,
     refresh_tokens: Arc<dyn RefreshTokenStore>,
     fanout_deadline: Duration,
+    job_max_attempts: u32,
 }
 
 impl Users {
@@ -145,7 +147,14 @@ impl Users {
             hasher,
             refresh_tokens,
             fanout_deadline,
+            job_max_attempts: 5,
         }
+    }
+
+    /// How many times background jobs started here (the welcome e-mail) are tried.
+    pub fn with_job_max_attempts(mut self, attempts: u32) -> Self {
+        self.job_max_attempts = attempts.max(1);
+        self
     }
 }
 
@@ -154,7 +163,17 @@ impl UserService for Users {
     async fn create(&self, command: CreateUser) -> Result<User, Error> {
         let hash = self.hasher.hash(&command.password).await?;
         let user = User::new(command.name, command.email);
-        let user = self.repo.create(&user, &hash).await?;
+        // Stored with the user in one transaction: every registered user gets the
+        // e-mail, and a failed registration sends none.
+        let welcome = NewJob::now(
+            JobPayload::WelcomeEmail {
+                user_id: user.id.as_uuid(),
+                email: user.email.as_str().to_owned(),
+                name: user.name.as_str().to_owned(),
+            },
+            self.job_max_attempts,
+        );
+        let user = self.repo.create(&user, &hash, &[welcome]).await?;
         tracing::info!(user_id = %user.id, "user registered");
         Ok(user)
     }
@@ -242,7 +261,7 @@ impl UserService for Users {
             None => {
                 let mut user = User::new(command.name, command.email);
                 user.role = Role::Admin;
-                self.repo.create(&user, &hash).await?
+                self.repo.create(&user, &hash, &[]).await?
             }
         };
         tracing::info!(user_id = %admin.id, "admin ensured");
@@ -309,14 +328,22 @@ mod tests {
     async fn create_stores_a_new_user_with_fresh_id_and_timestamps() {
         let mut repo = MockUserRepository::new();
         repo.expect_create()
-            .withf(|u, h| {
+            .withf(|u, h, jobs| {
                 u.name.as_str() == "Ada"
                     && u.role == Role::User
                     && u.created_at == u.updated_at
                     && h.expose() == "$argon2id$hashed"
+                    && matches!(
+                        jobs,
+                        [job] if job.payload == JobPayload::WelcomeEmail {
+                            user_id: u.id.as_uuid(),
+                            email: "ada@example.com".into(),
+                            name: "Ada".into(),
+                        }
+                    )
             })
             .times(1)
-            .returning(|u, _| Ok(u.clone()));
+            .returning(|u, _, _| Ok(u.clone()));
         let users = users(repo);
 
         let created = users
@@ -329,7 +356,7 @@ mod tests {
     #[tokio::test]
     async fn create_passes_duplicates_through() {
         let mut repo = MockUserRepository::new();
-        repo.expect_create().returning(|_, _| {
+        repo.expect_create().returning(|_, _, _| {
             Err(Error::Duplicate {
                 entity: "user",
                 field: "email",
@@ -377,7 +404,12 @@ mod tests {
             Err(Error::VersionMismatch { .. })
         ));
         users
-            .update(as_user(id), id, UpdateUser::default(), Some(Version::INITIAL))
+            .update(
+                as_user(id),
+                id,
+                UpdateUser::default(),
+                Some(Version::INITIAL),
+            )
             .await
             .unwrap();
     }

@@ -252,11 +252,11 @@ impl JobQueue for PgJobQueue {
     async fn release(&self, id: &JobId) -> Result<(), Error> {
         let mut conn = self.db.get().await?;
         let now = domain::now();
-        diesel::sql_query(format!(
+        diesel::sql_query(
             "UPDATE jobs SET state = 'queued', attempts = GREATEST(attempts - 1, 0), \
                run_at = $2, lease_until = NULL, updated_at = $2 \
-             WHERE id = $1 AND state = 'running'"
-        ))
+             WHERE id = $1 AND state = 'running'",
+        )
         .bind::<SqlUuid, _>(id.as_uuid())
         .bind::<Timestamptz, _>(now)
         .execute(&mut conn)

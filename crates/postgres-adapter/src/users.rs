@@ -1,7 +1,7 @@
 use async_trait::async_trait;
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
 use diesel_async::AsyncConnection;
+use diesel_async::RunQueryDsl;
 use domain::auth::PasswordHash;
 use domain::jobs::NewJob;
 use domain::users::{

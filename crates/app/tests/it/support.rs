@@ -28,6 +28,7 @@ pub fn settings(database_url: Option<&str>, extra: &[(&str, &str)]) -> Settings 
         ("SHUTDOWN_GRACE_SECS", "10"),
         ("HTTP_WORKERS", "2"),
         ("JWT_SECRET", JWT_SECRET),
+        ("WORKERS", "2"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))

@@ -12,6 +12,7 @@ use http_adapter::{ApiState, HttpConfig, app};
 use memory_adapter::MemoryIdempotencyStore;
 use ports::auth::{AuthService, MockAuthService};
 use ports::health::{CheckStatus, HealthService, MockHealthService, Readiness};
+use ports::jobs::MockJobService;
 use ports::posts::{MockPostService, PostService};
 use ports::users::{MockUserService, UserService};
 
@@ -104,6 +105,7 @@ pub fn with_auth(users: impl UserService, auth: impl AuthService) -> ApiState {
         auth: Arc::new(auth),
         posts: Arc::new(MockPostService::new()),
         idempotency: Arc::new(MemoryIdempotencyStore::new()),
+        jobs: Arc::new(MockJobService::new()),
     }
 }
 
