@@ -160,6 +160,12 @@ async fn session(
             }
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
+                // A client that died meanwhile never learns the message was accepted,
+                // so a real server would not count it delivered either.
+                let probe = tokio::time::timeout(Duration::from_millis(1), lines.fill_buf()).await;
+                if matches!(probe, Ok(Ok(buf)) if buf.is_empty()) || matches!(probe, Ok(Err(_))) {
+                    return Ok(());
+                }
             }
             let mail = ReceivedMail {
                 from: from.clone(),

@@ -54,9 +54,10 @@ async fn an_unreachable_database_fails_start_up_naming_the_host_not_the_password
     assert!(!all.contains("s3cretpw"), "{all}");
 }
 
-#[tokio::test]
-async fn sigterm_stops_the_server_gracefully_with_exit_code_0() {
-    let mut child = app().spawn().unwrap();
+type Lines = tokio::io::Lines<BufReader<tokio::process::ChildStdout>>;
+
+/// Reads the JSON log until the server says where it listens.
+async fn listening(child: &mut tokio::process::Child) -> (String, Lines) {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let address = tokio::time::timeout(Duration::from_secs(15), async {
         while let Some(line) = lines.next_line().await.unwrap() {
@@ -69,6 +70,13 @@ async fn sigterm_stops_the_server_gracefully_with_exit_code_0() {
     })
     .await
     .expect("the server starts");
+    (address, lines)
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_server_gracefully_with_exit_code_0() {
+    let mut child = app().spawn().unwrap();
+    let (address, mut lines) = listening(&mut child).await;
 
     let health = reqwest::get(format!("http://{address}/api/health"))
         .await
@@ -180,4 +188,106 @@ async fn a_database_without_a_jwt_secret_refuses_to_start() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("JWT_SECRET"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_in_flight_when_the_process_is_killed_complete_after_a_restart() {
+    use crate::support::{JWT_SECRET, PASSWORD, settings};
+
+    let db = test_support::TestDb::new().await;
+    // Each delivery takes a while, so deliveries are in flight when the process dies.
+    let sink = test_support::SmtpSink::start_on(0, Duration::from_millis(1500)).await;
+    app::create_admin(
+        &settings(Some(db.url()), &[]),
+        "Root",
+        "root@example.com",
+        PASSWORD,
+    )
+    .await
+    .unwrap();
+    let start = || {
+        app()
+            .env("DATABASE_URL", db.url())
+            .env("JWT_SECRET", JWT_SECRET)
+            .env("SMTP_URL", sink.url())
+            .env("WORKERS", "2")
+            .env("JOB_LEASE_SECS", "2")
+            .env("JOB_POLL_INTERVAL_MS", "200")
+            .spawn()
+            .unwrap()
+    };
+    let client = reqwest::Client::new();
+
+    let mut first = start();
+    let (address, _lines) = listening(&mut first).await;
+    let base = format!("http://{address}");
+    let emails: Vec<String> = (0..4).map(|n| format!("user{n}@example.com")).collect();
+    for email in &emails {
+        let response = client
+            .post(format!("{base}/api/users"))
+            .json(&serde_json::json!({"name": "User", "email": email, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+    }
+    let token = client
+        .post(format!("{base}/api/auth/login"))
+        .json(&serde_json::json!({"email": "root@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Kill it the moment jobs are running.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let page: serde_json::Value = client
+            .get(format!("{base}/api/admin/jobs?state=running"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if !page["items"].as_array().unwrap().is_empty() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no job ever ran");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.start_kill().unwrap();
+    first.wait().await.unwrap();
+    let delivered_before_the_crash = sink.received().len();
+    assert!(
+        delivered_before_the_crash < emails.len(),
+        "some jobs were still in flight"
+    );
+
+    let mut second = start();
+    let _ = listening(&mut second).await;
+    let mails = sink
+        .wait_until(Duration::from_secs(30), |mails| {
+            emails
+                .iter()
+                .all(|e| mails.iter().any(|m| m.to == [format!("<{e}>")]))
+        })
+        .await;
+    // At least once: a delivery cut off by the kill may arrive twice, but then under
+    // one Message-ID, recognisably the same message.
+    for email in &emails {
+        let ids: std::collections::HashSet<_> = mails
+            .iter()
+            .filter(|m| m.to == [format!("<{email}>")])
+            .map(|m| m.header("Message-ID"))
+            .collect();
+        assert_eq!(ids.len(), 1, "{email}: {ids:?}");
+    }
+    second.start_kill().unwrap();
+    second.wait().await.unwrap();
 }

@@ -6,6 +6,7 @@
 mod auth;
 mod binary;
 mod health;
+mod jobs;
 mod lifecycle;
 mod posts;
 mod support;
