@@ -26,6 +26,14 @@ openapi:
 db:
     docker compose up -d --wait db
 
+# Start the development mail catcher (SMTP :1025, web UI http://localhost:8025).
+mail:
+    docker compose up -d mail
+
+# Run only the background job workers.
+worker:
+    cargo run -p app -- worker
+
 # Apply pending migrations to DATABASE_URL.
 migrate:
     cargo run -p app -- migrate
