@@ -322,6 +322,22 @@ impl Settings {
                 var: "RUST_LOG",
                 reason: e.to_string(),
             })?;
+        if settings.jobs.lease <= settings.jobs.timeout {
+            return Err(ConfigError {
+                var: "JOB_LEASE_SECS",
+                reason: format!(
+                    "must be longer than JOB_TIMEOUT_SECS ({}s), or a job still running \
+                     could be taken by another worker",
+                    settings.jobs.timeout.as_secs()
+                ),
+            });
+        }
+        if settings.jobs.workers > 64 {
+            return Err(ConfigError {
+                var: "WORKERS",
+                reason: "must be at most 64 (each holds a database connection)".into(),
+            });
+        }
         if settings.pool.min_idle > settings.pool.max_size {
             return Err(ConfigError {
                 var: "DB_MIN_IDLE",

@@ -4,10 +4,12 @@
 //! Shutdown: stop claiming; let in-flight jobs finish within the grace period; release
 //! what is still running after it (another worker picks it up); join every task.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
 use domain::jobs::{Backoff, Job, JobQueue};
+use futures_util::FutureExt;
 use ports::jobs::JobRunner;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -81,11 +83,12 @@ impl WorkerPool {
 impl Worker {
     async fn run(self) {
         loop {
-            let claimed = tokio::select! {
-                biased;
-                () = self.stop_claiming.cancelled() => return,
-                claimed = self.queue.claim(self.settings.lease) => claimed,
-            };
+            // Checked before claiming, never raced against a claim: dropping a claim
+            // whose UPDATE already committed would strand the job until its lease ends.
+            if self.stop_claiming.is_cancelled() {
+                return;
+            }
+            let claimed = self.queue.claim(self.settings.lease).await;
             match claimed {
                 Ok(Some(job)) => self.execute(job).await,
                 Ok(None) => {
@@ -113,15 +116,18 @@ impl Worker {
             attempt = job.attempts
         );
         async {
-            let attempt = tokio::time::timeout(self.settings.timeout, self.runner.run(&job));
+            // A panicking job is a failed attempt, not a dead worker.
+            let attempt = AssertUnwindSafe(self.runner.run(&job)).catch_unwind();
+            let attempt = tokio::time::timeout(self.settings.timeout, attempt);
             let outcome = tokio::select! {
                 outcome = attempt => Some(outcome),
                 () = self.abandon.cancelled() => None,
             };
             let recorded = match outcome {
-                None => self.queue.release(&job.id).await.map(|()| "released"),
-                Some(Ok(Ok(()))) => self.queue.complete(&job.id).await.map(|()| "completed"),
-                Some(Ok(Err(failure))) => self.fail(&job, &failure.to_string()).await,
+                None => self.queue.release(&job).await.map(|()| "released"),
+                Some(Ok(Ok(Ok(())))) => self.queue.complete(&job).await.map(|()| "completed"),
+                Some(Ok(Ok(Err(failure)))) => self.fail(&job, &failure.to_string()).await,
+                Some(Ok(Err(_panic))) => self.fail(&job, "the job panicked").await,
                 Some(Err(_)) => {
                     let reason = format!("timed out after {:?}", self.settings.timeout);
                     self.fail(&job, &reason).await
@@ -129,7 +135,8 @@ impl Worker {
             };
             match recorded {
                 Ok(outcome) => tracing::info!(outcome, "job attempt finished"),
-                // The lease will expire and another worker will run it again.
+                // Lease lost, or the database away: either way the lease decides who
+                // runs it next.
                 Err(error) => tracing::warn!(%error, "recording a job outcome failed"),
             }
         }
@@ -144,7 +151,7 @@ impl Worker {
         };
         let delay = backoff.delay(job.attempts, jitter());
         let retry_at = domain::now() + delay;
-        let state = self.queue.fail(&job.id, reason, retry_at).await?;
+        let state = self.queue.fail(job, reason, retry_at).await?;
         tracing::warn!(
             error = reason,
             state = state.as_str(),

@@ -38,7 +38,7 @@ pub async fn a_job_is_claimed_once_and_completed(
     assert_eq!(claimed.payload, job.payload);
     assert_eq!((claimed.state, claimed.attempts), (JobState::Running, 1));
     assert!(queue.claim(LEASE).await.expect("claim").is_none(), "leased");
-    queue.complete(&job.id).await.expect("complete");
+    queue.complete(&claimed).await.expect("complete");
     assert!(
         queue.claim(LEASE).await.expect("claim").is_none(),
         "completed"
@@ -60,7 +60,7 @@ pub async fn many_concurrent_claimers_take_each_job_exactly_once(
     let worker = || async {
         let mut mine = Vec::new();
         while let Some(job) = queue.claim(LEASE).await.expect("claim") {
-            queue.complete(&job.id).await.expect("complete");
+            queue.complete(&job).await.expect("complete");
             mine.push(job.id);
         }
         mine
@@ -96,18 +96,60 @@ pub async fn an_expired_lease_lets_another_worker_claim_the_job(
         .expect("re-claimed");
     assert_eq!(second.id, first.id);
     assert_eq!(second.attempts, 2);
+    // The first worker wakes up late: its outcome no longer counts.
+    assert!(matches!(
+        queue.complete(&first).await,
+        Err(Error::Conflict(_))
+    ));
+    assert!(matches!(
+        queue.fail(&first, "late", later()).await,
+        Err(Error::Conflict(_))
+    ));
+    assert!(matches!(
+        queue.release(&first).await,
+        Err(Error::Conflict(_))
+    ));
+    queue
+        .complete(&second)
+        .await
+        .expect("the current lease completes");
+}
+
+pub async fn a_lease_that_expires_on_the_last_attempt_kills_the_job(
+    queue: &impl JobQueue,
+    _users: &impl UserRepository,
+) {
+    let job = welcome(1, 1);
+    queue.enqueue(&job).await.expect("enqueue");
+    queue
+        .claim(Duration::from_millis(1))
+        .await
+        .expect("claim")
+        .expect("job");
+    std::thread::sleep(Duration::from_millis(20));
+    assert!(
+        queue.claim(LEASE).await.expect("claim").is_none(),
+        "not claimed again"
+    );
+    let dead = queue
+        .list(Some(JobState::Dead), Limit::DEFAULT, None)
+        .await
+        .expect("list");
+    assert_eq!(dead.items.len(), 1);
+    assert!(dead.items[0].last_error.is_some());
 }
 
 pub async fn failures_wait_for_their_retry_then_die_with_the_last_error(
     queue: &impl JobQueue,
     _users: &impl UserRepository,
 ) {
-    let job = welcome(1, 2);
+    let job = welcome(1, 3);
     queue.enqueue(&job).await.expect("enqueue");
 
-    queue.claim(LEASE).await.expect("claim").expect("job");
+    // A retry scheduled for later is not claimable before then.
+    let first = queue.claim(LEASE).await.expect("claim").expect("job");
     let state = queue
-        .fail(&job.id, "smtp down", later())
+        .fail(&first, "smtp down", later())
         .await
         .expect("fail");
     assert_eq!(state, JobState::Failed);
@@ -115,16 +157,36 @@ pub async fn failures_wait_for_their_retry_then_die_with_the_last_error(
         queue.claim(LEASE).await.expect("claim").is_none(),
         "not due yet"
     );
-
-    // Due now: claimed again, fails again, and that was the last attempt.
-    queue.fail(&job.id, "smtp down", domain::now()).await.ok();
-    let again = queue.claim(LEASE).await.expect("claim").expect("due");
-    assert_eq!(again.attempts, 2);
-    let state = queue
-        .fail(&job.id, "smtp still down", later())
+    let failed = queue
+        .list(Some(JobState::Failed), Limit::DEFAULT, None)
         .await
-        .expect("fail");
-    assert_eq!(state, JobState::Dead);
+        .expect("list");
+    assert!(
+        failed.items[0].run_at > domain::now(),
+        "run_at is the retry time"
+    );
+
+    // Retries due now are claimed again, until the attempts run out.
+    let another = welcome(2, 2);
+    queue.enqueue(&another).await.expect("enqueue");
+    let a1 = queue.claim(LEASE).await.expect("claim").expect("due");
+    assert_eq!(a1.id, another.id);
+    assert_eq!(
+        queue
+            .fail(&a1, "smtp down", domain::now())
+            .await
+            .expect("fail"),
+        JobState::Failed
+    );
+    let a2 = queue.claim(LEASE).await.expect("claim").expect("due again");
+    assert_eq!((a2.id, a2.attempts), (another.id, 2));
+    assert_eq!(
+        queue
+            .fail(&a2, "smtp still down", later())
+            .await
+            .expect("fail"),
+        JobState::Dead
+    );
     let dead = queue
         .list(Some(JobState::Dead), Limit::DEFAULT, None)
         .await
@@ -146,9 +208,9 @@ pub async fn dead_jobs_can_be_retried_and_others_cannot(
         queue.retry(&job.id).await,
         Err(Error::Conflict(_))
     ));
-    queue.claim(LEASE).await.expect("claim").expect("job");
+    let claimed = queue.claim(LEASE).await.expect("claim").expect("job");
     assert_eq!(
-        queue.fail(&job.id, "boom", later()).await.expect("fail"),
+        queue.fail(&claimed, "boom", later()).await.expect("fail"),
         JobState::Dead
     );
     let retried = queue.retry(&job.id).await.expect("retry");
@@ -171,8 +233,8 @@ pub async fn a_released_job_is_queued_again_without_using_an_attempt(
 ) {
     let job = welcome(1, 5);
     queue.enqueue(&job).await.expect("enqueue");
-    queue.claim(LEASE).await.expect("claim").expect("job");
-    queue.release(&job.id).await.expect("release");
+    let claimed = queue.claim(LEASE).await.expect("claim").expect("job");
+    queue.release(&claimed).await.expect("release");
     let again = queue.claim(LEASE).await.expect("claim").expect("job");
     assert_eq!(again.attempts, 1);
 }
@@ -220,11 +282,16 @@ pub async fn a_waiting_worker_wakes_when_a_job_is_enqueued(
     queue: &impl JobQueue,
     _users: &impl UserRepository,
 ) {
-    // Not a timing assertion: the wait must end (by notification or the bound) and the
-    // job must then be claimable.
-    let (_, ()) = crate::join(queue.wait_for_work(Duration::from_secs(5)), async {
+    // The bound is far above what a notification takes, so only a working wake-up
+    // ends the wait in time.
+    let started = std::time::Instant::now();
+    let (_, ()) = crate::join(queue.wait_for_work(Duration::from_secs(30)), async {
         queue.enqueue(&welcome(1, 5)).await.expect("enqueue");
     })
     .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "woken by the enqueue"
+    );
     assert!(queue.claim(LEASE).await.expect("claim").is_some());
 }

@@ -94,6 +94,7 @@ macro_rules! job_queue_contract {
             a_job_is_claimed_once_and_completed,
             many_concurrent_claimers_take_each_job_exactly_once,
             an_expired_lease_lets_another_worker_claim_the_job,
+            a_lease_that_expires_on_the_last_attempt_kills_the_job,
             failures_wait_for_their_retry_then_die_with_the_last_error,
             dead_jobs_can_be_retried_and_others_cannot,
             a_released_job_is_queued_again_without_using_an_attempt,

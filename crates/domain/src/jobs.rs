@@ -180,6 +180,10 @@ impl Backoff {
 /// megabyte of HTML from a mail server.
 pub const MAX_ERROR_CHARS: usize = 2000;
 
+/// Why a job died without a recorded failure.
+pub const LEASE_EXPIRED_ON_LAST_ATTEMPT: &str =
+    "the worker stopped responding on the last attempt (lease expired)";
+
 /// Where jobs wait, durably.
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
@@ -191,24 +195,33 @@ pub trait JobQueue: Send + Sync + 'static {
     /// with an expired lease (its worker died). The job becomes `running`, its attempts
     /// grow by one and it is leased for `lease`.
     ///
-    /// MUST give a job to at most one claimer at a time, also across processes.
+    /// MUST give a job to at most one claimer at a time, also across processes. A job
+    /// whose lease expired on its last attempt MUST become `dead` instead (a job that
+    /// kills its worker must not loop forever), and so MUST a job whose payload can no
+    /// longer be read.
     async fn claim(&self, lease: Duration) -> Result<Option<Job>, Error>;
 
-    /// The job succeeded.
-    async fn complete(&self, id: &JobId) -> Result<(), Error>;
+    /// The claimed attempt succeeded.
+    ///
+    /// `claimed` is the job as [`JobQueue::claim`] returned it: its id and attempt
+    /// number identify the lease. MUST return [`Error::Conflict`] and change nothing
+    /// when that lease is gone (it expired and the job was claimed again, or finished),
+    /// so a slow worker cannot overwrite the outcome of the one that took over.
+    async fn complete(&self, claimed: &Job) -> Result<(), Error>;
 
-    /// The attempt failed with `error`: the job becomes `dead` if it has used its
-    /// attempts, else `failed` until `retry_at`. Returns the new state.
+    /// The claimed attempt failed with `error`: the job becomes `dead` if it has used
+    /// its attempts, else `failed` until `retry_at`. Returns the new state. Same lease
+    /// rule as [`JobQueue::complete`].
     async fn fail(
         &self,
-        id: &JobId,
+        claimed: &Job,
         error: &str,
         retry_at: OffsetDateTime,
     ) -> Result<JobState, Error>;
 
-    /// Gives a running job back unfinished (shutdown): `queued` again, and the attempt
-    /// does not count.
-    async fn release(&self, id: &JobId) -> Result<(), Error>;
+    /// Gives the claimed job back unfinished (shutdown): `queued` again, and the
+    /// attempt does not count. Same lease rule as [`JobQueue::complete`].
+    async fn release(&self, claimed: &Job) -> Result<(), Error>;
 
     /// Requeues a `failed` or `dead` job now, with a fresh set of attempts.
     /// MUST return [`Error::NotFound`] for an unknown id and [`Error::Conflict`] for a

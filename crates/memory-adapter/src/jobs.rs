@@ -1,7 +1,9 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use domain::jobs::{Job, JobId, JobQueue, JobState, MAX_ERROR_CHARS, NewJob};
+use domain::jobs::{
+    Job, JobId, JobQueue, JobState, LEASE_EXPIRED_ON_LAST_ATTEMPT, MAX_ERROR_CHARS, NewJob,
+};
 use domain::{Cursor, Error, Limit, Page};
 
 use crate::tables::Shared;
@@ -22,8 +24,7 @@ pub(crate) fn stored(job: &NewJob) -> Job {
     }
 }
 
-/// A [`JobQueue`] in the shared in-memory tables. Running jobs keep their lease
-/// deadline in `run_at` (as a claimed job's next time to be considered abandoned).
+/// A [`JobQueue`] in the shared in-memory tables.
 #[derive(Debug, Clone)]
 pub struct MemoryJobQueue {
     store: Shared,
@@ -35,12 +36,23 @@ impl MemoryJobQueue {
     }
 }
 
-fn runnable(job: &Job, now: time::OffsetDateTime) -> bool {
+fn runnable(job: &Job, lease: Option<&time::OffsetDateTime>, now: time::OffsetDateTime) -> bool {
     match job.state {
         JobState::Queued | JobState::Failed => job.run_at <= now,
-        // For a running job `run_at` holds its lease deadline.
-        JobState::Running => job.run_at < now,
+        JobState::Running => lease.is_some_and(|until| *until < now),
         JobState::Completed | JobState::Dead => false,
+    }
+}
+
+/// The job, if `claimed`'s lease still holds it.
+fn leased<'a>(
+    jobs: &'a mut std::collections::HashMap<JobId, Job>,
+    claimed: &Job,
+) -> Result<&'a mut Job, Error> {
+    match jobs.get_mut(&claimed.id) {
+        None => Err(Error::not_found("job", claimed.id)),
+        Some(job) if job.state == JobState::Running && job.attempts == claimed.attempts => Ok(job),
+        Some(_) => Err(Error::Conflict("the job's lease was lost")),
     }
 }
 
@@ -55,10 +67,21 @@ impl JobQueue for MemoryJobQueue {
     async fn claim(&self, lease: Duration) -> Result<Option<Job>, Error> {
         let now = domain::now();
         let mut tables = self.store.lock();
+        let tables = &mut *tables;
+        // Leases that expired on the last attempt end the job.
+        for job in tables.jobs.values_mut() {
+            let expired = tables.leases.get(&job.id).is_some_and(|until| *until < now);
+            if job.state == JobState::Running && expired && job.attempts >= job.max_attempts {
+                job.state = JobState::Dead;
+                job.last_error = Some(LEASE_EXPIRED_ON_LAST_ATTEMPT.into());
+                job.updated_at = now;
+                tables.leases.remove(&job.id);
+            }
+        }
         let next = tables
             .jobs
             .values()
-            .filter(|j| runnable(j, now))
+            .filter(|j| runnable(j, tables.leases.get(&j.id), now))
             .min_by_key(|j| (j.run_at, j.id))
             .map(|j| j.id);
         let Some(id) = next else {
@@ -70,33 +93,28 @@ impl JobQueue for MemoryJobQueue {
             .ok_or_else(|| Error::internal("job vanished under the lock"))?;
         job.state = JobState::Running;
         job.attempts += 1;
-        job.run_at = now + lease;
         job.updated_at = now;
+        tables.leases.insert(id, now + lease);
         Ok(Some(job.clone()))
     }
 
-    async fn complete(&self, id: &JobId) -> Result<(), Error> {
+    async fn complete(&self, claimed: &Job) -> Result<(), Error> {
         let mut tables = self.store.lock();
-        let job = tables
-            .jobs
-            .get_mut(id)
-            .ok_or_else(|| Error::not_found("job", id))?;
+        let job = leased(&mut tables.jobs, claimed)?;
         job.state = JobState::Completed;
         job.updated_at = domain::now();
+        tables.leases.remove(&claimed.id);
         Ok(())
     }
 
     async fn fail(
         &self,
-        id: &JobId,
+        claimed: &Job,
         error: &str,
         retry_at: time::OffsetDateTime,
     ) -> Result<JobState, Error> {
         let mut tables = self.store.lock();
-        let job = tables
-            .jobs
-            .get_mut(id)
-            .ok_or_else(|| Error::not_found("job", id))?;
+        let job = leased(&mut tables.jobs, claimed)?;
         job.state = if job.attempts >= job.max_attempts {
             JobState::Dead
         } else {
@@ -105,21 +123,19 @@ impl JobQueue for MemoryJobQueue {
         job.last_error = Some(error.chars().take(MAX_ERROR_CHARS).collect());
         job.run_at = retry_at;
         job.updated_at = domain::now();
-        Ok(job.state)
+        let state = job.state;
+        tables.leases.remove(&claimed.id);
+        Ok(state)
     }
 
-    async fn release(&self, id: &JobId) -> Result<(), Error> {
+    async fn release(&self, claimed: &Job) -> Result<(), Error> {
         let mut tables = self.store.lock();
-        let job = tables
-            .jobs
-            .get_mut(id)
-            .ok_or_else(|| Error::not_found("job", id))?;
-        if job.state == JobState::Running {
-            job.state = JobState::Queued;
-            job.attempts = job.attempts.saturating_sub(1);
-            job.run_at = domain::now();
-            job.updated_at = job.run_at;
-        }
+        let job = leased(&mut tables.jobs, claimed)?;
+        job.state = JobState::Queued;
+        job.attempts = job.attempts.saturating_sub(1);
+        job.run_at = domain::now();
+        job.updated_at = job.run_at;
+        tables.leases.remove(&claimed.id);
         drop(tables);
         self.store.job_added.notify_waiters();
         Ok(())

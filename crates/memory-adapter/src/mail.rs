@@ -3,7 +3,12 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use domain::mail::{EmailMessage, MailError, Mailer};
 
-/// A [`Mailer`] that keeps every message in memory instead of sending it.
+/// Messages kept at most: this is also the no-SMTP fallback of a running service, which
+/// must not grow without bound.
+const KEEP: usize = 1000;
+
+/// A [`Mailer`] that keeps the latest messages in memory (and logs each) instead of
+/// sending them.
 #[derive(Debug, Default)]
 pub struct MemoryMailer {
     sent: Mutex<Vec<EmailMessage>>,
@@ -14,7 +19,7 @@ impl MemoryMailer {
         Self::default()
     }
 
-    /// Every message accepted so far, oldest first.
+    /// The latest messages accepted (up to 1000), oldest first.
     pub fn sent(&self) -> Vec<EmailMessage> {
         crate::lock(&self.sent).clone()
     }
@@ -28,7 +33,11 @@ impl Mailer for MemoryMailer {
             subject = %message.subject,
             "e-mail recorded, not sent (no SMTP_URL)"
         );
-        crate::lock(&self.sent).push(message.clone());
+        let mut sent = crate::lock(&self.sent);
+        if sent.len() >= KEEP {
+            sent.remove(0);
+        }
+        sent.push(message.clone());
         Ok(())
     }
 }

@@ -13,6 +13,8 @@ pub(crate) struct Tables {
     pub(crate) users: HashMap<UserId, Credentials>,
     pub(crate) posts: HashMap<PostId, Post>,
     pub(crate) jobs: HashMap<JobId, Job>,
+    /// Lease deadlines of running jobs.
+    pub(crate) leases: HashMap<JobId, time::OffsetDateTime>,
 }
 
 /// The tables and a signal for job workers waiting on new work.

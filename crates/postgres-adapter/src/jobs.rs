@@ -5,7 +5,10 @@ use async_trait::async_trait;
 use diesel::OptionalExtension;
 use diesel::sql_types::{Integer, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use domain::jobs::{Job, JobId, JobPayload, JobQueue, JobState, MAX_ERROR_CHARS, NewJob};
+use domain::jobs::{
+    Job, JobId, JobPayload, JobQueue, JobState, LEASE_EXPIRED_ON_LAST_ATTEMPT, MAX_ERROR_CHARS,
+    NewJob,
+};
 use domain::{Cursor, Error, Limit, Page};
 use futures_util::StreamExt;
 use time::OffsetDateTime;
@@ -136,6 +139,19 @@ impl TryFrom<JobRow> for Job {
 const COLUMNS: &str =
     "id, payload, state, attempts, max_attempts, last_error, run_at, created_at, updated_at";
 
+/// The attempt number of a claim: with the id, it identifies the lease.
+fn attempt(claimed: &Job) -> i32 {
+    i32::try_from(claimed.attempts).unwrap_or(i32::MAX)
+}
+
+fn lease_held(updated: usize) -> Result<(), Error> {
+    if updated == 0 {
+        Err(Error::Conflict("the job's lease was lost"))
+    } else {
+        Ok(())
+    }
+}
+
 fn query_error(e: diesel::result::Error) -> Error {
     crate::error::query(e, &[("jobs_pkey", "job", "id")])
 }
@@ -184,6 +200,18 @@ impl JobQueue for PgJobQueue {
     async fn claim(&self, lease: Duration) -> Result<Option<Job>, Error> {
         let mut conn = self.db.get().await?;
         let now = domain::now();
+        // A job whose lease expired on its last attempt dies here rather than loop (it
+        // may be what kills its workers).
+        diesel::sql_query(
+            "UPDATE jobs SET state = 'dead', last_error = $2, lease_until = NULL, \
+               updated_at = $1 \
+             WHERE state = 'running' AND lease_until < $1 AND attempts >= max_attempts",
+        )
+        .bind::<Timestamptz, _>(now)
+        .bind::<Text, _>(LEASE_EXPIRED_ON_LAST_ATTEMPT)
+        .execute(&mut conn)
+        .await
+        .map_err(query_error)?;
         // SKIP LOCKED: concurrent claimers each lock a different row instead of
         // queueing behind one another; the row lock is held until this UPDATE commits.
         let row: Option<JobRow> = diesel::sql_query(format!(
@@ -203,29 +231,47 @@ impl JobQueue for PgJobQueue {
         .await
         .optional()
         .map_err(query_error)?;
-        row.map(Job::try_from).transpose()
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let id = row.id;
+        match Job::try_from(row) {
+            Ok(job) => Ok(Some(job)),
+            Err(error) => {
+                // Unreadable (e.g. a kind this version does not know): dead-letter it
+                // with the reason instead of failing every claim.
+                diesel::sql_query(
+                    "UPDATE jobs SET state = 'dead', last_error = $2, lease_until = NULL \
+                     WHERE id = $1",
+                )
+                .bind::<SqlUuid, _>(id)
+                .bind::<Text, _>(error.to_string())
+                .execute(&mut conn)
+                .await
+                .map_err(query_error)?;
+                Ok(None)
+            }
+        }
     }
 
-    async fn complete(&self, id: &JobId) -> Result<(), Error> {
+    async fn complete(&self, claimed: &Job) -> Result<(), Error> {
         let mut conn = self.db.get().await?;
         let updated = diesel::sql_query(
-            "UPDATE jobs SET state = 'completed', lease_until = NULL, updated_at = $2 \
-             WHERE id = $1",
+            "UPDATE jobs SET state = 'completed', lease_until = NULL, updated_at = $3 \
+             WHERE id = $1 AND state = 'running' AND attempts = $2",
         )
-        .bind::<SqlUuid, _>(id.as_uuid())
+        .bind::<SqlUuid, _>(claimed.id.as_uuid())
+        .bind::<Integer, _>(attempt(claimed))
         .bind::<Timestamptz, _>(domain::now())
         .execute(&mut conn)
         .await
         .map_err(query_error)?;
-        if updated == 0 {
-            return Err(Error::not_found("job", id));
-        }
-        Ok(())
+        lease_held(updated)
     }
 
     async fn fail(
         &self,
-        id: &JobId,
+        claimed: &Job,
         error: &str,
         retry_at: OffsetDateTime,
     ) -> Result<JobState, Error> {
@@ -234,10 +280,11 @@ impl JobQueue for PgJobQueue {
         let row: Option<JobRow> = diesel::sql_query(format!(
             "UPDATE jobs SET \
                state = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'failed' END, \
-               last_error = $2, run_at = $3, lease_until = NULL, updated_at = $4 \
-             WHERE id = $1 RETURNING {COLUMNS}"
+               last_error = $3, run_at = $4, lease_until = NULL, updated_at = $5 \
+             WHERE id = $1 AND state = 'running' AND attempts = $2 RETURNING {COLUMNS}"
         ))
-        .bind::<SqlUuid, _>(id.as_uuid())
+        .bind::<SqlUuid, _>(claimed.id.as_uuid())
+        .bind::<Integer, _>(attempt(claimed))
         .bind::<Text, _>(&error)
         .bind::<Timestamptz, _>(retry_at)
         .bind::<Timestamptz, _>(domain::now())
@@ -245,19 +292,22 @@ impl JobQueue for PgJobQueue {
         .await
         .optional()
         .map_err(query_error)?;
-        let job: Job = row.ok_or_else(|| Error::not_found("job", id))?.try_into()?;
+        let job: Job = row
+            .ok_or(Error::Conflict("the job's lease was lost"))?
+            .try_into()?;
         Ok(job.state)
     }
 
-    async fn release(&self, id: &JobId) -> Result<(), Error> {
+    async fn release(&self, claimed: &Job) -> Result<(), Error> {
         let mut conn = self.db.get().await?;
         let now = domain::now();
-        diesel::sql_query(
+        let updated = diesel::sql_query(
             "UPDATE jobs SET state = 'queued', attempts = GREATEST(attempts - 1, 0), \
-               run_at = $2, lease_until = NULL, updated_at = $2 \
-             WHERE id = $1 AND state = 'running'",
+               run_at = $3, lease_until = NULL, updated_at = $3 \
+             WHERE id = $1 AND state = 'running' AND attempts = $2",
         )
-        .bind::<SqlUuid, _>(id.as_uuid())
+        .bind::<SqlUuid, _>(claimed.id.as_uuid())
+        .bind::<Integer, _>(attempt(claimed))
         .bind::<Timestamptz, _>(now)
         .execute(&mut conn)
         .await
@@ -265,7 +315,7 @@ impl JobQueue for PgJobQueue {
         let _ = diesel::sql_query(format!("NOTIFY {CHANNEL}"))
             .execute(&mut conn)
             .await;
-        Ok(())
+        lease_held(updated)
     }
 
     async fn retry(&self, id: &JobId) -> Result<Job, Error> {

@@ -211,7 +211,8 @@ async fn jobs_in_flight_when_the_process_is_killed_complete_after_a_restart() {
             .env("JWT_SECRET", JWT_SECRET)
             .env("SMTP_URL", sink.url())
             .env("WORKERS", "2")
-            .env("JOB_LEASE_SECS", "2")
+            .env("JOB_LEASE_SECS", "3")
+            .env("JOB_TIMEOUT_SECS", "2")
             .env("JOB_POLL_INTERVAL_MS", "200")
             .spawn()
             .unwrap()
@@ -270,7 +271,7 @@ async fn jobs_in_flight_when_the_process_is_killed_complete_after_a_restart() {
     );
 
     let mut second = start();
-    let _ = listening(&mut second).await;
+    let (second_address, _second_lines) = listening(&mut second).await;
     let mails = sink
         .wait_until(Duration::from_secs(30), |mails| {
             emails
@@ -287,6 +288,29 @@ async fn jobs_in_flight_when_the_process_is_killed_complete_after_a_restart() {
             .map(|m| m.header("Message-ID"))
             .collect();
         assert_eq!(ids.len(), 1, "{email}: {ids:?}");
+    }
+    // And the queue agrees: every welcome job ended completed, none lost or dead.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let page: serde_json::Value = client
+            .get(format!(
+                "http://{second_address}/api/admin/jobs?state=completed"
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if page["items"].as_array().unwrap().len() == emails.len() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "jobs not all completed: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     second.start_kill().unwrap();
     second.wait().await.unwrap();

@@ -220,7 +220,10 @@ async fn shutdown_ends_every_worker_task_and_releases_unfinished_jobs() {
         .unwrap();
     let settings = settings(None, &[("WORKERS", "3")]);
     let runner = Arc::new(ports::jobs::JobRunner::new(Arc::new(Stuck), "x.example"));
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let alive_before = metrics.num_alive_tasks();
     let pool = app::workers::WorkerPool::start(queue.clone(), runner, &settings.jobs);
+    assert_eq!(metrics.num_alive_tasks(), alive_before + 3);
 
     // Wait until a worker holds the job.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -241,7 +244,12 @@ async fn shutdown_ends_every_worker_task_and_releases_unfinished_jobs() {
     )
     .await
     .expect("shutdown is bounded by the grace period");
-    assert_eq!(ended, 3, "every worker task ended");
+    assert_eq!(ended, 3);
+    assert_eq!(
+        metrics.num_alive_tasks(),
+        alive_before,
+        "no task outlives shutdown"
+    );
     let queued = queue
         .list(Some(JobState::Queued), domain::Limit::DEFAULT, None)
         .await
