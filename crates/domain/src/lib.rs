@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod error;
 pub mod health;
+mod id;
 pub mod idempotency;
 pub mod jobs;
 pub mod mail;

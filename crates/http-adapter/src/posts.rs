@@ -7,7 +7,7 @@ use domain::posts::{Post, PostId};
 use ports::posts::{CreatePost, ListPosts, PostService, UpdatePost};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Authenticated;
@@ -105,16 +105,6 @@ impl From<Page<Post>> for PostPage {
             items: page.items.into_iter().map(PostResponse::from).collect(),
         }
     }
-}
-
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub(crate) struct ListParams {
-    /// Page size, 1 to 100.
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 100, default = 20)]
-    limit: Option<String>,
-    /// The `next_cursor` of the previous page.
-    cursor: Option<String>,
 }
 
 fn post_id(raw: &str) -> Result<PostId, ApiError> {
@@ -244,7 +234,7 @@ pub(crate) async fn delete_post(
 /// A user's posts, newest first, with keyset pagination.
 #[utoipa::path(get, path = "/api/users/{id}/posts", tag = "posts",
     security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "The author's id"), ListParams),
+    params(("id" = Uuid, Path, description = "The author's id"), crate::users::ListParams),
     responses(
         (status = 200, description = "A page of posts (empty for a user without posts)", body = PostPage),
         (status = 400, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
@@ -256,7 +246,7 @@ pub(crate) async fn list_user_posts(
     _caller: Authenticated,
     posts: web::Data<dyn PostService>,
     id: web::Path<String>,
-    params: web::Query<ListParams>,
+    params: web::Query<crate::users::ListParams>,
 ) -> Result<web::Json<PostPage>, ApiError> {
     let author = crate::users::user_id(&id)?;
     let (limit, cursor) =

@@ -148,14 +148,15 @@ impl From<Page<User>> for UserPage {
     }
 }
 
+/// `limit` and `cursor` of every keyset-paginated listing.
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct ListParams {
     /// Page size, 1 to 100.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100, default = 20)]
-    limit: Option<String>,
+    pub(crate) limit: Option<String>,
     /// The `next_cursor` of the previous page.
-    cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
 }
 
 pub(crate) fn user_id(raw: &str) -> Result<UserId, ApiError> {

@@ -14,23 +14,6 @@ async fn refresh(app: &TestApp, refresh_token: &str) -> (u16, Value) {
     .await
 }
 
-/// An admin made the operator's way, then logged in.
-async fn admin_token(app: &TestApp) -> String {
-    let url = app.db.as_ref().expect("postgres").url().to_owned();
-    app::create_admin(
-        &settings(Some(&url), &[]),
-        "Root",
-        "root@example.com",
-        PASSWORD,
-    )
-    .await
-    .expect("create admin");
-    token(
-        &app.login("root@example.com", PASSWORD).await,
-        "access_token",
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_session_lifecycle_on_postgres() {
     let app = spawn_app().await;
@@ -68,7 +51,7 @@ async fn the_whole_session_lifecycle_on_postgres() {
 
     // An admin deletes Ada: her refresh token is dead at once, and /me with her still
     // unexpired access token is 401.
-    let admin = admin_token(&app).await;
+    let admin = app.admin_token().await;
     let id = ada["id"].as_str().unwrap();
     assert_eq!(
         app.delete_as(&admin, &format!("/api/admin/users/{id}"))
@@ -149,7 +132,7 @@ async fn users_manage_themselves_and_only_admins_change_roles_or_delete() {
     assert_eq!((status, renamed["name"].as_str()), (200, Some("Ada K")));
     assert_eq!(app.delete_as(&ada_token, &delete_grace).await, 403);
 
-    let admin = admin_token(&app).await;
+    let admin = app.admin_token().await;
     let (status, promoted) = app
         .patch_as(&admin, &grace_path, json!({"role": "admin"}))
         .await;

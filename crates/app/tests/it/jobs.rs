@@ -9,22 +9,6 @@ use test_support::SmtpSink;
 
 use crate::support::*;
 
-async fn admin(app: &TestApp) -> String {
-    let url = app.db.as_ref().expect("postgres").url().to_owned();
-    app::create_admin(
-        &settings(Some(&url), &[]),
-        "Root",
-        "root@example.com",
-        PASSWORD,
-    )
-    .await
-    .unwrap();
-    app.login("root@example.com", PASSWORD).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 async fn jobs(app: &TestApp, token: &str, state: &str) -> Vec<Value> {
     let (status, page) = app
         .get_as(token, &format!("/api/admin/jobs?state={state}"))
@@ -85,7 +69,7 @@ async fn registering_delivers_the_welcome_email_over_smtp() {
     );
     assert!(mail.data.contains("multipart/alternative"));
 
-    let token = admin(&app).await;
+    let token = app.admin_token().await;
     let done = wait_for_job(&app, &token, "completed").await;
     assert_eq!(done["kind"], "welcome_email");
     assert_eq!(done["payload"]["email"], "ada@example.com");
@@ -104,7 +88,7 @@ async fn a_failed_registration_enqueues_nothing() {
         )
         .await;
     assert_eq!(status, 409);
-    let token = admin(&app).await;
+    let token = app.admin_token().await;
     let (_, page) = app.get_as(&token, "/api/admin/jobs").await;
     let welcome: Vec<_> = page["items"]
         .as_array()
@@ -128,7 +112,7 @@ async fn smtp_down_means_retries_with_backoff_then_delivery_when_it_returns() {
     )
     .await;
     app.create_user("Ada", "ada@example.com").await;
-    let token = admin(&app).await;
+    let token = app.admin_token().await;
     let failed = wait_for_job(&app, &token, "failed").await;
     assert!(failed["last_error"].as_str().is_some_and(|e| !e.is_empty()));
 
@@ -150,7 +134,7 @@ async fn a_dead_job_is_kept_with_its_error_and_an_admin_can_retry_it() {
     )
     .await;
     app.create_user("Ada", "ada@example.com").await;
-    let token = admin(&app).await;
+    let token = app.admin_token().await;
     let dead = wait_for_job(&app, &token, "dead").await;
     assert_eq!(dead["attempts"], 1);
     assert!(dead["last_error"].is_string());

@@ -276,19 +276,7 @@ async fn deleting_a_user_deletes_their_posts() {
     let app = spawn_app().await;
     let (ada, ada_token) = app.signed_in("Ada", "ada@example.com").await;
     let post = app.write_post(&ada_token, "Soon gone").await;
-    let url = app.db.as_ref().unwrap().url().to_owned();
-    app::create_admin(
-        &settings(Some(&url), &[]),
-        "Root",
-        "root@example.com",
-        PASSWORD,
-    )
-    .await
-    .unwrap();
-    let admin = app.login("root@example.com", PASSWORD).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let admin = app.admin_token().await;
     assert_eq!(
         app.delete_as(&admin, &format!("/api/admin/users/{}", id(&ada)))
             .await,

@@ -154,6 +154,29 @@ impl TestApp {
         body
     }
 
+    /// Makes `root@example.com` an admin the operator's way (`create-admin`) and returns
+    /// their access token. Needs a Postgres-backed app.
+    pub async fn admin_token(&self) -> String {
+        let url = self
+            .db
+            .as_ref()
+            .expect("a Postgres-backed app")
+            .url()
+            .to_owned();
+        app::create_admin(
+            &settings(Some(&url), &[]),
+            "Root",
+            "root@example.com",
+            PASSWORD,
+        )
+        .await
+        .expect("create admin");
+        self.login("root@example.com", PASSWORD).await["access_token"]
+            .as_str()
+            .expect("token")
+            .to_owned()
+    }
+
     /// Registers a user and returns their access token.
     pub async fn signed_in(&self, name: &str, email: &str) -> (Value, String) {
         let user = self.create_user(name, email).await;

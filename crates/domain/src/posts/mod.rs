@@ -6,48 +6,15 @@ mod repository;
 pub use repository::MockPostRepository;
 pub use repository::PostRepository;
 
-use std::fmt;
-use std::str::FromStr;
-
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use crate::users::UserId;
 use crate::{Cursor, FieldError, Version};
 
-/// A post's identity: a UUID v7.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PostId(Uuid);
-
-impl PostId {
-    pub fn generate() -> Self {
-        Self(Uuid::now_v7())
-    }
-
-    pub fn from_uuid(id: Uuid) -> Self {
-        Self(id)
-    }
-
-    pub fn as_uuid(&self) -> Uuid {
-        self.0
-    }
-}
-
-impl FromStr for PostId {
-    type Err = FieldError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Uuid::try_parse(s)
-            .map(Self)
-            .map_err(|_| FieldError::new("id", "is not a UUID"))
-    }
-}
-
-impl fmt::Display for PostId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
+crate::id::uuid_id!(
+    /// A post's identity.
+    PostId
+);
 
 /// Trimmed text of a bounded number of characters.
 fn bounded(field: &str, raw: &str, max: usize, allow_newlines: bool) -> Result<String, FieldError> {

@@ -12,48 +12,14 @@ pub use repository::MockUserRepository;
 pub use repository::{Credentials, UserRepository};
 pub use role::Role;
 
-use std::fmt;
-use std::str::FromStr;
-
 use time::OffsetDateTime;
-use uuid::Uuid;
 
-use crate::{FieldError, Version};
+use crate::Version;
 
-/// A user's identity: a UUID v7, so ids sort by creation time and index well.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct UserId(Uuid);
-
-impl UserId {
-    /// A fresh, time-ordered id.
-    pub fn generate() -> Self {
-        Self(Uuid::now_v7())
-    }
-
-    pub fn from_uuid(id: Uuid) -> Self {
-        Self(id)
-    }
-
-    pub fn as_uuid(&self) -> Uuid {
-        self.0
-    }
-}
-
-impl FromStr for UserId {
-    type Err = FieldError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Uuid::try_parse(s)
-            .map(Self)
-            .map_err(|_| FieldError::new("id", "is not a UUID"))
-    }
-}
-
-impl fmt::Display for UserId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
+crate::id::uuid_id!(
+    /// A user's identity.
+    UserId
+);
 
 /// A registered user.
 #[derive(Debug, Clone, PartialEq, Eq)]
