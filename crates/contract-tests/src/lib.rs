@@ -11,6 +11,8 @@
 //! The factory returns the implementation and a guard kept alive for the test (a
 //! database, say). Each case becomes its own `#[tokio::test]` in the calling crate.
 
+pub mod chat;
+pub mod events;
 pub mod health;
 pub mod idempotency;
 pub mod jobs;
@@ -148,6 +150,31 @@ macro_rules! paired_cases {
                 $crate::$module::$case(&subject, &users).await;
             }
         )*
+    };
+}
+
+/// Expands to one test per [`ChatRepository`](domain::chat::ChatRepository) case;
+/// `$make` returns `(chat, users, guard)` over the same storage.
+#[macro_export]
+macro_rules! chat_repository_contract {
+    ($make:path) => {
+        $crate::paired_cases!($make, chat;
+            messages_round_trip_and_unknown_is_not_found,
+            recent_is_the_latest_n_of_the_room_oldest_first,
+            since_returns_what_was_missed_up_to_a_bound,
+            pages_are_newest_first_per_room,
+        );
+    };
+}
+
+/// Expands to one test per [`EventBus`](domain::events::EventBus) case.
+#[macro_export]
+macro_rules! event_bus_contract {
+    ($make:path) => {
+        $crate::contract_cases!($make, events;
+            every_subscriber_gets_every_event_in_order,
+            an_oversized_event_is_refused,
+        );
     };
 }
 

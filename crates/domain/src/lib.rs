@@ -5,7 +5,9 @@
 //! `ports` crate composes them into use cases.
 
 pub mod auth;
+pub mod chat;
 pub mod error;
+pub mod events;
 pub mod health;
 mod id;
 pub mod idempotency;

@@ -4,6 +4,8 @@
 //! double for tests. It passes the same contract suite as the Postgres adapter, so
 //! behaviour seen here is behaviour seen in production.
 
+mod chat;
+mod events;
 mod health;
 mod idempotency;
 mod jobs;
@@ -13,6 +15,8 @@ mod refresh;
 mod tables;
 mod users;
 
+pub use chat::MemoryChatRepository;
+pub use events::{MAX_EVENT_BYTES, MemoryEventBus, broadcast_stream};
 pub use health::MemoryProbe;
 pub use idempotency::MemoryIdempotencyStore;
 pub use jobs::MemoryJobQueue;

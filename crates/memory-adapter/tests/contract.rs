@@ -43,6 +43,30 @@ mod jobs {
     contract_tests::job_queue_contract!(super::jobs);
 }
 
+async fn chat() -> (
+    memory_adapter::MemoryChatRepository,
+    MemoryUserRepository,
+    (),
+) {
+    (
+        memory_adapter::MemoryChatRepository::new(),
+        MemoryUserRepository::new(),
+        (),
+    )
+}
+
+async fn bus() -> (memory_adapter::MemoryEventBus, ()) {
+    (memory_adapter::MemoryEventBus::default(), ())
+}
+
+mod chat {
+    contract_tests::chat_repository_contract!(super::chat);
+}
+
+mod events {
+    contract_tests::event_bus_contract!(super::bus);
+}
+
 mod posts {
     contract_tests::post_repository_contract!(super::posts);
 }

@@ -10,13 +10,12 @@ use domain::jobs::{
     NewJob,
 };
 use domain::{Cursor, Error, Limit, Page};
-use futures_util::StreamExt;
 use time::OffsetDateTime;
 use tokio::sync::Notify;
-use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::Database;
+use crate::listener::Listening;
 
 /// The channel enqueuers notify and workers listen on.
 const CHANNEL: &str = "jobs";
@@ -29,15 +28,7 @@ const CHANNEL: &str = "jobs";
 pub struct PgJobQueue {
     db: Database,
     wake: Arc<Notify>,
-    _listener: Arc<Listener>,
-}
-
-struct Listener(JoinHandle<()>);
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
+    _listener: Arc<Listening>,
 }
 
 impl PgJobQueue {
@@ -45,53 +36,19 @@ impl PgJobQueue {
     /// failures). The task ends when the last clone of the queue is dropped.
     pub fn new(db: Database, url: &str) -> Self {
         let wake = Arc::new(Notify::new());
-        let task = tokio::spawn(listen(url.to_owned(), wake.clone()));
+        let waker = wake.clone();
+        // Any notification, and every (re)connection (something may have been missed),
+        // wakes the idle workers to look.
+        let task = crate::listener::spawn(
+            url.to_owned(),
+            CHANNEL,
+            Box::new(move |_| waker.notify_waiters()),
+        );
         Self {
             db,
             wake,
-            _listener: Arc::new(Listener(task)),
+            _listener: Arc::new(Listening(task)),
         }
-    }
-}
-
-/// Forwards `NOTIFY jobs` to waiting workers; on connection loss, retries with backoff.
-async fn listen(url: String, wake: Arc<Notify>) {
-    let mut delay = Duration::from_millis(200);
-    loop {
-        match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
-            Ok((client, mut connection)) => {
-                let mut messages =
-                    futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-                let listening = async {
-                    // The connection must be polled for LISTEN to complete.
-                    client.batch_execute(&format!("LISTEN {CHANNEL}")).await
-                };
-                let mut listening = std::pin::pin!(listening);
-                let ready = loop {
-                    tokio::select! {
-                        result = &mut listening => break result.is_ok(),
-                        message = messages.next() => if message.is_none() { break false },
-                    }
-                };
-                if ready {
-                    delay = Duration::from_millis(200);
-                    // Anything enqueued while we were away is found by the next claim.
-                    wake.notify_waiters();
-                    while let Some(message) = messages.next().await {
-                        match message {
-                            Ok(tokio_postgres::AsyncMessage::Notification(_)) => {
-                                wake.notify_waiters();
-                            }
-                            Ok(_) => {}
-                            Err(_) => break,
-                        }
-                    }
-                }
-            }
-            Err(error) => tracing::debug!(%error, "job listener cannot connect"),
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(10));
     }
 }
 

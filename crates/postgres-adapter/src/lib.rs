@@ -5,10 +5,13 @@
 //! borrow it and map every database failure to a [`domain::Error`] in [`error`].
 
 mod cancel;
+mod chat;
 mod error;
+mod events;
 mod health;
 mod idempotency;
 mod jobs;
+mod listener;
 mod migrations;
 mod pool;
 mod posts;
@@ -16,6 +19,8 @@ mod refresh;
 mod schema;
 mod users;
 
+pub use chat::PgChatRepository;
+pub use events::PgEventBus;
 pub use health::PgProbe;
 pub use idempotency::PgIdempotencyStore;
 pub use jobs::PgJobQueue;

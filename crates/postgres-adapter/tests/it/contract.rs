@@ -64,6 +64,30 @@ mod jobs {
     contract_tests::job_queue_contract!(super::jobs);
 }
 
+async fn chat() -> (postgres_adapter::PgChatRepository, PgUserRepository, TestDb) {
+    let db = TestDb::new().await;
+    let pool = Database::connect(small_pool(db.url())).await.expect("pool");
+    (
+        postgres_adapter::PgChatRepository::new(pool.clone()),
+        PgUserRepository::new(pool),
+        db,
+    )
+}
+
+async fn bus() -> (postgres_adapter::PgEventBus, TestDb) {
+    let db = TestDb::new().await;
+    let pool = Database::connect(small_pool(db.url())).await.expect("pool");
+    (postgres_adapter::PgEventBus::new(pool, db.url()), db)
+}
+
+mod chat {
+    contract_tests::chat_repository_contract!(super::chat);
+}
+
+mod events {
+    contract_tests::event_bus_contract!(super::bus);
+}
+
 mod posts {
     contract_tests::post_repository_contract!(super::posts);
 }

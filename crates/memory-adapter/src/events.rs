@@ -1,0 +1,66 @@
+use async_trait::async_trait;
+use domain::Error;
+use domain::events::{Event, EventBus, EventStream};
+use tokio::sync::broadcast;
+
+/// The largest event accepted, the same as the Postgres bus allows, so code that works
+/// on the embedded default works on Postgres.
+pub const MAX_EVENT_BYTES: usize = 7900;
+
+/// An [`EventBus`] for one instance: a tokio broadcast channel. Subscribers that fall
+/// more than `capacity` events behind skip what they missed.
+#[derive(Debug, Clone)]
+pub struct MemoryEventBus {
+    sender: broadcast::Sender<Event>,
+}
+
+impl MemoryEventBus {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            sender: broadcast::channel(capacity.max(1)).0,
+        }
+    }
+}
+
+impl Default for MemoryEventBus {
+    fn default() -> Self {
+        Self::new(1024)
+    }
+}
+
+/// A stream over a broadcast receiver that skips over lag and ends when the sender goes.
+pub fn broadcast_stream(receiver: broadcast::Receiver<Event>) -> EventStream {
+    Box::pin(futures_util::stream::unfold(
+        receiver,
+        |mut rx| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(event) => return Some((event, rx)),
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "an event subscriber fell behind");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        },
+    ))
+}
+
+#[async_trait]
+impl EventBus for MemoryEventBus {
+    async fn publish(&self, event: &Event) -> Result<(), Error> {
+        let size = serde_json::to_vec(event)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX);
+        if size > MAX_EVENT_BYTES {
+            return Err(domain::FieldError::new("event", "is too large for the event bus").into());
+        }
+        // No subscriber is not an error: nobody is listening.
+        let _ = self.sender.send(event.clone());
+        Ok(())
+    }
+
+    fn subscribe(&self) -> EventStream {
+        broadcast_stream(self.sender.subscribe())
+    }
+}

@@ -1,0 +1,91 @@
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use diesel::sql_types::Text;
+use diesel_async::RunQueryDsl;
+use domain::Error;
+use domain::events::{Event, EventBus, EventStream};
+use tokio::sync::broadcast;
+
+use crate::Database;
+use crate::listener::Listening;
+
+const CHANNEL: &str = "events";
+/// NOTIFY payloads must stay under 8,000 bytes.
+pub const MAX_EVENT_BYTES: usize = 7900;
+
+/// An [`EventBus`] over Postgres `LISTEN/NOTIFY`: every instance sharing the database
+/// receives every event. One listening connection per instance feeds a local broadcast
+/// to its subscribers.
+#[derive(Clone)]
+pub struct PgEventBus {
+    db: Database,
+    local: broadcast::Sender<Event>,
+    _listener: Arc<Listening>,
+}
+
+impl PgEventBus {
+    pub fn new(db: Database, url: &str) -> Self {
+        let local = broadcast::channel(1024).0;
+        let sender = local.clone();
+        let task = crate::listener::spawn(
+            url.to_owned(),
+            CHANNEL,
+            Box::new(move |payload| {
+                let Some(payload) = payload else { return };
+                match serde_json::from_str::<Event>(&payload) {
+                    Ok(event) => {
+                        let _ = sender.send(event);
+                    }
+                    Err(error) => tracing::warn!(%error, "unreadable event on the bus"),
+                }
+            }),
+        );
+        Self {
+            db,
+            local,
+            _listener: Arc::new(Listening(task)),
+        }
+    }
+}
+
+#[async_trait]
+impl EventBus for PgEventBus {
+    async fn publish(&self, event: &Event) -> Result<(), Error> {
+        let payload = serde_json::to_string(event).map_err(Error::internal)?;
+        if payload.len() > MAX_EVENT_BYTES {
+            return Err(domain::FieldError::new("event", "is too large for the event bus").into());
+        }
+        let mut conn = self.db.get().await?;
+        // Delivered to every listener, this instance's included.
+        diesel::sql_query("SELECT pg_notify($1, $2)")
+            .bind::<Text, _>(CHANNEL)
+            .bind::<Text, _>(&payload)
+            .execute(&mut conn)
+            .await
+            .map_err(|e| crate::error::query(e, &[]))?;
+        Ok(())
+    }
+
+    fn subscribe(&self) -> EventStream {
+        stream(self.local.subscribe())
+    }
+}
+
+/// The receiver as a stream that skips over lag and ends when the sender goes.
+fn stream(receiver: broadcast::Receiver<Event>) -> EventStream {
+    Box::pin(futures_util::stream::unfold(
+        receiver,
+        |mut rx| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(event) => return Some((event, rx)),
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "an event subscriber fell behind");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        },
+    ))
+}
