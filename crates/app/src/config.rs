@@ -40,6 +40,10 @@ pub struct Settings {
     pub fanout_deadline: Duration,
     pub mail: MailSettings,
     pub jobs: JobSettings,
+    /// `true`: events go through Postgres LISTEN/NOTIFY (every instance sharing the
+    /// database sees them); `false`: in-process only.
+    pub postgres_event_bus: bool,
+    pub ws: http_adapter::WsConfig,
 }
 
 /// Where e-mail goes.
@@ -182,6 +186,8 @@ impl fmt::Debug for Settings {
                 ),
             )
             .field("jobs", &self.jobs)
+            .field("postgres_event_bus", &self.postgres_event_bus)
+            .field("ws", &self.ws)
             .finish()
     }
 }
@@ -244,6 +250,14 @@ impl Settings {
                     .raw("SMTP_FROM")
                     .unwrap_or_else(|| "Users service <no-reply@localhost>".into()),
                 timeout: env.secs("SMTP_TIMEOUT_SECS", Duration::from_secs(10))?,
+            },
+            postgres_event_bus: false,
+            ws: http_adapter::WsConfig {
+                heartbeat: env.secs("WS_HEARTBEAT_SECS", Duration::from_secs(30))?,
+                max_frame_bytes: 64 * 1024,
+                max_messages_per_sec: env.parse("WS_MAX_MESSAGES_PER_SEC", 20u32)?.max(1),
+                outbound_queue: env.positive("WS_OUTBOUND_QUEUE", 256)?,
+                max_connections: env.positive("WS_MAX_CONNECTIONS", 10_000)?,
             },
             jobs: JobSettings {
                 workers: env.parse("WORKERS", 4)?,
@@ -322,6 +336,23 @@ impl Settings {
                 var: "RUST_LOG",
                 reason: e.to_string(),
             })?;
+        settings.postgres_event_bus = match env.raw("EVENT_BUS").as_deref() {
+            None => settings.database_url.is_some(),
+            Some("postgres") if settings.database_url.is_some() => true,
+            Some("postgres") => {
+                return Err(ConfigError {
+                    var: "EVENT_BUS",
+                    reason: "`postgres` needs DATABASE_URL".into(),
+                });
+            }
+            Some("memory") => false,
+            Some(other) => {
+                return Err(ConfigError {
+                    var: "EVENT_BUS",
+                    reason: format!("expected `memory` or `postgres`, got `{other}`"),
+                });
+            }
+        };
         if settings.jobs.lease <= settings.jobs.timeout {
             return Err(ConfigError {
                 var: "JOB_LEASE_SECS",

@@ -12,6 +12,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use auth_adapter::{Argon2Hasher, JwtTokens};
 use domain::auth::{PasswordHasher, RefreshTokenStore};
+use domain::chat::ChatRepository;
+use domain::events::EventBus;
 use domain::health::HealthProbe;
 use domain::idempotency::IdempotencyStore;
 use domain::jobs::JobQueue;
@@ -20,17 +22,18 @@ use domain::posts::PostRepository;
 use domain::users::UserRepository;
 use http_adapter::ApiState;
 use memory_adapter::{
-    MemoryIdempotencyStore, MemoryMailer, MemoryProbe, MemoryRefreshTokenStore,
-    MemoryUserRepository,
+    MemoryChatRepository, MemoryEventBus, MemoryIdempotencyStore, MemoryMailer, MemoryProbe,
+    MemoryRefreshTokenStore, MemoryUserRepository,
 };
 use ports::auth::Auth;
+use ports::chat::Chat;
 use ports::health::HealthChecker;
 use ports::jobs::{JobRunner, Jobs};
 use ports::posts::Posts;
 use ports::users::{CreateUser, Users};
 use postgres_adapter::{
-    Database, PgIdempotencyStore, PgJobQueue, PgPostRepository, PgProbe, PgRefreshTokenStore,
-    PgUserRepository, PoolSettings,
+    Database, PgChatRepository, PgEventBus, PgIdempotencyStore, PgJobQueue, PgPostRepository,
+    PgProbe, PgRefreshTokenStore, PgUserRepository, PoolSettings,
 };
 use workers::WorkerPool;
 
@@ -42,6 +45,7 @@ pub struct Application {
     server: actix_web::dev::Server,
     db: Option<Databases>,
     workers: Option<WorkerPool>,
+    ws: Arc<http_adapter::WsHub>,
     grace: std::time::Duration,
 }
 
@@ -62,6 +66,7 @@ impl Application {
             WorkerPool::start(wiring.queue.clone(), wiring.runner.clone(), &settings.jobs)
         });
         let state = wiring.state;
+        let ws = state.ws.clone();
         let mut http = settings.http.clone();
         http.fingerprint_key = fingerprint_key(&secret);
 
@@ -77,6 +82,7 @@ impl Application {
             server,
             db,
             workers,
+            ws,
             grace: settings.http.shutdown_grace,
         })
     }
@@ -95,6 +101,9 @@ impl Application {
             result = &mut server => result.context("HTTP server failed"),
             () = shutdown => {
                 tracing::info!("shutting down: draining in-flight requests and jobs");
+                // WebSockets would hold the graceful stop open: tell them we are going
+                // away (1001) so clients reconnect elsewhere.
+                self.ws.close_all();
                 let workers = async {
                     if let Some(pool) = self.workers.take() {
                         pool.shutdown(self.grace).await;
@@ -167,6 +176,8 @@ fn wire(settings: &Settings, db: Option<&Databases>, secret: Vec<u8>) -> anyhow:
         refresh_tokens: Arc<dyn RefreshTokenStore>,
         idempotency: Arc<dyn IdempotencyStore>,
         queue: Arc<dyn JobQueue>,
+        chat: Arc<dyn ChatRepository>,
+        bus: Arc<dyn EventBus>,
         probe: Arc<dyn HealthProbe>,
     }
     let stores = match db {
@@ -176,6 +187,12 @@ fn wire(settings: &Settings, db: Option<&Databases>, secret: Vec<u8>) -> anyhow:
             refresh_tokens: Arc::new(PgRefreshTokenStore::new(main.clone())),
             idempotency: Arc::new(PgIdempotencyStore::new(main.clone())),
             queue: Arc::new(PgJobQueue::new(jobs.clone(), url)),
+            chat: Arc::new(PgChatRepository::new(main.clone())),
+            bus: if settings.postgres_event_bus {
+                Arc::new(PgEventBus::new(main.clone(), url))
+            } else {
+                Arc::new(MemoryEventBus::default())
+            },
             probe: Arc::new(PgProbe::new(main.clone())),
         },
         None => {
@@ -187,6 +204,8 @@ fn wire(settings: &Settings, db: Option<&Databases>, secret: Vec<u8>) -> anyhow:
                 users: Arc::new(users),
                 refresh_tokens: Arc::new(MemoryRefreshTokenStore::new()),
                 idempotency: Arc::new(MemoryIdempotencyStore::new()),
+                chat: Arc::new(MemoryChatRepository::new()),
+                bus: Arc::new(MemoryEventBus::default()),
                 probe: Arc::new(MemoryProbe),
             }
         }
@@ -197,6 +216,8 @@ fn wire(settings: &Settings, db: Option<&Databases>, secret: Vec<u8>) -> anyhow:
         refresh_tokens,
         idempotency,
         queue,
+        chat,
+        bus,
         probe,
     } = stores;
     let mailer: Arc<dyn Mailer> = match &settings.mail.smtp_url {
@@ -226,7 +247,12 @@ fn wire(settings: &Settings, db: Option<&Databases>, secret: Vec<u8>) -> anyhow:
             .with_job_max_attempts(settings.jobs.max_attempts),
         ),
         jobs: Arc::new(Jobs::new(queue.clone())),
-        posts: Arc::new(Posts::new(posts, users.clone())),
+        posts: Arc::new(Posts::new(posts, users.clone()).with_events(bus.clone())),
+        ws: http_adapter::WsHub::start(
+            Arc::new(Chat::new(chat, users.clone(), bus.clone())),
+            bus,
+            settings.ws.clone(),
+        ),
         idempotency,
         health: Arc::new(HealthChecker::new(vec![probe])),
         auth: Arc::new(Auth::new(

@@ -17,9 +17,11 @@ mod problem;
 mod rate_limit;
 mod server;
 mod users;
+mod ws;
 
 pub use auth::Authenticated;
 pub use idempotency::FingerprintKey;
 pub use openapi::{ApiDoc, openapi_yaml};
 pub use problem::{ApiError, Problem};
 pub use server::{ApiState, HttpConfig, app, server};
+pub use ws::{WsConfig, WsHub};

@@ -28,6 +28,7 @@ use crate::{auth, health, jobs, posts, problem, users};
         posts::update_post,
         posts::delete_post,
         posts::list_user_posts,
+        crate::ws::room_history,
         jobs::list_jobs,
         jobs::retry_job,
         auth::login,
@@ -40,6 +41,7 @@ use crate::{auth, health, jobs, posts, problem, users};
         (name = "health", description = "Liveness and readiness"),
         (name = "users", description = "User accounts"),
         (name = "posts", description = "What users write"),
+        (name = "chat", description = "Chat history (live chat is on the WebSocket at /api/ws)"),
         (name = "auth", description = "Login, token refresh and logout"),
         (name = "admin", description = "Administration (admins only)"),
     )

@@ -29,6 +29,8 @@ pub struct ApiState {
     /// Remembers `Idempotency-Key`s of creating requests.
     pub idempotency: Arc<dyn IdempotencyStore>,
     pub jobs: Arc<dyn JobService>,
+    /// WebSocket connections of this instance (and the chat use cases behind them).
+    pub ws: Arc<crate::ws::WsHub>,
 }
 
 /// Budgets for the credential endpoints, shared by every worker of a server.
@@ -136,6 +138,7 @@ fn app_with(
         .app_data(web::Data::from(state.posts))
         .app_data(web::Data::from(state.idempotency))
         .app_data(web::Data::from(state.jobs))
+        .app_data(web::Data::from(state.ws))
         .app_data(limits)
         .app_data(web::QueryConfig::default().error_handler(|error, _| {
             ApiError::problem(Problem::new(
@@ -155,6 +158,7 @@ fn app_with(
                 .configure(auth::routes)
                 .configure(users::routes)
                 .configure(posts::routes)
+                .configure(crate::ws::routes)
                 .configure(openapi::routes)
                 .service(
                     web::scope("/admin")

@@ -6,6 +6,7 @@
 //! tests can use the generated mocks (feature `mocks`).
 
 pub mod auth;
+pub mod chat;
 pub mod health;
 pub mod jobs;
 pub mod posts;

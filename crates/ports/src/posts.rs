@@ -2,6 +2,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use domain::auth::Principal;
+use domain::events::{Event, EventBus};
 use domain::posts::{Post, PostBody, PostChanges, PostId, PostRepository, PostTitle};
 use domain::users::{UserId, UserRepository};
 use domain::{Cursor, Error, Limit, Page, ValidationErrors, Version};
@@ -82,11 +83,44 @@ pub trait PostService: Send + Sync + 'static {
 pub struct Posts {
     posts: Arc<dyn PostRepository>,
     users: Arc<dyn UserRepository>,
+    bus: Option<Arc<dyn EventBus>>,
 }
 
 impl Posts {
     pub fn new(posts: Arc<dyn PostRepository>, users: Arc<dyn UserRepository>) -> Self {
-        Self { posts, users }
+        Self {
+            posts,
+            users,
+            bus: None,
+        }
+    }
+
+    /// Announces post changes on `posts` and `user:{author}` (live updates).
+    pub fn with_events(mut self, bus: Arc<dyn EventBus>) -> Self {
+        self.bus = Some(bus);
+        self
+    }
+
+    /// Publishes `name` for `post`. The write already happened: a failed announcement is
+    /// logged, not turned into a failed request.
+    async fn announce(&self, name: &str, post: &Post) {
+        let Some(bus) = &self.bus else { return };
+        let data = serde_json::json!({
+            "id": post.id.to_string(),
+            "author_id": post.author_id.to_string(),
+            "title": post.title.as_str(),
+            "version": post.version.get(),
+        });
+        for topic in ["posts".to_owned(), format!("user:{}", post.author_id)] {
+            let event = Event {
+                topic,
+                name: name.to_owned(),
+                data: data.clone(),
+            };
+            if let Err(error) = bus.publish(&event).await {
+                tracing::warn!(%error, event = name, "publishing a post event failed");
+            }
+        }
     }
 
     /// The post, if `actor` may change it.
@@ -107,6 +141,7 @@ impl PostService for Posts {
         let post = Post::new(actor.user_id, command.title, command.body);
         let post = self.posts.create(&post).await?;
         tracing::info!(post_id = %post.id, author_id = %post.author_id, "post created");
+        self.announce("post.created", &post).await;
         Ok(post)
     }
 
@@ -129,12 +164,16 @@ impl PostService for Posts {
             };
         }
         let changes = PostChanges::new(command.title, command.body);
-        self.posts.update(&id, &changes, expected).await
+        let post = self.posts.update(&id, &changes, expected).await?;
+        self.announce("post.updated", &post).await;
+        Ok(post)
     }
 
     async fn delete(&self, actor: Principal, id: PostId) -> Result<(), Error> {
-        self.owned(actor, id).await?;
-        self.posts.delete(&id).await
+        let post = self.owned(actor, id).await?;
+        self.posts.delete(&id).await?;
+        self.announce("post.deleted", &post).await;
+        Ok(())
     }
 
     async fn list_by_author(&self, author: UserId, query: ListPosts) -> Result<Page<Post>, Error> {

@@ -1,0 +1,330 @@
+//! `GET /api/ws`: chat rooms and live updates over WebSocket. See `protocol.rs` for
+//! the frames and `hub.rs` for how events reach connections.
+
+mod hub;
+mod protocol;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError, Session};
+use domain::auth::Principal;
+use domain::chat::MessageId;
+pub use hub::{WsConfig, WsHub};
+use ports::auth::AuthService;
+use ports::chat::room_topic;
+use protocol::{ClientFrame, MessageView, ServerFrame, error};
+use tokio::sync::mpsc;
+
+use crate::problem::{ApiError, Problem};
+
+pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/ws", web::get().to(connect))
+        .route("/rooms/{room}/messages", web::get().to(room_history));
+}
+
+/// The caller, from `Authorization: Bearer` or, for browsers (which cannot set headers
+/// on a WebSocket), `?access_token=`. The query string is never logged.
+fn principal(req: &HttpRequest) -> Result<Principal, ApiError> {
+    if req
+        .headers()
+        .contains_key(actix_web::http::header::AUTHORIZATION)
+    {
+        return crate::auth::authenticate(req);
+    }
+    let token =
+        web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+            .ok()
+            .and_then(|q| q.get("access_token").cloned());
+    let Some(token) = token else {
+        return crate::auth::authenticate(req);
+    };
+    let auth = req
+        .app_data::<web::Data<dyn AuthService>>()
+        .ok_or_else(|| ApiError::from(domain::Error::internal("no AuthService configured")))?;
+    auth.authenticate(&token)
+        .map_err(|_| crate::auth::invalid_token())
+}
+
+async fn connect(
+    req: HttpRequest,
+    body: web::Payload,
+    hub: web::Data<WsHub>,
+) -> Result<HttpResponse, ApiError> {
+    let principal = principal(&req)?;
+    if hub.closing.is_cancelled() || hub.open.load(Ordering::Relaxed) >= hub.config.max_connections
+    {
+        return Err(ApiError::problem(Problem::for_status(
+            StatusCode::SERVICE_UNAVAILABLE,
+        )));
+    }
+    let (response, session, stream) = actix_ws::handle(&req, body).map_err(|e| {
+        ApiError::problem(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "Bad Request",
+            format!("not a WebSocket upgrade: {e}"),
+        ))
+    })?;
+    let stream = stream
+        .max_frame_size(hub.config.max_frame_bytes)
+        .aggregate_continuations()
+        .max_continuation_size(hub.config.max_frame_bytes);
+    let hub = hub.into_inner();
+    hub.open.fetch_add(1, Ordering::Relaxed);
+    actix_web::rt::spawn(async move {
+        run(hub.clone(), principal, session, stream).await;
+        hub.open.fetch_sub(1, Ordering::Relaxed);
+    });
+    Ok(response)
+}
+
+/// Token bucket over every client frame.
+struct RateLimit {
+    capacity: f64,
+    tokens: f64,
+    last: Instant,
+    /// Frames refused in a row; too many and the client is cut off.
+    refused: u32,
+}
+
+impl RateLimit {
+    fn new(per_sec: u32) -> Self {
+        let capacity = f64::from(per_sec.max(1));
+        Self {
+            capacity,
+            tokens: capacity,
+            last: Instant::now(),
+            refused: 0,
+        }
+    }
+
+    fn allow(&mut self) -> bool {
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.capacity)
+            .min(self.capacity);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            self.refused = 0;
+            true
+        } else {
+            self.refused += 1;
+            false
+        }
+    }
+}
+
+fn close(code: CloseCode, description: &str) -> Option<CloseReason> {
+    Some(CloseReason {
+        code,
+        description: Some(description.to_owned()),
+    })
+}
+
+async fn run(
+    hub: Arc<WsHub>,
+    principal: Principal,
+    mut session: Session,
+    mut stream: actix_ws::AggregatedMessageStream,
+) {
+    let (tx, mut outbound) = mpsc::channel::<String>(hub.config.outbound_queue.max(1));
+    let (id, too_slow) = hub.register(tx);
+    let mut rate = RateLimit::new(hub.config.max_messages_per_sec);
+    let mut heartbeat = tokio::time::interval(hub.config.heartbeat);
+    heartbeat.tick().await;
+    let mut last_heard = Instant::now();
+    let reason = loop {
+        tokio::select! {
+            () = hub.closing.cancelled() => break close(CloseCode::Away, "server shutting down"),
+            () = too_slow.cancelled() => break close(CloseCode::Again, "too slow to read; reconnect and resume"),
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() > hub.config.heartbeat * 2 {
+                    break close(CloseCode::Away, "no heartbeat");
+                }
+                if session.ping(b"").await.is_err() {
+                    break None;
+                }
+            }
+            frame = outbound.recv() => {
+                let Some(frame) = frame else { break None };
+                if session.text(frame).await.is_err() {
+                    break None;
+                }
+            }
+            incoming = stream.recv() => {
+                last_heard = Instant::now();
+                match incoming {
+                    None => break None,
+                    Some(Ok(AggregatedMessage::Text(text))) => {
+                        if !rate.allow() {
+                            if rate.refused > hub.config.max_messages_per_sec {
+                                break close(CloseCode::Policy, "rate limit exceeded");
+                            }
+                            if session.text(error("rate_limited", "too many frames; slow down")).await.is_err() {
+                                break None;
+                            }
+                            continue;
+                        }
+                        let reply = handle(&hub, id, principal, &text).await;
+                        if let Some(reply) = reply
+                            && session.text(reply).await.is_err()
+                        {
+                            break None;
+                        }
+                    }
+                    Some(Ok(AggregatedMessage::Binary(_))) => {
+                        if session.text(error("unsupported", "send JSON text frames")).await.is_err() {
+                            break None;
+                        }
+                    }
+                    Some(Ok(AggregatedMessage::Ping(bytes))) => {
+                        if session.pong(&bytes).await.is_err() {
+                            break None;
+                        }
+                    }
+                    Some(Ok(AggregatedMessage::Pong(_))) => {}
+                    Some(Ok(AggregatedMessage::Close(_))) => break None,
+                    Some(Err(ProtocolError::Overflow)) => {
+                        break close(CloseCode::Size, "frame larger than 64 KiB");
+                    }
+                    Some(Err(_)) => break close(CloseCode::Protocol, "protocol error"),
+                }
+            }
+        }
+    };
+    hub.unregister(id);
+    let _ = session.close(reason).await;
+}
+
+/// Handles one client frame; returns the direct reply, if any.
+async fn handle(hub: &WsHub, conn: u64, principal: Principal, text: &str) -> Option<String> {
+    let frame: ClientFrame = match serde_json::from_str(text) {
+        Ok(frame) => frame,
+        Err(e) if e.classify() == serde_json::error::Category::Data => {
+            return Some(error("invalid_frame", e.to_string()));
+        }
+        Err(e) => return Some(error("bad_json", e.to_string())),
+    };
+    Some(match frame {
+        ClientFrame::Ping => ServerFrame::Pong.to_text(),
+        ClientFrame::Join { room, since } => {
+            let since = match since.as_deref().map(str::parse::<MessageId>).transpose() {
+                Ok(since) => since,
+                Err(_) => return Some(error("validation", "since must be a message id")),
+            };
+            let topic = match domain::chat::RoomName::parse(&room) {
+                Ok(name) => room_topic(&name),
+                Err(e) => return Some(error("validation", e.to_string())),
+            };
+            // Subscribe before reading history: a message sent in between arrives
+            // twice (clients dedupe by id) rather than not at all.
+            hub.subscribe(conn, topic);
+            match hub.chat.join(&room, since).await {
+                Ok(found) => ServerFrame::Joined {
+                    room: &room,
+                    history: found.messages.iter().map(MessageView::from).collect(),
+                    history_truncated: found.truncated,
+                }
+                .to_text(),
+                Err(e) => error_frame(&e),
+            }
+        }
+        ClientFrame::Leave { room } => {
+            let left = domain::chat::RoomName::parse(&room)
+                .is_ok_and(|name| hub.unsubscribe(conn, &room_topic(&name)));
+            if left {
+                ServerFrame::Left { room: &room }.to_text()
+            } else {
+                error("not_joined", format!("not in room {room}"))
+            }
+        }
+        ClientFrame::Message {
+            room,
+            text,
+            client_id,
+        } => {
+            let joined = domain::chat::RoomName::parse(&room)
+                .is_ok_and(|name| hub.is_subscribed(conn, &room_topic(&name)));
+            if !joined {
+                return Some(error(
+                    "not_joined",
+                    format!("join {room} before sending to it"),
+                ));
+            }
+            // The message comes back through the bus like everyone else's.
+            match hub.chat.send(principal, &room, &text, client_id).await {
+                Ok(_) => return None,
+                Err(e) => error_frame(&e),
+            }
+        }
+        ClientFrame::Subscribe { topic } => {
+            let allowed = if topic == "posts" {
+                Ok(())
+            } else if let Some(user) = topic.strip_prefix("user:") {
+                match user.parse::<domain::users::UserId>() {
+                    Ok(user) if principal.may_manage(user) => Ok(()),
+                    Ok(_) => Err(error(
+                        "forbidden",
+                        "only that user or an admin may subscribe",
+                    )),
+                    Err(_) => Err(error("validation", "user:{id} needs a user id")),
+                }
+            } else {
+                Err(error("invalid_topic", "topics are `posts` and `user:{id}`"))
+            };
+            match allowed {
+                Ok(()) => {
+                    hub.subscribe(conn, topic.clone());
+                    ServerFrame::Subscribed { topic: &topic }.to_text()
+                }
+                Err(frame) => frame,
+            }
+        }
+    })
+}
+
+fn error_frame(e: &domain::Error) -> String {
+    match e {
+        domain::Error::Validation(errors) => error("validation", errors.to_string()),
+        domain::Error::Unauthorized(m) => error("unauthorized", *m),
+        domain::Error::Unavailable(_) => error("unavailable", "try again shortly"),
+        other => {
+            tracing::error!(error = %other, "websocket frame failed");
+            error("internal", "the server failed to handle the frame")
+        }
+    }
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct MessagePage {
+    items: Vec<MessageView>,
+    next_cursor: Option<String>,
+}
+
+/// A room's messages, newest first.
+#[utoipa::path(get, path = "/api/rooms/{room}/messages", tag = "chat",
+    security(("bearer" = [])),
+    params(("room" = String, Path, description = "1-64 of a-z, 0-9, - and _"), crate::users::ListParams),
+    responses(
+        (status = 200, description = "A page of messages", body = MessagePage),
+        (status = 401, description = "Missing, invalid or expired token", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid room, limit or cursor", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn room_history(
+    _caller: crate::auth::Authenticated,
+    hub: web::Data<WsHub>,
+    room: web::Path<String>,
+    params: web::Query<crate::users::ListParams>,
+) -> Result<web::Json<MessagePage>, ApiError> {
+    let (limit, cursor) =
+        crate::users::page_params(params.limit.as_deref(), params.cursor.as_deref())?;
+    let page = hub.chat.history(&room, limit, cursor).await?;
+    Ok(web::Json(MessagePage {
+        next_cursor: page.next_cursor.map(|c| c.encode()),
+        items: page.items.iter().map(MessageView::from).collect(),
+    }))
+}

@@ -1,0 +1,112 @@
+//! The WebSocket protocol: JSON text frames tagged by `type`.
+
+use domain::chat::ChatMessage;
+use serde::{Deserialize, Serialize};
+
+/// What a client sends.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub(crate) enum ClientFrame {
+    Join {
+        room: String,
+        /// Resume after this message id instead of the last 50 messages.
+        since: Option<String>,
+    },
+    Leave {
+        room: String,
+    },
+    Message {
+        room: String,
+        text: String,
+        client_id: Option<String>,
+    },
+    Subscribe {
+        topic: String,
+    },
+    Ping,
+}
+
+/// A chat message as the protocol (and the REST history) shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub(crate) struct MessageView {
+    pub(crate) id: String,
+    pub(crate) room: String,
+    pub(crate) author: AuthorView,
+    pub(crate) text: String,
+    /// RFC 3339, UTC.
+    pub(crate) sent_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub(crate) struct AuthorView {
+    pub(crate) id: String,
+    pub(crate) name: String,
+}
+
+impl From<&ChatMessage> for MessageView {
+    fn from(m: &ChatMessage) -> Self {
+        Self {
+            id: m.id.to_string(),
+            room: m.room.as_str().to_owned(),
+            author: AuthorView {
+                id: m.author.id.to_string(),
+                name: m.author.name.clone(),
+            },
+            text: m.text.as_str().to_owned(),
+            sent_at: m
+                .sent_at
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// What the server sends.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(crate) enum ServerFrame<'a> {
+    Joined {
+        room: &'a str,
+        history: Vec<MessageView>,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        history_truncated: bool,
+    },
+    Left {
+        room: &'a str,
+    },
+    Subscribed {
+        topic: &'a str,
+    },
+    Message {
+        #[serde(flatten)]
+        message: MessageView,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
+    },
+    Event {
+        topic: &'a str,
+        name: &'a str,
+        data: &'a serde_json::Value,
+    },
+    Pong,
+    Error {
+        code: &'a str,
+        message: String,
+    },
+}
+
+impl ServerFrame<'_> {
+    pub(crate) fn to_text(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| {
+            r#"{"type":"error","code":"internal","message":"unserialisable frame"}"#.into()
+        })
+    }
+}
+
+pub(crate) fn error(code: &str, message: impl Into<String>) -> String {
+    ServerFrame::Error {
+        code,
+        message: message.into(),
+    }
+    .to_text()
+}

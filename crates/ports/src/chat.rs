@@ -1,0 +1,137 @@
+//! Chat rooms: sending, history, and the events that carry messages to every instance.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use domain::auth::Principal;
+use domain::chat::{ChatMessage, ChatRepository, MessageId, MessageText, RoomName, Since};
+use domain::events::{Event, EventBus};
+use domain::users::UserRepository;
+use domain::{Cursor, Error, Limit, Page, ValidationErrors};
+
+/// How many messages a join shows, and how many a resume may replay.
+pub const HISTORY: u32 = 50;
+pub const RESUME_BOUND: u32 = 500;
+
+/// The topic a room's messages are published on.
+pub fn room_topic(room: &RoomName) -> String {
+    format!("room:{}", room.as_str())
+}
+
+/// The chat use cases.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait ChatService: Send + Sync + 'static {
+    /// Stores a message by `actor` and announces it on the room's topic, with the
+    /// sender's own `client_id` (≤ 64 characters) so their clients can match the echo.
+    async fn send(
+        &self,
+        actor: Principal,
+        room: &str,
+        text: &str,
+        client_id: Option<String>,
+    ) -> Result<ChatMessage, Error>;
+
+    /// What a joining client sees: the last [`HISTORY`] messages, or with `since` the
+    /// messages after it (up to [`RESUME_BOUND`], then `truncated`). Oldest first.
+    async fn join(&self, room: &str, since: Option<MessageId>) -> Result<Since, Error>;
+
+    /// One message (to deliver an announced one).
+    async fn get(&self, id: MessageId) -> Result<ChatMessage, Error>;
+
+    /// A room's history, newest first.
+    async fn history(
+        &self,
+        room: &str,
+        limit: Limit,
+        cursor: Option<Cursor>,
+    ) -> Result<Page<ChatMessage>, Error>;
+}
+
+pub struct Chat {
+    messages: Arc<dyn ChatRepository>,
+    users: Arc<dyn UserRepository>,
+    bus: Arc<dyn EventBus>,
+}
+
+impl Chat {
+    pub fn new(
+        messages: Arc<dyn ChatRepository>,
+        users: Arc<dyn UserRepository>,
+        bus: Arc<dyn EventBus>,
+    ) -> Self {
+        Self {
+            messages,
+            users,
+            bus,
+        }
+    }
+}
+
+fn room(raw: &str) -> Result<RoomName, Error> {
+    RoomName::parse(raw).map_err(Error::from)
+}
+
+#[async_trait]
+impl ChatService for Chat {
+    async fn send(
+        &self,
+        actor: Principal,
+        room_name: &str,
+        text: &str,
+        client_id: Option<String>,
+    ) -> Result<ChatMessage, Error> {
+        let mut errors = ValidationErrors::new();
+        let room = errors.collect(RoomName::parse(room_name));
+        let text = errors.collect(MessageText::parse(text));
+        if client_id.as_ref().is_some_and(|c| c.chars().count() > 64) {
+            errors.push(domain::FieldError::new(
+                "client_id",
+                "must be at most 64 characters",
+            ));
+        }
+        let (Some(room), Some(text)) = (room, text) else {
+            return Err(errors.into());
+        };
+        let author = self.users.get(&actor.user_id).await.map_err(|e| match e {
+            Error::NotFound { .. } => Error::Unauthorized("the account no longer exists"),
+            other => other,
+        })?;
+        let message = ChatMessage::new(room, &author, text);
+        self.messages.append(&message).await?;
+        // The message is stored first: a receiver that misses the event (or the
+        // event itself) still finds it by resuming.
+        self.bus
+            .publish(&Event {
+                topic: room_topic(&message.room),
+                name: "chat.message".into(),
+                data: serde_json::json!({ "id": message.id.to_string(), "client_id": client_id }),
+            })
+            .await?;
+        Ok(message)
+    }
+
+    async fn join(&self, room_name: &str, since: Option<MessageId>) -> Result<Since, Error> {
+        let room = room(room_name)?;
+        match since {
+            Some(after) => self.messages.since(&room, &after, RESUME_BOUND).await,
+            None => Ok(Since {
+                messages: self.messages.recent(&room, HISTORY).await?,
+                truncated: false,
+            }),
+        }
+    }
+
+    async fn get(&self, id: MessageId) -> Result<ChatMessage, Error> {
+        self.messages.get(&id).await
+    }
+
+    async fn history(
+        &self,
+        room_name: &str,
+        limit: Limit,
+        cursor: Option<Cursor>,
+    ) -> Result<Page<ChatMessage>, Error> {
+        self.messages.page(&room(room_name)?, limit, cursor).await
+    }
+}
