@@ -11,3 +11,4 @@ mod lifecycle;
 mod posts;
 mod support;
 mod users;
+mod ws;

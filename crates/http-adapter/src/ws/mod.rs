@@ -151,8 +151,8 @@ async fn run(
             }
             frame = outbound.recv() => {
                 let Some(frame) = frame else { break None };
-                if session.text(frame).await.is_err() {
-                    break None;
+                if let Err(reason) = write(&mut session, frame, &hub, &too_slow).await {
+                    break reason;
                 }
             }
             incoming = stream.recv() => {
@@ -171,9 +171,9 @@ async fn run(
                         }
                         let reply = handle(&hub, id, principal, &text).await;
                         if let Some(reply) = reply
-                            && session.text(reply).await.is_err()
+                            && let Err(reason) = write(&mut session, reply, &hub, &too_slow).await
                         {
-                            break None;
+                            break reason;
                         }
                     }
                     Some(Ok(AggregatedMessage::Binary(_))) => {
@@ -197,7 +197,24 @@ async fn run(
         }
     };
     hub.unregister(id);
-    let _ = session.close(reason).await;
+    // A client that stopped reading cannot take a close frame either: bounded.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), session.close(reason)).await;
+}
+
+/// Writes one frame. The write waits while the client does not read (the socket and
+/// actix's small buffer are full); meanwhile the connection can still be declared too
+/// slow or the server can shut down, which ends the wait.
+async fn write(
+    session: &mut Session,
+    frame: String,
+    hub: &WsHub,
+    too_slow: &tokio_util::sync::CancellationToken,
+) -> Result<(), Option<CloseReason>> {
+    tokio::select! {
+        sent = session.text(frame) => sent.map_err(|_| None),
+        () = too_slow.cancelled() => Err(close(CloseCode::Again, "too slow to read; reconnect and resume")),
+        () = hub.closing.cancelled() => Err(close(CloseCode::Away, "server shutting down")),
+    }
 }
 
 /// Handles one client frame; returns the direct reply, if any.
