@@ -229,11 +229,16 @@ async fn shutdown_ends_every_worker_task_and_releases_unfinished_jobs() {
     .await
     .expect("shutdown is bounded by the grace period");
     assert_eq!(ended, 3);
-    assert_eq!(
-        metrics.num_alive_tasks(),
-        alive_before,
-        "no task outlives shutdown"
-    );
+    // A joined task leaves the runtime's task list a moment after its output is taken.
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while metrics.num_alive_tasks() > alive_before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a task outlived shutdown: {} alive, {alive_before} before",
+            metrics.num_alive_tasks()
+        );
+        tokio::task::yield_now().await;
+    }
     let queued = queue
         .list(Some(JobState::Queued), domain::Limit::DEFAULT, None)
         .await

@@ -306,3 +306,56 @@ async fn shutdown_says_going_away_to_every_client() {
     assert_eq!(close_code(&mut a).await, Some(CloseCode::Away));
     app.wait().await.expect("stops cleanly");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_too_slow_to_read_is_closed_with_1013_while_others_keep_receiving() {
+    let app = spawn_with(settings(
+        None,
+        &[
+            ("JWT_SECRET", ""),
+            ("WS_OUTBOUND_QUEUE", "8"),
+            ("WS_MAX_MESSAGES_PER_SEC", "100000"),
+        ],
+    ))
+    .await;
+    let (_, ada) = app.signed_in("Ada", "ada@example.com").await;
+    let (_, slow_user) = app.signed_in("Slow", "slow@example.com").await;
+    let mut fast = connect(&app, &ada).await;
+    // The slow client asks for a tiny receive buffer and then stops reading.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let address = app.address.trim_start_matches("http://").parse().unwrap();
+    let stream = socket.connect(address).await.unwrap();
+    let mut request = app
+        .url("/api/ws")
+        .replace("http://", "ws://")
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {slow_user}").parse().unwrap(),
+    );
+    let (mut slow, _) =
+        tokio_tungstenite::client_async(request, tokio_tungstenite::MaybeTlsStream::Plain(stream))
+            .await
+            .unwrap();
+    join(&mut fast, "flood").await;
+    join(&mut slow, "flood").await;
+
+    // ~8 MB: far more than the socket buffers and the 8-frame queue can hold.
+    let text = "x".repeat(4000);
+    for _ in 0..2000 {
+        send(
+            &mut fast,
+            json!({"type": "message", "room": "flood", "text": text}),
+        )
+        .await;
+        let m = recv(&mut fast).await;
+        assert_eq!(m["type"], "message", "the fast client keeps receiving");
+    }
+    // Now the slow client reads: what was buffered, then the close.
+    let code = close_code(&mut slow).await;
+    assert_eq!(code, Some(CloseCode::Again));
+    send(&mut fast, json!({"type": "ping"})).await;
+    assert_eq!(recv(&mut fast).await["type"], "pong");
+}

@@ -197,8 +197,13 @@ async fn run(
         }
     };
     hub.unregister(id);
-    // A client that stopped reading cannot take a close frame either: bounded.
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), session.close(reason)).await;
+    // The close frame queues behind whatever the client has not read yet. A slow
+    // client gets longer to drain and see its 1013; the wait is bounded either way.
+    let patience = match &reason {
+        Some(r) if r.code == CloseCode::Again => std::time::Duration::from_secs(10),
+        _ => std::time::Duration::from_secs(1),
+    };
+    let _ = tokio::time::timeout(patience, session.close(reason)).await;
 }
 
 /// Writes one frame. The write waits while the client does not read (the socket and
