@@ -18,6 +18,10 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
 
+# Benchmarks (release build): WebSocket fan-out, messages/s, p99 latency, memory.
+bench clients="200" messages="2000":
+    cargo run --release -p app --example ws_load -- {{clients}} {{messages}}
+
 # Regenerate docs/openapi.yaml from the handlers.
 openapi:
     cargo run -q -p app -- openapi > docs/openapi.yaml

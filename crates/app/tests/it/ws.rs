@@ -86,6 +86,12 @@ async fn no_or_bad_token_is_401_before_the_upgrade() {
     let (_, token) = app.signed_in("Ada", "ada@example.com").await;
     let with_query = format!("{url}?access_token={token}");
     assert!(tokio_tungstenite::connect_async(with_query).await.is_ok());
+    match tokio_tungstenite::connect_async(format!("{url}?access_token=garbage")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 401);
+        }
+        other => panic!("expected 401, got {:?}", other.map(|_| ())),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -133,6 +133,10 @@ impl WsHub {
             .is_some_and(|conn| conn.topics.remove(topic))
     }
 
+    pub(crate) fn subscriptions(&self, id: u64) -> usize {
+        self.lock().get(&id).map_or(0, |conn| conn.topics.len())
+    }
+
     pub(crate) fn is_subscribed(&self, id: u64, topic: &str) -> bool {
         self.lock()
             .get(&id)

@@ -55,8 +55,9 @@ async fn connect(
     hub: web::Data<WsHub>,
 ) -> Result<HttpResponse, ApiError> {
     let principal = principal(&req)?;
-    if hub.closing.is_cancelled() || hub.open.load(Ordering::Relaxed) >= hub.config.max_connections
-    {
+    // Count first, then check: concurrent upgrades cannot slip past the cap together.
+    let slot = Slot::take(hub.clone().into_inner());
+    if hub.closing.is_cancelled() || slot.over_cap() {
         return Err(ApiError::problem(Problem::for_status(
             StatusCode::SERVICE_UNAVAILABLE,
         )));
@@ -74,13 +75,36 @@ async fn connect(
         .aggregate_continuations()
         .max_continuation_size(hub.config.max_frame_bytes);
     let hub = hub.into_inner();
-    hub.open.fetch_add(1, Ordering::Relaxed);
     actix_web::rt::spawn(async move {
-        run(hub.clone(), principal, session, stream).await;
-        hub.open.fetch_sub(1, Ordering::Relaxed);
+        // The slot is released when this task ends, however it ends.
+        let _slot = slot;
+        run(hub, principal, session, stream).await;
     });
     Ok(response)
 }
+
+/// One counted connection; releases its count when dropped.
+struct Slot(Arc<WsHub>);
+
+impl Slot {
+    fn take(hub: Arc<WsHub>) -> Self {
+        hub.open.fetch_add(1, Ordering::Relaxed);
+        Self(hub)
+    }
+
+    fn over_cap(&self) -> bool {
+        self.0.open.load(Ordering::Relaxed) > self.0.config.max_connections
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Rooms and topics one connection may follow at once.
+const MAX_SUBSCRIPTIONS: usize = 100;
 
 /// Token bucket over every client frame.
 struct RateLimit {
@@ -145,8 +169,9 @@ async fn run(
                 if last_heard.elapsed() > hub.config.heartbeat * 2 {
                     break close(CloseCode::Away, "no heartbeat");
                 }
-                if session.ping(b"").await.is_err() {
-                    break None;
+                let ping = tokio::time::timeout(hub.config.heartbeat, session.ping(b""));
+                if !matches!(ping.await, Ok(Ok(()))) {
+                    break close(CloseCode::Again, "not reading");
                 }
             }
             frame = outbound.recv() => {
@@ -157,41 +182,41 @@ async fn run(
             }
             incoming = stream.recv() => {
                 last_heard = Instant::now();
-                match incoming {
-                    None => break None,
-                    Some(Ok(AggregatedMessage::Text(text))) => {
-                        if !rate.allow() {
-                            if rate.refused > hub.config.max_messages_per_sec {
-                                break close(CloseCode::Policy, "rate limit exceeded");
-                            }
-                            if session.text(error("rate_limited", "too many frames; slow down")).await.is_err() {
-                                break None;
-                            }
-                            continue;
-                        }
-                        let reply = handle(&hub, id, principal, &text).await;
-                        if let Some(reply) = reply
-                            && let Err(reason) = write(&mut session, reply, &hub, &too_slow).await
-                        {
-                            break reason;
-                        }
+                let Some(incoming) = incoming else { break None };
+                let limited = matches!(
+                    incoming,
+                    Ok(AggregatedMessage::Text(_) | AggregatedMessage::Binary(_) | AggregatedMessage::Ping(_))
+                );
+                // Every frame a client sends counts against its budget.
+                if limited && !rate.allow() {
+                    if rate.refused > hub.config.max_messages_per_sec {
+                        break close(CloseCode::Policy, "rate limit exceeded");
                     }
-                    Some(Ok(AggregatedMessage::Binary(_))) => {
-                        if session.text(error("unsupported", "send JSON text frames")).await.is_err() {
+                    let warning = error("rate_limited", "too many frames; slow down");
+                    if let Err(reason) = write(&mut session, warning, &hub, &too_slow).await {
+                        break reason;
+                    }
+                    continue;
+                }
+                let reply = match incoming {
+                    Ok(AggregatedMessage::Text(text)) => handle(&hub, id, principal, &text).await,
+                    Ok(AggregatedMessage::Binary(_)) => Some(error("unsupported", "send JSON text frames")),
+                    Ok(AggregatedMessage::Ping(bytes)) => {
+                        let pong = tokio::time::timeout(hub.config.heartbeat, session.pong(&bytes));
+                        if !matches!(pong.await, Ok(Ok(()))) {
                             break None;
                         }
+                        None
                     }
-                    Some(Ok(AggregatedMessage::Ping(bytes))) => {
-                        if session.pong(&bytes).await.is_err() {
-                            break None;
-                        }
-                    }
-                    Some(Ok(AggregatedMessage::Pong(_))) => {}
-                    Some(Ok(AggregatedMessage::Close(_))) => break None,
-                    Some(Err(ProtocolError::Overflow)) => {
-                        break close(CloseCode::Size, "frame larger than 64 KiB");
-                    }
-                    Some(Err(_)) => break close(CloseCode::Protocol, "protocol error"),
+                    Ok(AggregatedMessage::Pong(_)) => None,
+                    Ok(AggregatedMessage::Close(_)) => break None,
+                    Err(ProtocolError::Overflow) => break close(CloseCode::Size, "frame larger than 64 KiB"),
+                    Err(_) => break close(CloseCode::Protocol, "protocol error"),
+                };
+                if let Some(reply) = reply
+                    && let Err(reason) = write(&mut session, reply, &hub, &too_slow).await
+                {
+                    break reason;
                 }
             }
         }
@@ -219,6 +244,11 @@ async fn write(
         sent = session.text(frame) => sent.map_err(|_| None),
         () = too_slow.cancelled() => Err(close(CloseCode::Again, "too slow to read; reconnect and resume")),
         () = hub.closing.cancelled() => Err(close(CloseCode::Away, "server shutting down")),
+        // A client that reads nothing at all (not even to be declared too slow by a
+        // full queue) cannot hold the connection open either.
+        () = tokio::time::sleep(hub.config.heartbeat * 2) => {
+            Err(close(CloseCode::Again, "too slow to read; reconnect and resume"))
+        }
     }
 }
 
@@ -242,9 +272,12 @@ async fn handle(hub: &WsHub, conn: u64, principal: Principal, text: &str) -> Opt
                 Ok(name) => room_topic(&name),
                 Err(e) => return Some(error("validation", e.to_string())),
             };
+            if hub.subscriptions(conn) >= MAX_SUBSCRIPTIONS {
+                return Some(error("too_many_subscriptions", "leave a room first"));
+            }
             // Subscribe before reading history: a message sent in between arrives
             // twice (clients dedupe by id) rather than not at all.
-            hub.subscribe(conn, topic);
+            hub.subscribe(conn, topic.clone());
             match hub.chat.join(&room, since).await {
                 Ok(found) => ServerFrame::Joined {
                     room: &room,
@@ -252,7 +285,10 @@ async fn handle(hub: &WsHub, conn: u64, principal: Principal, text: &str) -> Opt
                     history_truncated: found.truncated,
                 }
                 .to_text(),
-                Err(e) => error_frame(&e),
+                Err(e) => {
+                    hub.unsubscribe(conn, &topic);
+                    error_frame(&e)
+                }
             }
         }
         ClientFrame::Leave { room } => {
@@ -284,11 +320,15 @@ async fn handle(hub: &WsHub, conn: u64, principal: Principal, text: &str) -> Opt
             }
         }
         ClientFrame::Subscribe { topic } => {
+            if hub.subscriptions(conn) >= MAX_SUBSCRIPTIONS {
+                return Some(error("too_many_subscriptions", "too many subscriptions"));
+            }
             let allowed = if topic == "posts" {
-                Ok(())
+                Ok(topic.clone())
             } else if let Some(user) = topic.strip_prefix("user:") {
                 match user.parse::<domain::users::UserId>() {
-                    Ok(user) if principal.may_manage(user) => Ok(()),
+                    // Stored in the canonical form events are published under.
+                    Ok(user) if principal.may_manage(user) => Ok(format!("user:{user}")),
                     Ok(_) => Err(error(
                         "forbidden",
                         "only that user or an admin may subscribe",
@@ -299,9 +339,9 @@ async fn handle(hub: &WsHub, conn: u64, principal: Principal, text: &str) -> Opt
                 Err(error("invalid_topic", "topics are `posts` and `user:{id}`"))
             };
             match allowed {
-                Ok(()) => {
-                    hub.subscribe(conn, topic.clone());
-                    ServerFrame::Subscribed { topic: &topic }.to_text()
+                Ok(canonical) => {
+                    hub.subscribe(conn, canonical.clone());
+                    ServerFrame::Subscribed { topic: &canonical }.to_text()
                 }
                 Err(frame) => frame,
             }
