@@ -2,7 +2,9 @@
 //! and `If-None-Match` on reads.
 
 use actix_web::HttpRequest;
+use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
+use actix_web::http::header::ETAG;
 use actix_web::http::header::{IF_MATCH, IF_NONE_MATCH};
 use domain::Version;
 
@@ -61,6 +63,28 @@ pub(crate) fn not_modified(req: &HttpRequest, version: Version) -> bool {
         .split(',')
         .map(str::trim)
         .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == current)
+}
+
+/// `200` with `body` and the version's `ETag`.
+pub(crate) fn ok(version: Version, body: impl serde::Serialize) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((ETAG, etag(version)))
+        .json(body)
+}
+
+/// A read honouring `If-None-Match`: `304 Not Modified` (with the `ETag`) when the
+/// client already has this version, else [`ok`].
+pub(crate) fn conditional(
+    req: &HttpRequest,
+    version: Version,
+    body: impl serde::Serialize,
+) -> HttpResponse {
+    if not_modified(req, version) {
+        return HttpResponse::NotModified()
+            .insert_header((ETAG, etag(version)))
+            .finish();
+    }
+    ok(version, body)
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Authenticated;
-use crate::etag::{etag, if_match, not_modified};
+use crate::etag::{etag, if_match};
 use crate::extract::{Json, JsonLimit};
 use crate::idempotency::idempotent;
 use crate::problem::{ApiError, Problem};
@@ -111,13 +111,6 @@ fn post_id(raw: &str) -> Result<PostId, ApiError> {
     raw.parse().map_err(|e| ApiError::bad_request(&e))
 }
 
-/// `200` with the post and its `ETag`.
-fn with_etag(post: Post) -> HttpResponse {
-    HttpResponse::Ok()
-        .insert_header((ETAG, etag(post.version)))
-        .json(PostResponse::from(post))
-}
-
 /// Write a post as the caller.
 #[utoipa::path(post, path = "/api/posts", tag = "posts",
     security(("bearer" = [])),
@@ -172,12 +165,11 @@ pub(crate) async fn get_post(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let post = posts.get(post_id(&id)?).await?;
-    if not_modified(&req, post.version) {
-        return Ok(HttpResponse::NotModified()
-            .insert_header((ETAG, etag(post.version)))
-            .finish());
-    }
-    Ok(with_etag(post))
+    Ok(crate::etag::conditional(
+        &req,
+        post.version,
+        PostResponse::from(post),
+    ))
 }
 
 /// Change a post's title and/or body (its author or an admin).
@@ -209,7 +201,7 @@ pub(crate) async fn update_post(
     let command = UpdatePost::parse(body.title.as_deref(), body.body.as_deref())
         .map_err(domain::Error::from)?;
     let post = posts.update(caller, id, command, expected).await?;
-    Ok(with_etag(post))
+    Ok(crate::etag::ok(post.version, PostResponse::from(post)))
 }
 
 /// Delete a post (its author or an admin).

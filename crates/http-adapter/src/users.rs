@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::{Authenticated, invalid_token};
-use crate::etag::{etag, if_match, not_modified};
+use crate::etag::{etag, if_match};
 use crate::extract::Json;
 use crate::idempotency::idempotent;
 use crate::posts::PostResponse;
@@ -238,19 +238,16 @@ pub(crate) async fn get_user(
         }
     }
     let user = users.get(id).await?;
-    if not_modified(&req, user.version) {
-        return Ok(HttpResponse::NotModified()
-            .insert_header((ETAG, etag(user.version)))
-            .finish());
-    }
-    Ok(with_etag(user))
+    Ok(crate::etag::conditional(
+        &req,
+        user.version,
+        UserResponse::from(user),
+    ))
 }
 
 /// `200` with the user and their `ETag`.
 fn with_etag(user: User) -> HttpResponse {
-    HttpResponse::Ok()
-        .insert_header((ETAG, etag(user.version)))
-        .json(UserResponse::from(user))
+    crate::etag::ok(user.version, UserResponse::from(user))
 }
 
 /// Change a user's name and/or e-mail.
