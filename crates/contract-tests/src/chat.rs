@@ -114,3 +114,46 @@ pub async fn pages_are_newest_first_per_room(
     }
     assert_eq!(seen, sent.iter().map(|m| m.id).collect::<Vec<_>>());
 }
+
+pub async fn resuming_follows_storage_order_not_id_order(
+    chat: &impl ChatRepository,
+    users: &impl UserRepository,
+) {
+    let ada = author(users).await;
+    // Made first (smaller id) but stored second, as when an instance's clock runs behind.
+    let behind = ChatMessage::new(
+        room("general"),
+        &ada,
+        MessageText::parse("behind").expect("text"),
+    );
+    let ahead = ChatMessage::new(
+        room("general"),
+        &ada,
+        MessageText::parse("ahead").expect("text"),
+    );
+    chat.append(&ahead).await.expect("append");
+    chat.append(&behind).await.expect("append");
+
+    let missed = chat
+        .since(&room("general"), &ahead.id, 10)
+        .await
+        .expect("since");
+    assert_eq!(
+        missed.messages,
+        vec![behind.clone()],
+        "nothing stored later is lost"
+    );
+    assert_eq!(
+        chat.recent(&room("general"), 10).await.expect("recent"),
+        vec![ahead.clone(), behind.clone()]
+    );
+    let unknown = chat
+        .since(&room("general"), &MessageId::generate(), 10)
+        .await
+        .expect("since");
+    assert_eq!(
+        unknown.messages.len(),
+        2,
+        "an unknown point replays the room"
+    );
+}

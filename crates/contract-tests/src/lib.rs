@@ -162,6 +162,7 @@ macro_rules! chat_repository_contract {
             messages_round_trip_and_unknown_is_not_found,
             recent_is_the_latest_n_of_the_room_oldest_first,
             since_returns_what_was_missed_up_to_a_bound,
+            resuming_follows_storage_order_not_id_order,
             pages_are_newest_first_per_room,
         );
     };

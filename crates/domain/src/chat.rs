@@ -118,11 +118,15 @@ pub trait ChatRepository: Send + Sync + 'static {
     /// MUST return [`Error::NotFound`] for an unknown id.
     async fn get(&self, id: &MessageId) -> Result<ChatMessage, Error>;
 
-    /// The latest `count` messages of a room, oldest first.
+    /// The latest `count` messages of a room, in storage order (oldest first).
     async fn recent(&self, room: &RoomName, count: u32) -> Result<Vec<ChatMessage>, Error>;
 
-    /// The messages of a room sent after `after` (by id order), oldest first, at most
-    /// `bound`; `truncated` when more exist (the oldest `bound` are returned).
+    /// The messages of a room stored after `after`, in storage order, at most `bound`;
+    /// `truncated` when more exist (the first `bound` are returned).
+    ///
+    /// MUST follow the order messages were stored in, not their ids: ids come from the
+    /// clocks of several instances and may disagree with it. An unknown `after`
+    /// replays the room from its start (bounded).
     async fn since(&self, room: &RoomName, after: &MessageId, bound: u32) -> Result<Since, Error>;
 
     /// A room's messages newest first `(sent_at DESC, id DESC)`.

@@ -8,7 +8,8 @@ use domain::{Cursor, Error, Limit, Page};
 /// A [`ChatRepository`] in a map guarded by a mutex.
 #[derive(Debug, Default)]
 pub struct MemoryChatRepository {
-    messages: Mutex<HashMap<MessageId, ChatMessage>>,
+    /// Each message with its storage sequence number.
+    messages: Mutex<HashMap<MessageId, (u64, ChatMessage)>>,
 }
 
 impl MemoryChatRepository {
@@ -16,14 +17,14 @@ impl MemoryChatRepository {
         Self::default()
     }
 
-    /// A room's messages in id order (UUID v7: sending order).
-    fn room(&self, room: &RoomName) -> Vec<ChatMessage> {
-        let mut all: Vec<ChatMessage> = crate::lock(&self.messages)
+    /// A room's messages with their sequence numbers, in storage order.
+    fn room(&self, room: &RoomName) -> Vec<(u64, ChatMessage)> {
+        let mut all: Vec<(u64, ChatMessage)> = crate::lock(&self.messages)
             .values()
-            .filter(|m| m.room == *room)
+            .filter(|(_, m)| m.room == *room)
             .cloned()
             .collect();
-        all.sort_by_key(|m| m.id);
+        all.sort_by_key(|(seq, _)| *seq);
         all
     }
 }
@@ -31,28 +32,35 @@ impl MemoryChatRepository {
 #[async_trait]
 impl ChatRepository for MemoryChatRepository {
     async fn append(&self, message: &ChatMessage) -> Result<(), Error> {
-        crate::lock(&self.messages).insert(message.id, message.clone());
+        let mut messages = crate::lock(&self.messages);
+        let seq = messages.len() as u64 + 1;
+        messages.insert(message.id, (seq, message.clone()));
         Ok(())
     }
 
     async fn get(&self, id: &MessageId) -> Result<ChatMessage, Error> {
         crate::lock(&self.messages)
             .get(id)
-            .cloned()
+            .map(|(_, m)| m.clone())
             .ok_or_else(|| Error::not_found("message", id))
     }
 
     async fn recent(&self, room: &RoomName, count: u32) -> Result<Vec<ChatMessage>, Error> {
         let all = self.room(room);
         let skip = all.len().saturating_sub(count as usize);
-        Ok(all.into_iter().skip(skip).collect())
+        Ok(all.into_iter().skip(skip).map(|(_, m)| m).collect())
     }
 
     async fn since(&self, room: &RoomName, after: &MessageId, bound: u32) -> Result<Since, Error> {
-        let mut newer: Vec<ChatMessage> = self
-            .room(room)
+        let all = self.room(room);
+        let from = all
+            .iter()
+            .find(|(_, m)| m.id == *after)
+            .map_or(0, |(seq, _)| *seq);
+        let mut newer: Vec<ChatMessage> = all
             .into_iter()
-            .filter(|m| m.id > *after)
+            .filter(|(seq, _)| *seq > from)
+            .map(|(_, m)| m)
             .collect();
         let truncated = newer.len() > bound as usize;
         newer.truncate(bound as usize);
@@ -72,6 +80,7 @@ impl ChatRepository for MemoryChatRepository {
         let mut rows: Vec<ChatMessage> = self
             .room(room)
             .into_iter()
+            .map(|(_, m)| m)
             .filter(|m| after.is_none_or(|c| key(m) < (c.created_at, c.id)))
             .collect();
         rows.sort_by_key(|m| std::cmp::Reverse(key(m)));

@@ -106,8 +106,8 @@ impl ChatRepository for PgChatRepository {
     async fn recent(&self, room: &RoomName, count: u32) -> Result<Vec<ChatMessage>, Error> {
         let mut conn = self.db.get().await?;
         let rows: Vec<Row> = diesel::sql_query(format!(
-            "SELECT * FROM (SELECT {COLUMNS} FROM chat_messages WHERE room = $1 \
-             ORDER BY id DESC LIMIT $2) latest ORDER BY id"
+            "SELECT {COLUMNS} FROM (SELECT {COLUMNS}, seq FROM chat_messages WHERE room = $1 \
+             ORDER BY seq DESC LIMIT $2) latest ORDER BY seq"
         ))
         .bind::<Text, _>(room.as_str())
         .bind::<BigInt, _>(i64::from(count))
@@ -119,9 +119,12 @@ impl ChatRepository for PgChatRepository {
 
     async fn since(&self, room: &RoomName, after: &MessageId, bound: u32) -> Result<Since, Error> {
         let mut conn = self.db.get().await?;
+        // After `after` in storage order. An unknown `after` (never stored here)
+        // replays from the start, bounded, rather than nothing.
         let rows: Vec<Row> = diesel::sql_query(format!(
-            "SELECT {COLUMNS} FROM chat_messages WHERE room = $1 AND id > $2 \
-             ORDER BY id LIMIT $3"
+            "SELECT {COLUMNS} FROM chat_messages WHERE room = $1 \
+               AND seq > COALESCE((SELECT seq FROM chat_messages WHERE id = $2), 0) \
+             ORDER BY seq LIMIT $3"
         ))
         .bind::<Text, _>(room.as_str())
         .bind::<SqlUuid, _>(after.as_uuid())
