@@ -23,6 +23,25 @@ pub struct Event {
 /// Every event published on any instance sharing the bus, from now on.
 pub type EventStream = Pin<Box<dyn Stream<Item = Event> + Send>>;
 
+/// The name of the event a stream yields where it may have lost events (it fell behind,
+/// or the bus reconnected). Its topic is `*`: it concerns every topic.
+pub const GAP: &str = "bus.gap";
+
+impl Event {
+    /// The marker for a possible gap in a stream.
+    pub fn gap() -> Self {
+        Self {
+            topic: "*".into(),
+            name: GAP.into(),
+            data: serde_json::Value::Null,
+        }
+    }
+
+    pub fn is_gap(&self) -> bool {
+        self.name == GAP && self.topic == "*"
+    }
+}
+
 /// Publishes events to every subscriber, on this instance and on every other instance
 /// sharing the bus.
 #[async_trait]
@@ -32,7 +51,8 @@ pub trait EventBus: Send + Sync + 'static {
     async fn publish(&self, event: &Event) -> Result<(), Error>;
 
     /// A stream of all events published after this call. A subscriber too slow to
-    /// keep up MAY miss events (and the stream says nothing): consumers that must not
-    /// lose data (chat) fetch what they missed from storage.
+    /// keep up MAY miss events; where it may have, the stream MUST yield
+    /// [`Event::gap`], so consumers that must not lose data (chat) know to fetch what
+    /// they missed from storage.
     fn subscribe(&self) -> EventStream;
 }

@@ -28,19 +28,19 @@ impl Default for MemoryEventBus {
     }
 }
 
-/// A stream over a broadcast receiver that skips over lag and ends when the sender goes.
+/// A stream over a broadcast receiver: a gap marker where it lagged; ends when the sender goes.
 pub fn broadcast_stream(receiver: broadcast::Receiver<Event>) -> EventStream {
     Box::pin(futures_util::stream::unfold(
         receiver,
         |mut rx| async move {
-            loop {
-                match rx.recv().await {
-                    Ok(event) => return Some((event, rx)),
-                    Err(broadcast::error::RecvError::Lagged(missed)) => {
-                        tracing::warn!(missed, "an event subscriber fell behind");
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return None,
+            match rx.recv().await {
+                Ok(event) => Some((event, rx)),
+                // Fell behind: say so, so consumers can catch up from storage.
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "an event subscriber fell behind");
+                    Some((Event::gap(), rx))
                 }
+                Err(broadcast::error::RecvError::Closed) => None,
             }
         },
     ))
@@ -62,5 +62,30 @@ impl EventBus for MemoryEventBus {
 
     fn subscribe(&self) -> EventStream {
         broadcast_stream(self.sender.subscribe())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::StreamExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_subscriber_that_falls_behind_is_told_so() {
+        let bus = MemoryEventBus::new(2);
+        let mut stream = bus.subscribe();
+        for n in 0..5 {
+            bus.publish(&Event {
+                topic: "posts".into(),
+                name: "post.created".into(),
+                data: serde_json::json!(n),
+            })
+            .await
+            .unwrap();
+        }
+        assert!(stream.next().await.unwrap().is_gap());
+        // Then the events it still has.
+        assert_eq!(stream.next().await.unwrap().data, serde_json::json!(3));
     }
 }

@@ -28,11 +28,19 @@ impl PgEventBus {
     pub fn new(db: Database, url: &str) -> Self {
         let local = broadcast::channel(1024).0;
         let sender = local.clone();
+        let connected_before = std::sync::atomic::AtomicBool::new(false);
         let task = crate::listener::spawn(
             url.to_owned(),
             CHANNEL,
             Box::new(move |payload| {
-                let Some(payload) = payload else { return };
+                let Some(payload) = payload else {
+                    // Reconnected: whatever was notified while we were away is gone. (The
+                    // first connection misses nothing: there was nothing before it.)
+                    if connected_before.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                        let _ = sender.send(Event::gap());
+                    }
+                    return;
+                };
                 match serde_json::from_str::<Event>(&payload) {
                     Ok(event) => {
                         let _ = sender.send(event);
@@ -72,19 +80,19 @@ impl EventBus for PgEventBus {
     }
 }
 
-/// The receiver as a stream that skips over lag and ends when the sender goes.
+/// The receiver as a stream: a gap marker where it lagged; ends when the sender goes.
 fn stream(receiver: broadcast::Receiver<Event>) -> EventStream {
     Box::pin(futures_util::stream::unfold(
         receiver,
         |mut rx| async move {
-            loop {
-                match rx.recv().await {
-                    Ok(event) => return Some((event, rx)),
-                    Err(broadcast::error::RecvError::Lagged(missed)) => {
-                        tracing::warn!(missed, "an event subscriber fell behind");
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return None,
+            match rx.recv().await {
+                Ok(event) => Some((event, rx)),
+                // Fell behind: say so, so consumers can catch up from storage.
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "an event subscriber fell behind");
+                    Some((Event::gap(), rx))
                 }
+                Err(broadcast::error::RecvError::Closed) => None,
             }
         },
     ))

@@ -144,6 +144,16 @@ impl WsHub {
     }
 
     async fn dispatch(&self, event: Event) {
+        if event.is_gap() {
+            // Live frames may have been lost: clients in rooms reconnect and resume
+            // (1013 says "try again"), which reads the gap from storage.
+            for conn in self.lock().values() {
+                if conn.topics.iter().any(|t| t.starts_with("room:")) {
+                    conn.too_slow.cancel();
+                }
+            }
+            return;
+        }
         let frame = if event.name == "chat.message" {
             // The bus carries only the id (payloads are small); load the message once
             // per instance, not once per connection.
