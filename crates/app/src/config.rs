@@ -44,6 +44,10 @@ pub struct Settings {
     /// database sees them); `false`: in-process only.
     pub postgres_event_bus: bool,
     pub ws: http_adapter::WsConfig,
+    /// Limits of live subscriptions, shared by WebSockets and gRPC chat streams.
+    pub live: ports::live::LiveConfig,
+    /// The gRPC port (`GRPC_PORT`, 0 picks a free one); gRPC listens on `host` too.
+    pub grpc_port: u16,
 }
 
 /// Where e-mail goes.
@@ -188,6 +192,8 @@ impl fmt::Debug for Settings {
             .field("jobs", &self.jobs)
             .field("postgres_event_bus", &self.postgres_event_bus)
             .field("ws", &self.ws)
+            .field("live", &self.live)
+            .field("grpc_port", &self.grpc_port)
             .finish()
     }
 }
@@ -256,9 +262,13 @@ impl Settings {
                 heartbeat: env.secs("WS_HEARTBEAT_SECS", Duration::from_secs(30))?,
                 max_frame_bytes: 64 * 1024,
                 max_messages_per_sec: env.parse("WS_MAX_MESSAGES_PER_SEC", 20u32)?.max(1),
-                outbound_queue: env.positive("WS_OUTBOUND_QUEUE", 256)?,
-                max_connections: env.positive("WS_MAX_CONNECTIONS", 10_000)?,
             },
+            live: ports::live::LiveConfig {
+                queue: env.positive("WS_OUTBOUND_QUEUE", 256)?,
+                max_subscribers: env.positive("WS_MAX_CONNECTIONS", 10_000)?,
+                max_subscriptions: 100,
+            },
+            grpc_port: env.parse("GRPC_PORT", 50051)?,
             jobs: JobSettings {
                 workers: env.parse("WORKERS", 4)?,
                 max_attempts: env.parse::<u32>("JOB_MAX_ATTEMPTS", 5)?.max(1),

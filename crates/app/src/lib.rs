@@ -29,6 +29,7 @@ use ports::auth::Auth;
 use ports::chat::Chat;
 use ports::health::HealthChecker;
 use ports::jobs::{JobRunner, Jobs};
+use ports::live::Live;
 use ports::posts::Posts;
 use ports::users::{CreateUser, Users};
 use postgres_adapter::{
@@ -235,6 +236,11 @@ fn wire(settings: &Settings, db: Option<&Databases>, secret: Vec<u8>) -> anyhow:
     let hasher: Arc<dyn PasswordHasher> =
         Arc::new(Argon2Hasher::new(settings.auth.argon2).map_err(anyhow::Error::msg)?);
     let tokens = Arc::new(JwtTokens::new(settings.auth.jwt(secret))?);
+    let live = Live::start(
+        Arc::new(Chat::new(chat, users.clone(), bus.clone())),
+        bus.clone(),
+        settings.live.clone(),
+    );
     let state = ApiState {
         users: Arc::new(
             Users::new(
@@ -248,11 +254,7 @@ fn wire(settings: &Settings, db: Option<&Databases>, secret: Vec<u8>) -> anyhow:
         ),
         jobs: Arc::new(Jobs::new(queue.clone())),
         posts: Arc::new(Posts::new(posts, users.clone()).with_events(bus.clone())),
-        ws: http_adapter::WsHub::start(
-            Arc::new(Chat::new(chat, users.clone(), bus.clone())),
-            bus,
-            settings.ws.clone(),
-        ),
+        ws: http_adapter::WsHub::new(live.clone(), settings.ws.clone()),
         idempotency,
         health: Arc::new(HealthChecker::new(vec![probe])),
         auth: Arc::new(Auth::new(

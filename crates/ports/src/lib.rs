@@ -9,6 +9,7 @@ pub mod auth;
 pub mod chat;
 pub mod health;
 pub mod jobs;
+pub mod live;
 pub mod posts;
 pub mod users;
 

@@ -4,8 +4,6 @@
 mod hub;
 mod protocol;
 
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use actix_web::http::StatusCode;
@@ -15,9 +13,8 @@ use domain::auth::Principal;
 use domain::chat::MessageId;
 pub use hub::{WsConfig, WsHub};
 use ports::auth::AuthService;
-use ports::chat::room_topic;
+use ports::live::{Ended, LiveError, Subscription};
 use protocol::{ClientFrame, MessageView, ServerFrame, error};
-use tokio::sync::mpsc;
 
 use crate::problem::{ApiError, Problem};
 
@@ -55,13 +52,10 @@ async fn connect(
     hub: web::Data<WsHub>,
 ) -> Result<HttpResponse, ApiError> {
     let principal = principal(&req)?;
-    // Count first, then check: concurrent upgrades cannot slip past the cap together.
-    let slot = Slot::take(hub.clone().into_inner());
-    if hub.closing.is_cancelled() || slot.over_cap() {
-        return Err(ApiError::problem(Problem::for_status(
-            StatusCode::SERVICE_UNAVAILABLE,
-        )));
-    }
+    let subscription = hub
+        .live
+        .connect()
+        .map_err(|_| ApiError::problem(Problem::for_status(StatusCode::SERVICE_UNAVAILABLE)))?;
     let (response, session, stream) = actix_ws::handle(&req, body).map_err(|e| {
         ApiError::problem(Problem::new(
             StatusCode::BAD_REQUEST,
@@ -74,37 +68,11 @@ async fn connect(
         .max_frame_size(hub.config.max_frame_bytes)
         .aggregate_continuations()
         .max_continuation_size(hub.config.max_frame_bytes);
-    let hub = hub.into_inner();
-    actix_web::rt::spawn(async move {
-        // The slot is released when this task ends, however it ends.
-        let _slot = slot;
-        run(hub, principal, session, stream).await;
-    });
+    let config = hub.config.clone();
+    // The subscription (and its slot under the cap) ends with this task, however it ends.
+    actix_web::rt::spawn(run(config, subscription, principal, session, stream));
     Ok(response)
 }
-
-/// One counted connection; releases its count when dropped.
-struct Slot(Arc<WsHub>);
-
-impl Slot {
-    fn take(hub: Arc<WsHub>) -> Self {
-        hub.open.fetch_add(1, Ordering::Relaxed);
-        Self(hub)
-    }
-
-    fn over_cap(&self) -> bool {
-        self.0.open.load(Ordering::Relaxed) > self.0.config.max_connections
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// Rooms and topics one connection may follow at once.
-const MAX_SUBSCRIPTIONS: usize = 100;
 
 /// Token bucket over every client frame.
 struct RateLimit {
@@ -149,34 +117,47 @@ fn close(code: CloseCode, description: &str) -> Option<CloseReason> {
     })
 }
 
+/// The close frame for a subscription the server ended.
+fn ended(subscription: &Subscription) -> Option<CloseReason> {
+    match subscription.ended() {
+        Some(Ended::ShuttingDown) => close(CloseCode::Away, "server shutting down"),
+        Some(Ended::Gap) => close(
+            CloseCode::Again,
+            "messages may have been missed; reconnect and resume",
+        ),
+        Some(Ended::TooSlow) | None => {
+            close(CloseCode::Again, "too slow to read; reconnect and resume")
+        }
+    }
+}
+
 async fn run(
-    hub: Arc<WsHub>,
+    config: WsConfig,
+    mut subscription: Subscription,
     principal: Principal,
     mut session: Session,
     mut stream: actix_ws::AggregatedMessageStream,
 ) {
-    let (tx, mut outbound) = mpsc::channel::<String>(hub.config.outbound_queue.max(1));
-    let (id, too_slow) = hub.register(tx);
-    let mut rate = RateLimit::new(hub.config.max_messages_per_sec);
-    let mut heartbeat = tokio::time::interval(hub.config.heartbeat);
+    let mut rate = RateLimit::new(config.max_messages_per_sec);
+    let mut heartbeat = tokio::time::interval(config.heartbeat);
     heartbeat.tick().await;
     let mut last_heard = Instant::now();
     let reason = loop {
         tokio::select! {
-            () = hub.closing.cancelled() => break close(CloseCode::Away, "server shutting down"),
-            () = too_slow.cancelled() => break close(CloseCode::Again, "too slow to read; reconnect and resume"),
+            () = subscription.ending() => break ended(&subscription),
             _ = heartbeat.tick() => {
-                if last_heard.elapsed() > hub.config.heartbeat * 2 {
+                if last_heard.elapsed() > config.heartbeat * 2 {
                     break close(CloseCode::Away, "no heartbeat");
                 }
-                let ping = tokio::time::timeout(hub.config.heartbeat, session.ping(b""));
+                let ping = tokio::time::timeout(config.heartbeat, session.ping(b""));
                 if !matches!(ping.await, Ok(Ok(()))) {
                     break close(CloseCode::Again, "not reading");
                 }
             }
-            frame = outbound.recv() => {
-                let Some(frame) = frame else { break None };
-                if let Err(reason) = write(&mut session, frame, &hub, &too_slow).await {
+            delivery = subscription.next() => {
+                let Some(delivery) = delivery else { break None };
+                let frame = ServerFrame::from(&delivery).to_text();
+                if let Err(reason) = write(&mut session, frame, &config, &subscription).await {
                     break reason;
                 }
             }
@@ -189,20 +170,20 @@ async fn run(
                 );
                 // Every frame a client sends counts against its budget.
                 if limited && !rate.allow() {
-                    if rate.refused > hub.config.max_messages_per_sec {
+                    if rate.refused > config.max_messages_per_sec {
                         break close(CloseCode::Policy, "rate limit exceeded");
                     }
                     let warning = error("rate_limited", "too many frames; slow down");
-                    if let Err(reason) = write(&mut session, warning, &hub, &too_slow).await {
+                    if let Err(reason) = write(&mut session, warning, &config, &subscription).await {
                         break reason;
                     }
                     continue;
                 }
                 let reply = match incoming {
-                    Ok(AggregatedMessage::Text(text)) => handle(&hub, id, principal, &text).await,
+                    Ok(AggregatedMessage::Text(text)) => handle(&subscription, principal, &text).await,
                     Ok(AggregatedMessage::Binary(_)) => Some(error("unsupported", "send JSON text frames")),
                     Ok(AggregatedMessage::Ping(bytes)) => {
-                        let pong = tokio::time::timeout(hub.config.heartbeat, session.pong(&bytes));
+                        let pong = tokio::time::timeout(config.heartbeat, session.pong(&bytes));
                         if !matches!(pong.await, Ok(Ok(()))) {
                             break None;
                         }
@@ -214,14 +195,15 @@ async fn run(
                     Err(_) => break close(CloseCode::Protocol, "protocol error"),
                 };
                 if let Some(reply) = reply
-                    && let Err(reason) = write(&mut session, reply, &hub, &too_slow).await
+                    && let Err(reason) = write(&mut session, reply, &config, &subscription).await
                 {
                     break reason;
                 }
             }
         }
     };
-    hub.unregister(id);
+    // Stop receiving before the (possibly slow) close.
+    drop(subscription);
     // The close frame queues behind whatever the client has not read yet. A slow
     // client gets longer to drain and see its 1013; the wait is bounded either way.
     let patience = match &reason {
@@ -232,28 +214,28 @@ async fn run(
 }
 
 /// Writes one frame. The write waits while the client does not read (the socket and
-/// actix's small buffer are full); meanwhile the connection can still be declared too
-/// slow or the server can shut down, which ends the wait.
+/// actix's small buffer are full); meanwhile the subscription can still be ended (too
+/// slow, shutdown), which ends the wait.
 async fn write(
     session: &mut Session,
     frame: String,
-    hub: &WsHub,
-    too_slow: &tokio_util::sync::CancellationToken,
+    config: &WsConfig,
+    subscription: &Subscription,
 ) -> Result<(), Option<CloseReason>> {
     tokio::select! {
         sent = session.text(frame) => sent.map_err(|_| None),
-        () = too_slow.cancelled() => Err(close(CloseCode::Again, "too slow to read; reconnect and resume")),
-        () = hub.closing.cancelled() => Err(close(CloseCode::Away, "server shutting down")),
+        () = subscription.ending() => Err(ended(subscription)),
         // A client that reads nothing at all (not even to be declared too slow by a
         // full queue) cannot hold the connection open either.
-        () = tokio::time::sleep(hub.config.heartbeat * 2) => {
-            Err(close(CloseCode::Again, "too slow to read; reconnect and resume"))
+        () = tokio::time::sleep(config.heartbeat * 2) => {
+            subscription.too_slow();
+            Err(ended(subscription))
         }
     }
 }
 
 /// Handles one client frame; returns the direct reply, if any.
-async fn handle(hub: &WsHub, conn: u64, principal: Principal, text: &str) -> Option<String> {
+async fn handle(subscription: &Subscription, principal: Principal, text: &str) -> Option<String> {
     let frame: ClientFrame = match serde_json::from_str(text) {
         Ok(frame) => frame,
         Err(e) if e.classify() == serde_json::error::Category::Data => {
@@ -268,33 +250,18 @@ async fn handle(hub: &WsHub, conn: u64, principal: Principal, text: &str) -> Opt
                 Ok(since) => since,
                 Err(_) => return Some(error("validation", "since must be a message id")),
             };
-            let topic = match domain::chat::RoomName::parse(&room) {
-                Ok(name) => room_topic(&name),
-                Err(e) => return Some(error("validation", e.to_string())),
-            };
-            if hub.subscriptions(conn) >= MAX_SUBSCRIPTIONS {
-                return Some(error("too_many_subscriptions", "leave a room first"));
-            }
-            // Subscribe before reading history: a message sent in between arrives
-            // twice (clients dedupe by id) rather than not at all.
-            hub.subscribe(conn, topic.clone());
-            match hub.chat.join(&room, since).await {
+            match subscription.join(&room, since).await {
                 Ok(found) => ServerFrame::Joined {
                     room: &room,
                     history: found.messages.iter().map(MessageView::from).collect(),
                     history_truncated: found.truncated,
                 }
                 .to_text(),
-                Err(e) => {
-                    hub.unsubscribe(conn, &topic);
-                    error_frame(&e)
-                }
+                Err(e) => error_frame(&e),
             }
         }
         ClientFrame::Leave { room } => {
-            let left = domain::chat::RoomName::parse(&room)
-                .is_ok_and(|name| hub.unsubscribe(conn, &room_topic(&name)));
-            if left {
+            if subscription.leave(&room) {
                 ServerFrame::Left { room: &room }.to_text()
             } else {
                 error("not_joined", format!("not in room {room}"))
@@ -304,57 +271,33 @@ async fn handle(hub: &WsHub, conn: u64, principal: Principal, text: &str) -> Opt
             room,
             text,
             client_id,
-        } => {
-            let joined = domain::chat::RoomName::parse(&room)
-                .is_ok_and(|name| hub.is_subscribed(conn, &room_topic(&name)));
-            if !joined {
-                return Some(error(
-                    "not_joined",
-                    format!("join {room} before sending to it"),
-                ));
-            }
+        } => match subscription.send(principal, &room, &text, client_id).await {
             // The message comes back through the bus like everyone else's.
-            match hub.chat.send(principal, &room, &text, client_id).await {
-                Ok(_) => return None,
-                Err(e) => error_frame(&e),
-            }
-        }
-        ClientFrame::Subscribe { topic } => {
-            if hub.subscriptions(conn) >= MAX_SUBSCRIPTIONS {
-                return Some(error("too_many_subscriptions", "too many subscriptions"));
-            }
-            let allowed = if topic == "posts" {
-                Ok(topic.clone())
-            } else if let Some(user) = topic.strip_prefix("user:") {
-                match user.parse::<domain::users::UserId>() {
-                    // Stored in the canonical form events are published under.
-                    Ok(user) if principal.may_manage(user) => Ok(format!("user:{user}")),
-                    Ok(_) => Err(error(
-                        "forbidden",
-                        "only that user or an admin may subscribe",
-                    )),
-                    Err(_) => Err(error("validation", "user:{id} needs a user id")),
-                }
-            } else {
-                Err(error("invalid_topic", "topics are `posts` and `user:{id}`"))
-            };
-            match allowed {
-                Ok(canonical) => {
-                    hub.subscribe(conn, canonical.clone());
-                    ServerFrame::Subscribed { topic: &canonical }.to_text()
-                }
-                Err(frame) => frame,
-            }
-        }
+            Ok(_) => return None,
+            Err(e) => error_frame(&e),
+        },
+        ClientFrame::Subscribe { topic } => match subscription.subscribe(&principal, &topic) {
+            Ok(canonical) => ServerFrame::Subscribed { topic: &canonical }.to_text(),
+            Err(e) => error_frame(&e),
+        },
     })
 }
 
-fn error_frame(e: &domain::Error) -> String {
+fn error_frame(e: &LiveError) -> String {
     match e {
-        domain::Error::Validation(errors) => error("validation", errors.to_string()),
-        domain::Error::Unauthorized(m) => error("unauthorized", *m),
-        domain::Error::Unavailable(_) => error("unavailable", "try again shortly"),
-        other => {
+        LiveError::NotJoined { .. } => error("not_joined", e.to_string()),
+        LiveError::TooManySubscriptions(_) => error("too_many_subscriptions", e.to_string()),
+        LiveError::UnknownTopic => error("invalid_topic", e.to_string()),
+        LiveError::Full => error("unavailable", e.to_string()),
+        LiveError::Domain(domain::Error::Validation(errors)) => {
+            error("validation", errors.to_string())
+        }
+        LiveError::Domain(domain::Error::Unauthorized(m)) => error("unauthorized", *m),
+        LiveError::Domain(domain::Error::Forbidden(m)) => error("forbidden", *m),
+        LiveError::Domain(domain::Error::Unavailable(_)) => {
+            error("unavailable", "try again shortly")
+        }
+        LiveError::Domain(other) => {
             tracing::error!(error = %other, "websocket frame failed");
             error("internal", "the server failed to handle the frame")
         }
@@ -384,7 +327,7 @@ pub(crate) async fn room_history(
 ) -> Result<web::Json<MessagePage>, ApiError> {
     let (limit, cursor) =
         crate::users::page_params(params.limit.as_deref(), params.cursor.as_deref())?;
-    let page = hub.chat.history(&room, limit, cursor).await?;
+    let page = hub.live.chat().history(&room, limit, cursor).await?;
     Ok(web::Json(MessagePage {
         next_cursor: page.next_cursor.map(|c| c.encode()),
         items: page.items.iter().map(MessageView::from).collect(),

@@ -1,6 +1,7 @@
 //! The WebSocket protocol: JSON text frames tagged by `type`.
 
 use domain::chat::ChatMessage;
+use ports::live::Delivery;
 use serde::{Deserialize, Serialize};
 
 /// What a client sends.
@@ -93,6 +94,22 @@ pub(crate) enum ServerFrame<'a> {
         code: &'a str,
         message: String,
     },
+}
+
+impl<'a> From<&'a Delivery> for ServerFrame<'a> {
+    fn from(delivery: &'a Delivery) -> Self {
+        match delivery {
+            Delivery::Message { message, client_id } => Self::Message {
+                message: MessageView::from(&**message),
+                client_id: client_id.as_deref().map(str::to_owned),
+            },
+            Delivery::Event(event) => Self::Event {
+                topic: &event.topic,
+                name: &event.name,
+                data: &event.data,
+            },
+        }
+    }
 }
 
 impl ServerFrame<'_> {

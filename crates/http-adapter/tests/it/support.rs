@@ -106,9 +106,12 @@ pub fn with_auth(users: impl UserService, auth: impl AuthService) -> ApiState {
         posts: Arc::new(MockPostService::new()),
         idempotency: Arc::new(MemoryIdempotencyStore::new()),
         jobs: Arc::new(MockJobService::new()),
-        ws: http_adapter::WsHub::start(
-            Arc::new(ports::chat::MockChatService::new()),
-            Arc::new(memory_adapter::MemoryEventBus::default()),
+        ws: http_adapter::WsHub::new(
+            ports::live::Live::start(
+                Arc::new(ports::chat::MockChatService::new()),
+                Arc::new(memory_adapter::MemoryEventBus::default()),
+                ports::live::LiveConfig::default(),
+            ),
             http_adapter::WsConfig::default(),
         ),
     }
