@@ -36,6 +36,7 @@ async fn main() -> anyhow::Result<()> {
     let vars = [
         ("HOST", "127.0.0.1"),
         ("PORT", "0"),
+        ("GRPC_PORT", "0"),
         ("WORKERS", "0"),
         ("RUST_LOG", "warn"),
         ("WS_MAX_MESSAGES_PER_SEC", "100000"),

@@ -48,6 +48,7 @@ pub struct Settings {
     pub live: ports::live::LiveConfig,
     /// The gRPC port (`GRPC_PORT`, 0 picks a free one); gRPC listens on `host` too.
     pub grpc_port: u16,
+    pub grpc: grpc_adapter::GrpcConfig,
 }
 
 /// Where e-mail goes.
@@ -194,6 +195,7 @@ impl fmt::Debug for Settings {
             .field("ws", &self.ws)
             .field("live", &self.live)
             .field("grpc_port", &self.grpc_port)
+            .field("grpc", &self.grpc)
             .finish()
     }
 }
@@ -269,6 +271,13 @@ impl Settings {
                 max_subscriptions: 100,
             },
             grpc_port: env.parse("GRPC_PORT", 50051)?,
+            grpc: grpc_adapter::GrpcConfig {
+                chat: grpc_adapter::ChatConfig {
+                    events_per_sec: env.parse("WS_MAX_MESSAGES_PER_SEC", 20u32)?.max(1),
+                    ..grpc_adapter::ChatConfig::default()
+                },
+                ..grpc_adapter::GrpcConfig::default()
+            },
             jobs: JobSettings {
                 workers: env.parse("WORKERS", 4)?,
                 max_attempts: env.parse::<u32>("JOB_MAX_ATTEMPTS", 5)?.max(1),

@@ -36,6 +36,7 @@ use postgres_adapter::{
     Database, PgChatRepository, PgEventBus, PgIdempotencyStore, PgJobQueue, PgPostRepository,
     PgProbe, PgRefreshTokenStore, PgUserRepository, PoolSettings,
 };
+use tokio_util::sync::CancellationToken;
 use workers::WorkerPool;
 
 pub use config::Settings;
@@ -47,7 +48,16 @@ pub struct Application {
     db: Option<Databases>,
     workers: Option<WorkerPool>,
     ws: Arc<http_adapter::WsHub>,
+    grpc: Grpc,
     grace: std::time::Duration,
+}
+
+/// The gRPC side, bound but not yet serving.
+struct Grpc {
+    listener: tokio::net::TcpListener,
+    port: u16,
+    state: grpc_adapter::GrpcState,
+    config: grpc_adapter::GrpcConfig,
 }
 
 impl Application {
@@ -77,13 +87,28 @@ impl Application {
         let port = listener.local_addr()?.port();
         let server =
             http_adapter::server(listener, state, http).context("cannot start the HTTP server")?;
-        tracing::info!(address = %format!("{}:{port}", settings.host), "listening");
+        let grpc_address = format!("{}:{}", settings.host, settings.grpc_port);
+        let grpc_listener = tokio::net::TcpListener::bind(&grpc_address)
+            .await
+            .with_context(|| format!("cannot listen for gRPC on {grpc_address}"))?;
+        let grpc_port = grpc_listener.local_addr()?.port();
+        tracing::info!(
+            address = %format!("{}:{port}", settings.host),
+            grpc_address = %format!("{}:{grpc_port}", settings.host),
+            "listening"
+        );
         Ok(Self {
             port,
             server,
             db,
             workers,
             ws,
+            grpc: Grpc {
+                listener: grpc_listener,
+                port: grpc_port,
+                state: wiring.grpc,
+                config: settings.grpc.clone(),
+            },
             grace: settings.http.shutdown_grace,
         })
     }
@@ -92,38 +117,96 @@ impl Application {
         self.port
     }
 
-    /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests
-    /// finish within the grace period, and closes the pool.
+    pub fn grpc_port(&self) -> u16 {
+        self.grpc.port
+    }
+
+    /// Serves HTTP and gRPC until `shutdown` completes (or either server fails), then
+    /// stops accepting on both, lets in-flight requests and calls finish within the
+    /// grace period, and closes the pool.
     pub async fn run_until(mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let handle = self.server.handle();
-        let server = self.server;
-        tokio::pin!(server);
-        let served = tokio::select! {
-            result = &mut server => result.context("HTTP server failed"),
-            () = shutdown => {
-                tracing::info!("shutting down: draining in-flight requests and jobs");
-                // WebSockets would hold the graceful stop open: tell them we are going
-                // away (1001) so clients reconnect elsewhere.
-                self.ws.close_all();
-                let workers = async {
-                    if let Some(pool) = self.workers.take() {
-                        pool.shutdown(self.grace).await;
-                    }
-                };
-                let ((), result, ()) = tokio::join!(handle.stop(true), server, workers);
-                result.context("HTTP server failed while stopping")
+        let mut http = Fused(Some(tokio::spawn(self.server)));
+        let grpc_stop = CancellationToken::new();
+        let mut grpc = Fused(Some(tokio::spawn(grpc_adapter::serve(
+            self.grpc.listener,
+            self.grpc.state,
+            self.grpc.config,
+            grpc_stop.clone().cancelled_owned(),
+        ))));
+        // Either server ending by itself is a failure: the other one stops too.
+        let failed = tokio::select! {
+            result = http.wait() => Some(result.and_then(|()| Err(anyhow::anyhow!("stopped"))).context("HTTP server")),
+            result = grpc.wait() => Some(result.and_then(|()| Err(anyhow::anyhow!("stopped"))).context("gRPC server")),
+            () = shutdown => None,
+        };
+        if let Some(Err(error)) = &failed {
+            tracing::error!(error = format!("{error:#}"), "a server failed: stopping");
+        }
+        tracing::info!("shutting down: draining in-flight requests, calls and jobs");
+        // Live streams (WebSockets, gRPC chat) would hold the graceful stop open: tell
+        // them we are going away, so clients reconnect elsewhere.
+        self.ws.close_all();
+        grpc_stop.cancel();
+        let grace = self.grace;
+        let workers = async {
+            if let Some(pool) = self.workers.take() {
+                pool.shutdown(grace).await;
             }
         };
-        if let Some(pool) = self.workers.take() {
-            pool.shutdown(self.grace).await;
-        }
-        served?;
+        let grpc_drained = async {
+            match tokio::time::timeout(grace, grpc.wait()).await {
+                Ok(result) => result.context("gRPC server failed while stopping"),
+                Err(_) => {
+                    grpc.abort();
+                    Err(anyhow::anyhow!(
+                        "gRPC calls were still running after the grace period"
+                    ))
+                }
+            }
+        };
+        let http_drained = async {
+            handle.stop(true).await;
+            http.wait()
+                .await
+                .context("HTTP server failed while stopping")
+        };
+        let (http_result, grpc_result, ()) = tokio::join!(http_drained, grpc_drained, workers);
         if let Some(db) = self.db {
             db.main.close();
             db.jobs.close();
         }
+        if let Some(failure) = failed {
+            failure?;
+        }
+        http_result?;
+        grpc_result?;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// A server task that can be awaited again: once it has ended, `wait` returns at once.
+struct Fused<E>(Option<tokio::task::JoinHandle<Result<(), E>>>);
+
+impl<E: std::error::Error + Send + Sync + 'static> Fused<E> {
+    /// Cancel-safe.
+    async fn wait(&mut self) -> anyhow::Result<()> {
+        let Some(task) = self.0.as_mut() else {
+            return Ok(());
+        };
+        let ended = task.await;
+        self.0 = None;
+        match ended {
+            Ok(result) => Ok(result?),
+            Err(e) => Err(anyhow::anyhow!("the server task failed: {e}")),
+        }
+    }
+
+    fn abort(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
+        }
     }
 }
 
@@ -166,6 +249,7 @@ async fn connect(settings: &Settings) -> anyhow::Result<Option<Databases>> {
 /// What `wire` builds: the HTTP state, and what the workers need.
 struct Wiring {
     state: ApiState,
+    grpc: grpc_adapter::GrpcState,
     queue: Arc<dyn JobQueue>,
     runner: Arc<JobRunner>,
 }
@@ -265,8 +349,15 @@ fn wire(settings: &Settings, db: Option<&Databases>, secret: Vec<u8>) -> anyhow:
             settings.auth.refresh_ttl,
         )),
     };
+    let grpc = grpc_adapter::GrpcState {
+        users: state.users.clone(),
+        auth: state.auth.clone(),
+        health: state.health.clone(),
+        live,
+    };
     Ok(Wiring {
         state,
+        grpc,
         queue,
         runner,
     })

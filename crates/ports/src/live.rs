@@ -10,6 +10,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
 
 use domain::auth::Principal;
 use domain::chat::{ChatMessage, MessageId, RoomName, Since};
@@ -79,6 +80,36 @@ pub enum LiveError {
     UnknownTopic,
     #[error(transparent)]
     Domain(#[from] Error),
+}
+
+impl LiveError {
+    /// The stable code clients of every transport see in an error event.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Full => "unavailable",
+            Self::NotJoined { .. } => "not_joined",
+            Self::TooManySubscriptions(_) => "too_many_subscriptions",
+            Self::UnknownTopic => "invalid_topic",
+            Self::Domain(Error::Validation(_)) => "validation",
+            Self::Domain(Error::Unauthorized(_)) => "unauthorized",
+            Self::Domain(Error::Forbidden(_)) => "forbidden",
+            Self::Domain(Error::NotFound { .. }) => "not_found",
+            Self::Domain(Error::Unavailable(_)) => "unavailable",
+            Self::Domain(_) => "internal",
+        }
+    }
+
+    /// The message that goes with [`LiveError::code`]: internals stay inside.
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::Domain(Error::Unavailable(_)) => "try again shortly".into(),
+            Self::Domain(e) if self.code() == "internal" => {
+                tracing::error!(error = %e, "a live client event failed");
+                "the server failed to handle the event".into()
+            }
+            other => other.to_string(),
+        }
+    }
 }
 
 struct Subscriber {
@@ -377,5 +408,47 @@ impl Drop for Subscription {
     fn drop(&mut self) {
         self.live.lock().remove(&self.id);
         self.live.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A token bucket over everything one client sends: `per_sec` sustained, and as a
+/// burst. Every transport applies the same budget.
+#[derive(Debug)]
+pub struct RateLimit {
+    capacity: f64,
+    tokens: f64,
+    last: Instant,
+    refused: u32,
+}
+
+impl RateLimit {
+    pub fn new(per_sec: u32) -> Self {
+        let capacity = f64::from(per_sec.max(1));
+        Self {
+            capacity,
+            tokens: capacity,
+            last: Instant::now(),
+            refused: 0,
+        }
+    }
+
+    pub fn allow(&mut self) -> bool {
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.capacity)
+            .min(self.capacity);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            self.refused = 0;
+            true
+        } else {
+            self.refused += 1;
+            false
+        }
+    }
+
+    /// Frames refused in a row; past the per-second budget the client is cut off.
+    pub fn refused(&self) -> u32 {
+        self.refused
     }
 }

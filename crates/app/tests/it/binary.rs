@@ -13,6 +13,7 @@ fn app() -> Command {
         .env("DATABASE_URL", "")
         .env("HOST", "127.0.0.1")
         .env("PORT", "0")
+        .env("GRPC_PORT", "0")
         .env("LOG_FORMAT", "json")
         .env_remove("RUST_LOG")
         .env_remove("JWT_SECRET")

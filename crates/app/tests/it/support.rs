@@ -23,6 +23,7 @@ pub fn settings(database_url: Option<&str>, extra: &[(&str, &str)]) -> Settings 
     let mut vars: HashMap<String, String> = [
         ("HOST", "127.0.0.1"),
         ("PORT", "0"),
+        ("GRPC_PORT", "0"),
         ("DB_MAX_CONNECTIONS", "5"),
         ("DB_MIN_IDLE", "1"),
         ("SHUTDOWN_GRACE_SECS", "10"),

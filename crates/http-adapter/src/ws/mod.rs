@@ -13,7 +13,7 @@ use domain::auth::Principal;
 use domain::chat::MessageId;
 pub use hub::{WsConfig, WsHub};
 use ports::auth::AuthService;
-use ports::live::{Ended, LiveError, Subscription};
+use ports::live::{Ended, LiveError, RateLimit, Subscription};
 use protocol::{ClientFrame, MessageView, ServerFrame, error};
 
 use crate::problem::{ApiError, Problem};
@@ -72,42 +72,6 @@ async fn connect(
     // The subscription (and its slot under the cap) ends with this task, however it ends.
     actix_web::rt::spawn(run(config, subscription, principal, session, stream));
     Ok(response)
-}
-
-/// Token bucket over every client frame.
-struct RateLimit {
-    capacity: f64,
-    tokens: f64,
-    last: Instant,
-    /// Frames refused in a row; too many and the client is cut off.
-    refused: u32,
-}
-
-impl RateLimit {
-    fn new(per_sec: u32) -> Self {
-        let capacity = f64::from(per_sec.max(1));
-        Self {
-            capacity,
-            tokens: capacity,
-            last: Instant::now(),
-            refused: 0,
-        }
-    }
-
-    fn allow(&mut self) -> bool {
-        let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.capacity)
-            .min(self.capacity);
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            self.refused = 0;
-            true
-        } else {
-            self.refused += 1;
-            false
-        }
-    }
 }
 
 fn close(code: CloseCode, description: &str) -> Option<CloseReason> {
@@ -170,7 +134,7 @@ async fn run(
                 );
                 // Every frame a client sends counts against its budget.
                 if limited && !rate.allow() {
-                    if rate.refused > config.max_messages_per_sec {
+                    if rate.refused() > config.max_messages_per_sec {
                         break close(CloseCode::Policy, "rate limit exceeded");
                     }
                     let warning = error("rate_limited", "too many frames; slow down");
@@ -284,24 +248,7 @@ async fn handle(subscription: &Subscription, principal: Principal, text: &str) -
 }
 
 fn error_frame(e: &LiveError) -> String {
-    match e {
-        LiveError::NotJoined { .. } => error("not_joined", e.to_string()),
-        LiveError::TooManySubscriptions(_) => error("too_many_subscriptions", e.to_string()),
-        LiveError::UnknownTopic => error("invalid_topic", e.to_string()),
-        LiveError::Full => error("unavailable", e.to_string()),
-        LiveError::Domain(domain::Error::Validation(errors)) => {
-            error("validation", errors.to_string())
-        }
-        LiveError::Domain(domain::Error::Unauthorized(m)) => error("unauthorized", *m),
-        LiveError::Domain(domain::Error::Forbidden(m)) => error("forbidden", *m),
-        LiveError::Domain(domain::Error::Unavailable(_)) => {
-            error("unavailable", "try again shortly")
-        }
-        LiveError::Domain(other) => {
-            tracing::error!(error = %other, "websocket frame failed");
-            error("internal", "the server failed to handle the frame")
-        }
-    }
+    error(e.code(), e.public_message())
 }
 
 #[derive(serde::Serialize, utoipa::ToSchema)]

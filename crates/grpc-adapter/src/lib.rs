@@ -1,0 +1,121 @@
+//! The gRPC inbound adapter: `app.users.v1.UserService` and `app.chat.v1.ChatService`
+//! over the same `ports` use cases as the HTTP adapter, plus `grpc.health.v1.Health`
+//! and server reflection (so `grpcurl` works without the `.proto` files).
+//!
+//! Nothing here decides who may do what: authorisation and validation live in the use
+//! cases; this crate maps requests in and statuses out (`status.rs`, the gRPC column of
+//! docs/errors.md).
+
+mod auth;
+mod chat;
+mod deadline;
+mod health;
+mod outbound;
+pub mod status;
+mod users;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use chat::ChatConfig;
+use ports::auth::AuthService;
+use ports::health::HealthService;
+use ports::live::Live;
+use ports::users::UserService;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+
+/// Generated message types, servers and clients.
+pub mod pb {
+    pub mod users {
+        tonic::include_proto!("app.users.v1");
+    }
+    pub mod chat {
+        tonic::include_proto!("app.chat.v1");
+    }
+    /// Every service's descriptors, for reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/descriptors.bin"));
+}
+
+/// The use cases the gRPC services call.
+#[derive(Clone)]
+pub struct GrpcState {
+    pub users: Arc<dyn UserService>,
+    pub auth: Arc<dyn AuthService>,
+    pub health: Arc<dyn HealthService>,
+    pub live: Arc<Live>,
+}
+
+/// Transport limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrpcConfig {
+    /// Largest request message accepted (a chat event or a unary request).
+    pub max_message_bytes: usize,
+    /// Concurrent streams (calls) one HTTP/2 connection may carry.
+    pub max_concurrent_streams: u32,
+    /// HTTP/2 pings on idle connections, to notice dead peers.
+    pub keepalive: Duration,
+    /// How often a health `Watch` re-checks.
+    pub health_poll: Duration,
+    pub chat: ChatConfig,
+}
+
+impl Default for GrpcConfig {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 64 * 1024,
+            max_concurrent_streams: 256,
+            keepalive: Duration::from_secs(30),
+            health_poll: Duration::from_secs(5),
+            chat: ChatConfig::default(),
+        }
+    }
+}
+
+/// Serves every gRPC service on `listener` until `shutdown` completes; then stops
+/// accepting and lets calls in flight finish (chat streams end when the live hub
+/// closes).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: GrpcState,
+    config: GrpcConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), tonic::transport::Error> {
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        // The descriptor sets are generated at build time; a bad one is a build bug.
+        .map_err(|e| {
+            tracing::error!(error = %e, "gRPC reflection is unavailable");
+        })
+        .ok();
+    let users = pb::users::user_service_server::UserServiceServer::new(users::UsersGrpc::new(
+        state.users.clone(),
+        state.auth.clone(),
+    ))
+    .max_decoding_message_size(config.max_message_bytes);
+    let chat = pb::chat::chat_service_server::ChatServiceServer::new(chat::ChatGrpc::new(
+        state.live.clone(),
+        state.auth.clone(),
+        config.chat.clone(),
+    ))
+    .max_decoding_message_size(config.max_message_bytes);
+    let health = tonic_health::pb::health_server::HealthServer::new(health::HealthGrpc::new(
+        state.health.clone(),
+        config.health_poll,
+    ));
+    Server::builder()
+        .max_concurrent_streams(config.max_concurrent_streams)
+        .http2_keepalive_interval(Some(config.keepalive))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .tcp_nodelay(true)
+        .add_service(users)
+        .add_service(chat)
+        .add_service(health)
+        .add_optional_service(reflection)
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+        .await
+}

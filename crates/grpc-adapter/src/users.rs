@@ -1,0 +1,171 @@
+//! `app.users.v1.UserService` over the same `UserService` use cases as `/api/users`.
+
+use std::sync::Arc;
+
+use domain::users::{Role, User, UserId};
+use domain::{Cursor, Limit, Version};
+use ports::auth::AuthService;
+use ports::users::{CreateUser, ListUsers, UpdateUser, UserService};
+use tonic::{Request, Response, Status};
+
+use crate::auth::authenticate;
+use crate::deadline::{self, Deadline};
+use crate::outbound::{self, ResponseStream};
+use crate::pb::users::{self as pb, user_service_server};
+use crate::status::{invalid, status};
+
+pub struct UsersGrpc {
+    users: Arc<dyn UserService>,
+    auth: Arc<dyn AuthService>,
+}
+
+impl UsersGrpc {
+    pub fn new(users: Arc<dyn UserService>, auth: Arc<dyn AuthService>) -> Self {
+        Self { users, auth }
+    }
+}
+
+pub(crate) fn timestamp(at: time::OffsetDateTime) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: at.unix_timestamp(),
+        // Always 0..1e9, so it fits.
+        nanos: i32::try_from(at.nanosecond()).unwrap_or_default(),
+    }
+}
+
+fn user_pb(user: &User) -> pb::User {
+    pb::User {
+        id: user.id.to_string(),
+        name: user.name.as_str().to_owned(),
+        email: user.email.as_str().to_owned(),
+        role: match user.role {
+            Role::User => pb::Role::User,
+            Role::Admin => pb::Role::Admin,
+        } as i32,
+        created_at: Some(timestamp(user.created_at)),
+        updated_at: Some(timestamp(user.updated_at)),
+        version: user.version.get(),
+    }
+}
+
+fn user_id(raw: &str) -> Result<UserId, Status> {
+    raw.parse()
+        .map_err(|_| invalid("id", "must be a user id (UUID)"))
+}
+
+fn role(raw: i32) -> Result<&'static str, Status> {
+    match pb::Role::try_from(raw) {
+        Ok(pb::Role::User) => Ok("user"),
+        Ok(pb::Role::Admin) => Ok("admin"),
+        _ => Err(invalid("role", "must be ROLE_USER or ROLE_ADMIN")),
+    }
+}
+
+#[tonic::async_trait]
+impl user_service_server::UserService for UsersGrpc {
+    async fn create_user(
+        &self,
+        request: Request<pb::CreateUserRequest>,
+    ) -> Result<Response<pb::User>, Status> {
+        let deadline = Deadline::of(&request);
+        let r = request.into_inner();
+        let command = CreateUser::parse(&r.name, &r.email, &r.password)
+            .map_err(|errors| status(errors.into()))?;
+        let user = deadline.bound(self.users.create(command)).await?;
+        Ok(Response::new(user_pb(&user)))
+    }
+
+    async fn get_user(
+        &self,
+        request: Request<pb::GetUserRequest>,
+    ) -> Result<Response<pb::User>, Status> {
+        authenticate(&*self.auth, &request)?;
+        let deadline = Deadline::of(&request);
+        let id = user_id(&request.get_ref().id)?;
+        let user = deadline.bound(self.users.get(id)).await?;
+        Ok(Response::new(user_pb(&user)))
+    }
+
+    async fn update_user(
+        &self,
+        request: Request<pb::UpdateUserRequest>,
+    ) -> Result<Response<pb::User>, Status> {
+        let actor = authenticate(&*self.auth, &request)?;
+        let deadline = Deadline::of(&request);
+        let r = request.into_inner();
+        let id = user_id(&r.id)?;
+        let role = r.role.map(role).transpose()?;
+        let command = UpdateUser::parse(r.name.as_deref(), r.email.as_deref(), role)
+            .map_err(|errors| status(errors.into()))?;
+        let expected = r
+            .expected_version
+            .map(|v| Version::new(v).ok_or_else(|| invalid("expected_version", "must be positive")))
+            .transpose()?;
+        let user = deadline
+            .bound(self.users.update(actor, id, command, expected))
+            .await?;
+        Ok(Response::new(user_pb(&user)))
+    }
+
+    type ListUsersStream = ResponseStream<pb::ListUsersResponse>;
+
+    async fn list_users(
+        &self,
+        request: Request<pb::ListUsersRequest>,
+    ) -> Result<Response<Self::ListUsersStream>, Status> {
+        authenticate(&*self.auth, &request)?;
+        let deadline = Deadline::of(&request);
+        let r = request.into_inner();
+        let limit = match r.page_size {
+            0 => Limit::DEFAULT,
+            n => Limit::new(n).map_err(|e| status(e.for_field("page_size").into()))?,
+        };
+        let mut cursor = match r.after.as_str() {
+            "" => None,
+            raw => Some(Cursor::decode(raw).map_err(|e| status(e.for_field("after").into()))?),
+        };
+        let mut remaining = (r.max_users > 0).then_some(r.max_users);
+        // One page buffered ahead of the reader at most: a reader that stops reading
+        // stops the paging, not the memory.
+        let (sink, stream) = outbound::channel(limit.get() as usize);
+        let users = self.users.clone();
+        tokio::spawn(async move {
+            let produce = async {
+                loop {
+                    let page = users
+                        .list(ListUsers { limit, cursor })
+                        .await
+                        .map_err(status)?;
+                    for user in &page.items {
+                        if remaining == Some(0) {
+                            return Ok(());
+                        }
+                        let item = pb::ListUsersResponse {
+                            user: Some(user_pb(user)),
+                            cursor: user.cursor().encode(),
+                        };
+                        if sink.send(item).await.is_err() {
+                            return Ok(());
+                        }
+                        remaining = remaining.map(|n| n - 1);
+                    }
+                    match page.next_cursor {
+                        Some(next) => cursor = Some(next),
+                        None => return Ok(()),
+                    }
+                }
+            };
+            // The client's deadline bounds the whole stream, and a client that hangs up
+            // stops the paging at once.
+            let outcome = tokio::select! {
+                outcome = produce => outcome,
+                () = deadline.passed() => Err(deadline::exceeded()),
+                () = sink.closed() => Ok(()),
+            };
+            if let Err(status) = outcome {
+                sink.finish(status);
+            }
+        });
+        Ok(Response::new(stream))
+    }
+}
