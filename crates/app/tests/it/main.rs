@@ -5,6 +5,7 @@
 
 mod auth;
 mod binary;
+mod grpc;
 mod health;
 mod jobs;
 mod lifecycle;

@@ -9,6 +9,8 @@ use tokio::task::JoinHandle;
 /// A running server and a client for it. Dropping it stops the server.
 pub struct TestApp {
     pub address: String,
+    /// `http://127.0.0.1:{grpc port}`, for tonic clients.
+    pub grpc_address: String,
     pub client: reqwest::Client,
     pub db: Option<TestDb>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -60,12 +62,14 @@ pub async fn spawn_memory_app() -> TestApp {
 pub async fn spawn_with(settings: Settings) -> TestApp {
     let application = Application::build(&settings).await.expect("build the app");
     let address = format!("http://127.0.0.1:{}", application.port());
+    let grpc_address = format!("http://127.0.0.1:{}", application.grpc_port());
     let (tx, rx) = oneshot::channel();
     let server = tokio::spawn(application.run_until(async {
         let _ = rx.await;
     }));
     TestApp {
         address,
+        grpc_address,
         client: reqwest::Client::new(),
         db: None,
         shutdown: Some(tx),

@@ -11,7 +11,7 @@ use crate::support::*;
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn connect(app: &TestApp, token: &str) -> Ws {
+pub(crate) async fn connect(app: &TestApp, token: &str) -> Ws {
     let url = app.url("/api/ws").replace("http://", "ws://");
     let mut request = url.into_client_request().unwrap();
     request
@@ -23,12 +23,12 @@ async fn connect(app: &TestApp, token: &str) -> Ws {
     ws
 }
 
-async fn send(ws: &mut Ws, frame: Value) {
+pub(crate) async fn send(ws: &mut Ws, frame: Value) {
     ws.send(Message::text(frame.to_string())).await.unwrap();
 }
 
 /// The next JSON frame (pings are answered by the client library), within 10 s.
-async fn recv(ws: &mut Ws) -> Value {
+pub(crate) async fn recv(ws: &mut Ws) -> Value {
     loop {
         let message = tokio::time::timeout(Duration::from_secs(10), ws.next())
             .await
@@ -57,7 +57,7 @@ async fn close_code(ws: &mut Ws) -> Option<CloseCode> {
     }
 }
 
-async fn join(ws: &mut Ws, room: &str) -> Value {
+pub(crate) async fn join(ws: &mut Ws, room: &str) -> Value {
     send(ws, json!({"type": "join", "room": room})).await;
     let joined = recv(ws).await;
     assert_eq!(joined["type"], "joined", "{joined}");
