@@ -25,6 +25,7 @@ use memory_adapter::{
     MemoryChatRepository, MemoryEventBus, MemoryIdempotencyStore, MemoryMailer, MemoryProbe,
     MemoryRefreshTokenStore, MemoryUserRepository,
 };
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use ports::auth::Auth;
 use ports::chat::Chat;
 use ports::health::HealthChecker;
@@ -36,6 +37,7 @@ use postgres_adapter::{
     Database, PgChatRepository, PgEventBus, PgIdempotencyStore, PgJobQueue, PgPostRepository,
     PgProbe, PgRefreshTokenStore, PgUserRepository, PoolSettings,
 };
+use std::sync::OnceLock;
 use tokio_util::sync::CancellationToken;
 use workers::WorkerPool;
 
@@ -325,6 +327,7 @@ fn wire(settings: &Settings, db: Option<&Databases>, secret: Vec<u8>) -> anyhow:
         bus.clone(),
         settings.live.clone(),
     );
+    let metrics = metrics_renderer(db, queue.clone(), live.clone());
     let state = ApiState {
         users: Arc::new(
             Users::new(
@@ -339,6 +342,7 @@ fn wire(settings: &Settings, db: Option<&Databases>, secret: Vec<u8>) -> anyhow:
         jobs: Arc::new(Jobs::new(queue.clone())),
         posts: Arc::new(Posts::new(posts, users.clone()).with_events(bus.clone())),
         ws: http_adapter::WsHub::new(live.clone(), settings.ws.clone()),
+        metrics,
         idempotency,
         health: Arc::new(HealthChecker::new(vec![probe])),
         auth: Arc::new(Auth::new(
@@ -361,6 +365,88 @@ fn wire(settings: &Settings, db: Option<&Databases>, secret: Vec<u8>) -> anyhow:
         queue,
         runner,
     })
+}
+
+/// The process-wide Prometheus recorder. Installed once: tests run several
+/// applications in one process, and they share it.
+fn prometheus() -> Option<PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(&[
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                    10.0,
+                ])
+                .ok()?
+                .build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("another metrics recorder is installed: /metrics is off");
+                return None;
+            }
+            // Histograms buffer samples until upkeep folds them in; without a scrape
+            // they would grow, so fold them in on a timer too.
+            let upkeep = handle.clone();
+            let spawned = std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(std::time::Duration::from_secs(5));
+                        upkeep.run_upkeep();
+                    }
+                });
+            if let Err(error) = spawned {
+                tracing::warn!(%error, "metrics upkeep thread did not start");
+            }
+            metrics::gauge!("build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+            Some(handle)
+        })
+        .clone()
+}
+
+/// `GET /metrics`: samples what is cheaper to read at scrape time than to track
+/// (pool sizes, queue depth, live connections), then renders everything.
+fn metrics_renderer(
+    db: Option<&Databases>,
+    queue: Arc<dyn JobQueue>,
+    live: Arc<Live>,
+) -> Option<http_adapter::MetricsRenderer> {
+    let handle = prometheus()?;
+    let pools: Vec<(&'static str, Database)> = db
+        .map(|db| vec![("main", db.main.clone()), ("jobs", db.jobs.clone())])
+        .unwrap_or_default();
+    Some(Arc::new(move || {
+        let handle = handle.clone();
+        let pools = pools.clone();
+        let queue = queue.clone();
+        let live = live.clone();
+        Box::pin(async move {
+            for (name, pool) in &pools {
+                let stats = pool.stats();
+                metrics::gauge!("db_pool_max_connections", "pool" => *name)
+                    .set(stats.max_size as f64);
+                metrics::gauge!("db_pool_connections", "pool" => *name).set(stats.size as f64);
+                metrics::gauge!("db_pool_idle_connections", "pool" => *name).set(stats.idle as f64);
+                metrics::gauge!("db_pool_waiting", "pool" => *name).set(stats.waiting as f64);
+            }
+            // A scrape must answer even while the database is away: the queue depth
+            // then keeps its last value.
+            match tokio::time::timeout(std::time::Duration::from_secs(2), queue.counts()).await {
+                Ok(Ok(counts)) => {
+                    for (state, n) in counts {
+                        metrics::gauge!("jobs", "state" => state.as_str()).set(n as f64);
+                    }
+                }
+                Ok(Err(error)) => tracing::debug!(%error, "job counts unavailable for metrics"),
+                Err(_) => tracing::debug!("job counts timed out for metrics"),
+            }
+            let stats = live.stats();
+            metrics::gauge!("live_connections").set(stats.open as f64);
+            metrics::counter!("live_dropped_slow_total").absolute(stats.dropped_too_slow);
+            handle.render()
+        })
+    }))
 }
 
 /// Runs only the job workers (`app worker`), until `shutdown` completes.

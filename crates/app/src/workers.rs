@@ -115,6 +115,8 @@ impl Worker {
             kind = job.payload.kind(),
             attempt = job.attempts
         );
+        let kind = job.payload.kind();
+        let started = std::time::Instant::now();
         async {
             // A panicking job is a failed attempt, not a dead worker.
             let attempt = AssertUnwindSafe(self.runner.run(&job)).catch_unwind();
@@ -133,6 +135,11 @@ impl Worker {
                     self.fail(&job, &reason).await
                 }
             };
+            metrics::histogram!("job_duration_seconds", "kind" => kind)
+                .record(started.elapsed().as_secs_f64());
+            let counted = recorded.as_ref().map_or("unrecorded", |outcome| *outcome);
+            metrics::counter!("job_attempts_total", "kind" => kind, "outcome" => counted)
+                .increment(1);
             match recorded {
                 Ok(outcome) => tracing::info!(outcome, "job attempt finished"),
                 // Lease lost, or the database away: either way the lease decides who

@@ -48,6 +48,14 @@ pub async fn a_job_is_claimed_once_and_completed(
         .await
         .expect("list");
     assert_eq!(done.items.len(), 1);
+    let counts = queue.counts().await.expect("counts");
+    assert_eq!(
+        counts,
+        JobState::ALL
+            .iter()
+            .map(|&s| (s, u64::from(s == JobState::Completed)))
+            .collect::<Vec<_>>()
+    );
 }
 
 pub async fn many_concurrent_claimers_take_each_job_exactly_once(

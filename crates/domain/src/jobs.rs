@@ -206,6 +206,10 @@ pub trait JobQueue: Send + Sync + 'static {
         after: Option<Cursor>,
     ) -> Result<Page<Job>, Error>;
 
+    /// How many jobs are in each state, every state listed (zero included), in the
+    /// order of [`JobState::ALL`]. For metrics: an estimate is acceptable.
+    async fn counts(&self) -> Result<Vec<(JobState, u64)>, Error>;
+
     /// Returns when a job may have become runnable (e.g. one was enqueued), or after
     /// `max_wait` at the latest. Spurious wake-ups are allowed.
     async fn wait_for_work(&self, max_wait: Duration);

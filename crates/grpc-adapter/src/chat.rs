@@ -59,10 +59,15 @@ impl pb::chat_service_server::ChatService for ChatGrpc {
         &self,
         request: Request<Streaming<pb::ClientEvent>>,
     ) -> Result<Response<Self::ChatStream>, Status> {
-        let principal = authenticate(&*self.auth, &request)?;
-        let subscription = self.live.connect().map_err(|_| {
-            Status::unavailable("this instance serves its maximum of live connections")
-        })?;
+        let started = std::time::Instant::now();
+        let opened = authenticate(&*self.auth, &request).and_then(|principal| {
+            let subscription = self.live.connect().map_err(|_| {
+                Status::unavailable("this instance serves its maximum of live connections")
+            })?;
+            Ok((principal, subscription))
+        });
+        crate::observe("Chat", started, &opened);
+        let (principal, subscription) = opened?;
         let (sink, stream) = outbound::channel(IN_FLIGHT);
         tokio::spawn(session(
             subscription,

@@ -26,6 +26,23 @@ use ports::users::UserService;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
+/// Counts a call by method and status code, and times it (for streams: until the
+/// stream is open).
+pub(crate) fn observe<T>(
+    method: &'static str,
+    started: std::time::Instant,
+    result: &Result<T, tonic::Status>,
+) {
+    let code = match result {
+        Ok(_) => tonic::Code::Ok,
+        Err(status) => status.code(),
+    };
+    metrics::counter!("grpc_requests_total", "method" => method, "code" => format!("{code:?}"))
+        .increment(1);
+    metrics::histogram!("grpc_request_duration_seconds", "method" => method)
+        .record(started.elapsed().as_secs_f64());
+}
+
 /// Generated message types, servers and clients.
 pub mod pb {
     pub mod users {

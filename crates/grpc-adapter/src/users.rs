@@ -67,44 +67,64 @@ impl user_service_server::UserService for UsersGrpc {
         &self,
         request: Request<pb::CreateUserRequest>,
     ) -> Result<Response<pb::User>, Status> {
-        let deadline = Deadline::of(&request);
-        let r = request.into_inner();
-        let command = CreateUser::parse(&r.name, &r.email, &r.password)
-            .map_err(|errors| status(errors.into()))?;
-        let user = deadline.bound(self.users.create(command)).await?;
-        Ok(Response::new(user_pb(&user)))
+        let started = std::time::Instant::now();
+        let result = async move {
+            let deadline = Deadline::of(&request);
+            let r = request.into_inner();
+            let command = CreateUser::parse(&r.name, &r.email, &r.password)
+                .map_err(|errors| status(errors.into()))?;
+            let user = deadline.bound(self.users.create(command)).await?;
+            Ok(Response::new(user_pb(&user)))
+        }
+        .await;
+        crate::observe("CreateUser", started, &result);
+        result
     }
 
     async fn get_user(
         &self,
         request: Request<pb::GetUserRequest>,
     ) -> Result<Response<pb::User>, Status> {
-        authenticate(&*self.auth, &request)?;
-        let deadline = Deadline::of(&request);
-        let id = user_id(&request.get_ref().id)?;
-        let user = deadline.bound(self.users.get(id)).await?;
-        Ok(Response::new(user_pb(&user)))
+        let started = std::time::Instant::now();
+        let result = async move {
+            authenticate(&*self.auth, &request)?;
+            let deadline = Deadline::of(&request);
+            let id = user_id(&request.get_ref().id)?;
+            let user = deadline.bound(self.users.get(id)).await?;
+            Ok(Response::new(user_pb(&user)))
+        }
+        .await;
+        crate::observe("GetUser", started, &result);
+        result
     }
 
     async fn update_user(
         &self,
         request: Request<pb::UpdateUserRequest>,
     ) -> Result<Response<pb::User>, Status> {
-        let actor = authenticate(&*self.auth, &request)?;
-        let deadline = Deadline::of(&request);
-        let r = request.into_inner();
-        let id = user_id(&r.id)?;
-        let role = r.role.map(role).transpose()?;
-        let command = UpdateUser::parse(r.name.as_deref(), r.email.as_deref(), role)
-            .map_err(|errors| status(errors.into()))?;
-        let expected = r
-            .expected_version
-            .map(|v| Version::new(v).ok_or_else(|| invalid("expected_version", "must be positive")))
-            .transpose()?;
-        let user = deadline
-            .bound(self.users.update(actor, id, command, expected))
-            .await?;
-        Ok(Response::new(user_pb(&user)))
+        let started = std::time::Instant::now();
+        let result = async move {
+            let actor = authenticate(&*self.auth, &request)?;
+            let deadline = Deadline::of(&request);
+            let r = request.into_inner();
+            let id = user_id(&r.id)?;
+            let role = r.role.map(role).transpose()?;
+            let command = UpdateUser::parse(r.name.as_deref(), r.email.as_deref(), role)
+                .map_err(|errors| status(errors.into()))?;
+            let expected = r
+                .expected_version
+                .map(|v| {
+                    Version::new(v).ok_or_else(|| invalid("expected_version", "must be positive"))
+                })
+                .transpose()?;
+            let user = deadline
+                .bound(self.users.update(actor, id, command, expected))
+                .await?;
+            Ok(Response::new(user_pb(&user)))
+        }
+        .await;
+        crate::observe("UpdateUser", started, &result);
+        result
     }
 
     type ListUsersStream = ResponseStream<pb::ListUsersResponse>;
@@ -113,59 +133,65 @@ impl user_service_server::UserService for UsersGrpc {
         &self,
         request: Request<pb::ListUsersRequest>,
     ) -> Result<Response<Self::ListUsersStream>, Status> {
-        authenticate(&*self.auth, &request)?;
-        let deadline = Deadline::of(&request);
-        let r = request.into_inner();
-        let limit = match r.page_size {
-            0 => Limit::DEFAULT,
-            n => Limit::new(n).map_err(|e| status(e.for_field("page_size").into()))?,
-        };
-        let mut cursor = match r.after.as_str() {
-            "" => None,
-            raw => Some(Cursor::decode(raw).map_err(|e| status(e.for_field("after").into()))?),
-        };
-        let mut remaining = (r.max_users > 0).then_some(r.max_users);
-        // One page buffered ahead of the reader at most: a reader that stops reading
-        // stops the paging, not the memory.
-        let (sink, stream) = outbound::channel(limit.get() as usize);
-        let users = self.users.clone();
-        tokio::spawn(async move {
-            let produce = async {
-                loop {
-                    let page = users
-                        .list(ListUsers { limit, cursor })
-                        .await
-                        .map_err(status)?;
-                    for user in &page.items {
-                        if remaining == Some(0) {
-                            return Ok(());
+        let started = std::time::Instant::now();
+        let result = async move {
+            authenticate(&*self.auth, &request)?;
+            let deadline = Deadline::of(&request);
+            let r = request.into_inner();
+            let limit = match r.page_size {
+                0 => Limit::DEFAULT,
+                n => Limit::new(n).map_err(|e| status(e.for_field("page_size").into()))?,
+            };
+            let mut cursor = match r.after.as_str() {
+                "" => None,
+                raw => Some(Cursor::decode(raw).map_err(|e| status(e.for_field("after").into()))?),
+            };
+            let mut remaining = (r.max_users > 0).then_some(r.max_users);
+            // One page buffered ahead of the reader at most: a reader that stops reading
+            // stops the paging, not the memory.
+            let (sink, stream) = outbound::channel(limit.get() as usize);
+            let users = self.users.clone();
+            tokio::spawn(async move {
+                let produce = async {
+                    loop {
+                        let page = users
+                            .list(ListUsers { limit, cursor })
+                            .await
+                            .map_err(status)?;
+                        for user in &page.items {
+                            if remaining == Some(0) {
+                                return Ok(());
+                            }
+                            let item = pb::ListUsersResponse {
+                                user: Some(user_pb(user)),
+                                cursor: user.cursor().encode(),
+                            };
+                            if sink.send(item).await.is_err() {
+                                return Ok(());
+                            }
+                            remaining = remaining.map(|n| n - 1);
                         }
-                        let item = pb::ListUsersResponse {
-                            user: Some(user_pb(user)),
-                            cursor: user.cursor().encode(),
-                        };
-                        if sink.send(item).await.is_err() {
-                            return Ok(());
+                        match page.next_cursor {
+                            Some(next) => cursor = Some(next),
+                            None => return Ok(()),
                         }
-                        remaining = remaining.map(|n| n - 1);
                     }
-                    match page.next_cursor {
-                        Some(next) => cursor = Some(next),
-                        None => return Ok(()),
-                    }
+                };
+                // The client's deadline bounds the whole stream, and a client that hangs up
+                // stops the paging at once.
+                let outcome = tokio::select! {
+                    outcome = produce => outcome,
+                    () = deadline.passed() => Err(deadline::exceeded()),
+                    () = sink.closed() => Ok(()),
+                };
+                if let Err(status) = outcome {
+                    sink.finish(status);
                 }
-            };
-            // The client's deadline bounds the whole stream, and a client that hangs up
-            // stops the paging at once.
-            let outcome = tokio::select! {
-                outcome = produce => outcome,
-                () = deadline.passed() => Err(deadline::exceeded()),
-                () = sink.closed() => Ok(()),
-            };
-            if let Err(status) = outcome {
-                sink.finish(status);
-            }
-        });
-        Ok(Response::new(stream))
+            });
+            Ok(Response::new(stream))
+        }
+        .await;
+        crate::observe("ListUsers", started, &result);
+        result
     }
 }

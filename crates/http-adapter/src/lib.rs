@@ -23,5 +23,5 @@ pub use auth::Authenticated;
 pub use idempotency::FingerprintKey;
 pub use openapi::{ApiDoc, openapi_yaml};
 pub use problem::{ApiError, Problem};
-pub use server::{ApiState, HttpConfig, app, server};
+pub use server::{ApiState, HttpConfig, MetricsRenderer, app, server};
 pub use ws::{WsConfig, WsHub};

@@ -42,6 +42,11 @@ pub async fn request_context(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let request_id = request_id_from(&req);
+    // The route pattern, never the raw path: ids in paths would explode label sets.
+    let route = req
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().as_str().to_owned();
     let span = tracing::info_span!(
         "request",
         request_id = %request_id,
@@ -67,6 +72,15 @@ pub async fn request_context(
         }
     };
     let status = status.as_u16();
+    metrics::counter!(
+        "http_requests_total",
+        "method" => method.clone(),
+        "route" => route.clone(),
+        "status" => status.to_string()
+    )
+    .increment(1);
+    metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
+        .record(latency_ms / 1000.0);
     span.in_scope(|| {
         if status >= 500 {
             tracing::warn!(status, latency_ms, "request completed");

@@ -31,6 +31,23 @@ pub struct ApiState {
     pub jobs: Arc<dyn JobService>,
     /// WebSocket connections of this instance (and the chat use cases behind them).
     pub ws: Arc<crate::ws::WsHub>,
+    /// Renders the Prometheus exposition for `GET /metrics`; `None` serves no metrics.
+    pub metrics: Option<MetricsRenderer>,
+}
+
+/// Produces the current metrics in the Prometheus text format. The wiring owns the
+/// recorder and samples what it needs (pool sizes, queue depth) on each call.
+pub type MetricsRenderer =
+    Arc<dyn Fn() -> futures_util::future::BoxFuture<'static, String> + Send + Sync>;
+
+/// `GET /metrics`: Prometheus text exposition, outside `/api` and its versioning.
+async fn metrics(renderer: Option<web::Data<MetricsRenderer>>) -> HttpResponse {
+    match renderer {
+        Some(render) => HttpResponse::Ok()
+            .content_type("text/plain; version=0.0.4; charset=utf-8")
+            .body(render.get_ref()().await),
+        None => HttpResponse::NotFound().finish(),
+    }
 }
 
 /// Budgets for the credential endpoints, shared by every worker of a server.
@@ -130,8 +147,12 @@ fn app_with(
         InitError = (),
     >,
 > {
-    App::new()
-        .app_data(web::Data::new(config))
+    let metrics_renderer = state.metrics.clone().map(web::Data::new);
+    let mut app = App::new();
+    if let Some(renderer) = metrics_renderer {
+        app = app.app_data(renderer);
+    }
+    app.app_data(web::Data::new(config))
         .app_data(web::Data::from(state.users))
         .app_data(web::Data::from(state.health))
         .app_data(web::Data::from(state.auth))
@@ -167,6 +188,7 @@ fn app_with(
                         .configure(jobs::admin_routes),
                 ),
         )
+        .route("/metrics", web::get().to(metrics))
         .default_service(web::to(|| async {
             HttpResponse::build(StatusCode::NOT_FOUND).finish()
         }))

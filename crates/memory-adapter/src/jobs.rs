@@ -181,6 +181,17 @@ impl JobQueue for MemoryJobQueue {
         Ok(Page::from_rows(rows, limit, Job::cursor))
     }
 
+    async fn counts(&self) -> Result<Vec<(JobState, u64)>, Error> {
+        let store = self.store.lock();
+        Ok(JobState::ALL
+            .iter()
+            .map(|&state| {
+                let n = store.jobs.values().filter(|j| j.state == state).count();
+                (state, n as u64)
+            })
+            .collect())
+    }
+
     async fn wait_for_work(&self, max_wait: Duration) {
         let _ = tokio::time::timeout(max_wait, self.store.job_added.notified()).await;
     }

@@ -126,9 +126,11 @@ struct EndSignal {
 }
 
 impl EndSignal {
-    fn end(&self, cause: Ended) {
-        let _ = self.cause.set(cause);
+    /// Whether this call decided the cause.
+    fn end(&self, cause: Ended) -> bool {
+        let first = self.cause.set(cause).is_ok();
         self.token.cancel();
+        first
     }
 }
 
@@ -139,7 +141,17 @@ pub struct Live {
     subscribers: Mutex<HashMap<u64, Subscriber>>,
     next_id: AtomicU64,
     open: AtomicUsize,
+    dropped_too_slow: AtomicU64,
     closing: CancellationToken,
+}
+
+/// Counters for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiveStats {
+    /// Subscribers open now, over every transport.
+    pub open: usize,
+    /// Subscribers ended so far because they read too slowly.
+    pub dropped_too_slow: u64,
 }
 
 impl Live {
@@ -156,6 +168,7 @@ impl Live {
             subscribers: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             open: AtomicUsize::new(0),
+            dropped_too_slow: AtomicU64::new(0),
             closing: CancellationToken::new(),
         });
         let mut events = bus.subscribe();
@@ -198,6 +211,17 @@ impl Live {
     /// Subscribers open on this instance, over every transport.
     pub fn open_subscribers(&self) -> usize {
         self.open.load(Ordering::Relaxed)
+    }
+
+    pub fn stats(&self) -> LiveStats {
+        LiveStats {
+            open: self.open.load(Ordering::Relaxed),
+            dropped_too_slow: self.dropped_too_slow.load(Ordering::Relaxed),
+        }
+    }
+
+    fn count_too_slow(&self) {
+        self.dropped_too_slow.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A new subscriber. [`LiveError::Full`] at the cap, and while shutting down.
@@ -273,7 +297,9 @@ impl Live {
             }
             if subscriber.deliveries.try_send(delivery.clone()).is_err() {
                 // Full (or gone): never buffer without bound for a slow reader.
-                subscriber.ended.end(Ended::TooSlow);
+                if subscriber.ended.end(Ended::TooSlow) {
+                    self.count_too_slow();
+                }
             }
         }
     }
@@ -307,7 +333,9 @@ impl Subscription {
 
     /// Declares this subscriber too slow (its transport could not write in time).
     pub fn too_slow(&self) {
-        self.ended.end(Ended::TooSlow);
+        if self.ended.end(Ended::TooSlow) {
+            self.live.count_too_slow();
+        }
     }
 
     /// Joins a room: follows its messages, then returns its recent history (or with

@@ -338,6 +338,32 @@ impl JobQueue for PgJobQueue {
         Ok(Page::from_rows(jobs, limit, Job::cursor))
     }
 
+    async fn counts(&self) -> Result<Vec<(JobState, u64)>, Error> {
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = Text)]
+            state: String,
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = self.db.get().await?;
+        let rows: Vec<Count> =
+            diesel::sql_query("SELECT state, count(*) AS n FROM jobs GROUP BY state")
+                .load(&mut conn)
+                .await
+                .map_err(query_error)?;
+        Ok(JobState::ALL
+            .iter()
+            .map(|&state| {
+                let n = rows
+                    .iter()
+                    .find(|r| r.state == state.as_str())
+                    .map_or(0, |r| u64::try_from(r.n).unwrap_or(0));
+                (state, n)
+            })
+            .collect())
+    }
+
     async fn wait_for_work(&self, max_wait: Duration) {
         let _ = tokio::time::timeout(max_wait, self.wake.notified()).await;
     }

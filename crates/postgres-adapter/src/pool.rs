@@ -61,6 +61,16 @@ pub enum ConnectError {
     },
 }
 
+/// Connections open, idle and waited for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    pub max_size: usize,
+    pub size: usize,
+    pub idle: usize,
+    /// Checkouts waiting for a connection.
+    pub waiting: usize,
+}
+
 /// The connection pool, cheap to clone.
 #[derive(Clone)]
 pub struct Database {
@@ -150,7 +160,10 @@ impl Database {
     /// `acquire_timeout` the caller's whole wait, so a partitioned network gives a quick
     /// `Unavailable` instead of a hung request.
     pub async fn get(&self) -> Result<Object<AsyncPgConnection>, domain::Error> {
-        match tokio::time::timeout(self.settings.acquire_timeout, self.pool.get()).await {
+        let started = std::time::Instant::now();
+        let acquired = tokio::time::timeout(self.settings.acquire_timeout, self.pool.get()).await;
+        metrics::histogram!("db_pool_acquire_seconds").record(started.elapsed().as_secs_f64());
+        match acquired {
             Ok(result) => result.map_err(crate::error::pool),
             Err(_) => Err(domain::Error::unavailable(format!(
                 "no database connection within {:?}",
@@ -175,6 +188,17 @@ impl Database {
     pub fn status(&self) -> (usize, usize) {
         let status = self.pool.status();
         (status.size, status.available)
+    }
+
+    /// The pool's size now, for metrics.
+    pub fn stats(&self) -> PoolStats {
+        let status = self.pool.status();
+        PoolStats {
+            max_size: status.max_size,
+            size: status.size,
+            idle: status.available,
+            waiting: status.waiting,
+        }
     }
 
     /// Closes every idle connection and refuses new checkouts.

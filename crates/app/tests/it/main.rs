@@ -9,6 +9,7 @@ mod grpc;
 mod health;
 mod jobs;
 mod lifecycle;
+mod metrics;
 mod posts;
 mod support;
 mod users;

@@ -114,6 +114,7 @@ pub fn with_auth(users: impl UserService, auth: impl AuthService) -> ApiState {
             ),
             http_adapter::WsConfig::default(),
         ),
+        metrics: None,
     }
 }
 
