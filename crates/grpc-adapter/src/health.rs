@@ -5,6 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ports::health::HealthService;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_server::Health;
@@ -17,13 +20,22 @@ const SERVICES: [&str; 3] = ["", "app.users.v1.UserService", "app.chat.v1.ChatSe
 
 pub struct HealthGrpc {
     health: Arc<dyn HealthService>,
-    /// How often `Watch` re-checks.
+    /// How often `Watch` re-checks; every watcher shares one result per period, so
+    /// watchers cannot multiply the load on the database.
     poll: Duration,
+    shared: Arc<Mutex<Option<(Instant, ServingStatus)>>>,
+    /// Cancelled when the server starts shutting down: watches end.
+    stop: CancellationToken,
 }
 
 impl HealthGrpc {
-    pub fn new(health: Arc<dyn HealthService>, poll: Duration) -> Self {
-        Self { health, poll }
+    pub fn new(health: Arc<dyn HealthService>, poll: Duration, stop: CancellationToken) -> Self {
+        Self {
+            health,
+            poll,
+            shared: Arc::new(Mutex::new(None)),
+            stop,
+        }
     }
 }
 
@@ -32,6 +44,23 @@ async fn serving(health: &dyn HealthService) -> ServingStatus {
         ServingStatus::Serving
     } else {
         ServingStatus::NotServing
+    }
+}
+
+/// The status at most `poll` old; one caller re-checks while the others wait for it.
+async fn shared_serving(
+    health: &dyn HealthService,
+    shared: &Mutex<Option<(Instant, ServingStatus)>>,
+    poll: Duration,
+) -> ServingStatus {
+    let mut last = shared.lock().await;
+    match *last {
+        Some((at, status)) if at.elapsed() < poll => status,
+        _ => {
+            let status = serving(health).await;
+            *last = Some((Instant::now(), status));
+            status
+        }
     }
 }
 
@@ -62,26 +91,36 @@ impl Health for HealthGrpc {
         let known = SERVICES.contains(&request.get_ref().service.as_str());
         let (sink, stream) = outbound::channel(1);
         let health = self.health.clone();
+        let shared = self.shared.clone();
         let poll = self.poll;
+        let stop = self.stop.clone();
         tokio::spawn(async move {
             // Per the protocol: the current status at once, then every change.
             let mut last = None;
             loop {
                 let now = if known {
-                    serving(&*health).await
+                    shared_serving(&*health, &shared, poll).await
                 } else {
                     ServingStatus::ServiceUnknown
                 };
                 if last != Some(now) {
-                    if sink.send(response(now)).await.is_err() {
-                        return;
+                    let sent = tokio::select! {
+                        sent = sink.send(response(now)) => sent.is_ok(),
+                        () = stop.cancelled() => false,
+                    };
+                    if !sent {
+                        break;
                     }
                     last = Some(now);
                 }
                 tokio::select! {
                     () = tokio::time::sleep(poll) => {}
                     () = sink.closed() => return,
+                    () = stop.cancelled() => break,
                 }
+            }
+            if stop.is_cancelled() {
+                sink.finish(Status::unavailable("server shutting down"));
             }
         });
         Ok(Response::new(stream))

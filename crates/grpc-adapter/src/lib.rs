@@ -100,6 +100,17 @@ pub async fn serve(
     config: GrpcConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
+    // Streams that would otherwise run until their client leaves (health `Watch`, a
+    // `ListUsers` whose reader stopped reading) end when shutdown starts, so the
+    // graceful stop does not wait out the grace period for them.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let shutdown = {
+        let stop = stop.clone();
+        async move {
+            shutdown.await;
+            stop.cancel();
+        }
+    };
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -112,6 +123,7 @@ pub async fn serve(
     let users = pb::users::user_service_server::UserServiceServer::new(users::UsersGrpc::new(
         state.users.clone(),
         state.auth.clone(),
+        stop.clone(),
     ))
     .max_decoding_message_size(config.max_message_bytes);
     let chat = pb::chat::chat_service_server::ChatServiceServer::new(chat::ChatGrpc::new(
@@ -123,6 +135,7 @@ pub async fn serve(
     let health = tonic_health::pb::health_server::HealthServer::new(health::HealthGrpc::new(
         state.health.clone(),
         config.health_poll,
+        stop,
     ));
     Server::builder()
         .max_concurrent_streams(config.max_concurrent_streams)

@@ -6,6 +6,7 @@ use domain::users::{Role, User, UserId};
 use domain::{Cursor, Limit, Version};
 use ports::auth::AuthService;
 use ports::users::{CreateUser, ListUsers, UpdateUser, UserService};
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use crate::auth::authenticate;
@@ -17,11 +18,17 @@ use crate::status::{invalid, status};
 pub struct UsersGrpc {
     users: Arc<dyn UserService>,
     auth: Arc<dyn AuthService>,
+    /// Cancelled when the server starts shutting down.
+    stop: CancellationToken,
 }
 
 impl UsersGrpc {
-    pub fn new(users: Arc<dyn UserService>, auth: Arc<dyn AuthService>) -> Self {
-        Self { users, auth }
+    pub fn new(
+        users: Arc<dyn UserService>,
+        auth: Arc<dyn AuthService>,
+        stop: CancellationToken,
+    ) -> Self {
+        Self { users, auth, stop }
     }
 }
 
@@ -151,6 +158,7 @@ impl user_service_server::UserService for UsersGrpc {
             // stops the paging, not the memory.
             let (sink, stream) = outbound::channel(limit.get() as usize);
             let users = self.users.clone();
+            let stop = self.stop.clone();
             tokio::spawn(async move {
                 let produce = async {
                     loop {
@@ -183,6 +191,7 @@ impl user_service_server::UserService for UsersGrpc {
                     outcome = produce => outcome,
                     () = deadline.passed() => Err(deadline::exceeded()),
                     () = sink.closed() => Ok(()),
+                    () = stop.cancelled() => Err(Status::unavailable("server shutting down; resume with `after`")),
                 };
                 if let Err(status) = outcome {
                     sink.finish(status);

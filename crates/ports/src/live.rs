@@ -228,14 +228,18 @@ impl Live {
     pub fn connect(self: &Arc<Self>) -> Result<Subscription, LiveError> {
         // Count first, then check: concurrent connects cannot slip past the cap together.
         let open = self.open.fetch_add(1, Ordering::Relaxed) + 1;
-        if open > self.config.max_subscribers || self.is_closing() {
-            self.open.fetch_sub(1, Ordering::Relaxed);
-            return Err(LiveError::Full);
-        }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(self.config.queue.max(1));
         let ended = Arc::new(EndSignal::default());
-        self.lock().insert(
+        let mut subscribers = self.lock();
+        // Checked under the lock `close_all` sweeps with: a subscriber is either
+        // refused here or registered before the sweep, never missed by it.
+        if open > self.config.max_subscribers || self.is_closing() {
+            drop(subscribers);
+            self.open.fetch_sub(1, Ordering::Relaxed);
+            return Err(LiveError::Full);
+        }
+        subscribers.insert(
             id,
             Subscriber {
                 deliveries: tx,
@@ -243,6 +247,7 @@ impl Live {
                 topics: HashSet::new(),
             },
         );
+        drop(subscribers);
         Ok(Subscription {
             live: self.clone(),
             id,

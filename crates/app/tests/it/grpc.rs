@@ -420,9 +420,11 @@ struct ChatSession {
 }
 
 async fn chat_session(app: &TestApp, token: &str) -> Result<ChatSession, Status> {
-    let mut client = ChatServiceClient::connect(app.grpc_address.clone())
-        .await
-        .unwrap();
+    chat_session_on(channel(app).await, token).await
+}
+
+async fn chat_session_on(channel: Channel, token: &str) -> Result<ChatSession, Status> {
+    let mut client = ChatServiceClient::new(channel);
     let (tx, outgoing) = mpsc::channel(64);
     let rx = client
         .chat(authed(ReceiverStream::new(outgoing), token))
@@ -630,7 +632,16 @@ async fn a_chat_stream_too_slow_to_read_ends_with_resource_exhausted() {
     .await;
     let (_, ada) = app.signed_in("Ada", "ada@example.com").await;
     let (_, grace) = app.signed_in("Grace", "grace@example.com").await;
-    let mut slow = chat_session(&app, &ada).await.unwrap();
+    // HTTP/2's smallest windows: what `slow` does not read soon holds the server back,
+    // instead of piling up in the client's buffers.
+    let small_windows = Channel::from_shared(app.grpc_address.clone())
+        .unwrap()
+        .initial_stream_window_size(65_535)
+        .initial_connection_window_size(65_535)
+        .connect()
+        .await
+        .unwrap();
+    let mut slow = chat_session_on(small_windows, &ada).await.unwrap();
     slow.join("general").await;
     let mut sender = chat_session(&app, &grace).await.unwrap();
     sender.join("general").await;
@@ -666,8 +677,25 @@ async fn shutdown_ends_chat_streams_with_unavailable_and_stops_cleanly() {
     let (_, ada) = app.signed_in("Ada", "ada@example.com").await;
     let mut a = chat_session(&app, &ada).await.unwrap();
     a.join("general").await;
+    // A health watch never ends by itself; shutdown must end it too, or the graceful
+    // stop would wait out the grace period and fail.
+    let mut health = HealthClient::new(channel(&app).await);
+    let mut watch = health
+        .watch(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = watch.message().await.unwrap().unwrap();
+    assert_eq!(first.status, ServingStatus::Serving as i32);
+
     app.begin_shutdown();
     let ended = a.next().await.unwrap_err();
     assert_eq!(ended.code(), Code::Unavailable, "{ended:?}");
-    app.wait().await.expect("stops cleanly");
+    let watch_ended = watch.message().await.unwrap_err();
+    assert_eq!(watch_ended.code(), Code::Unavailable, "{watch_ended:?}");
+    app.wait()
+        .await
+        .expect("stops cleanly, within the grace period");
 }
