@@ -34,6 +34,14 @@ db:
 mail:
     docker compose up -d mail
 
+# Build and start the whole stack (db, mail, app) with docker compose.
+up:
+    docker compose up -d --build --wait
+
+# Stop the stack (data stays in the db-data volume).
+down:
+    docker compose down
+
 # Run only the background job workers.
 worker:
     cargo run -p app -- worker

@@ -23,6 +23,9 @@ enum Command {
     Migrate,
     /// Print the OpenAPI document (YAML) and exit.
     Openapi,
+    /// Exit 0 when this host's server answers `/api/health/ready` with 200 (on `PORT`);
+    /// for container health checks, where no curl is available.
+    Healthcheck,
     /// Create an admin, or promote an existing user to admin and set their password.
     /// The password is read from ADMIN_PASSWORD, else from the first line of stdin.
     CreateAdmin {
@@ -48,7 +51,7 @@ async fn main() -> ExitCode {
         }
     };
     let command = cli.command.unwrap_or(Command::Serve);
-    if !matches!(command, Command::Openapi) {
+    if !matches!(command, Command::Openapi | Command::Healthcheck) {
         telemetry::init(settings.log_format, &settings.log_filter);
     }
     match run(command, &settings).await {
@@ -96,6 +99,7 @@ async fn run(command: Command, settings: &Settings) -> anyhow::Result<()> {
             tracing::info!(applied = ?applied, "migrations applied");
             Ok(())
         }
+        Command::Healthcheck => app::healthcheck(settings.port).await,
         Command::Openapi => {
             print!("{}", http_adapter::openapi_yaml());
             Ok(())

@@ -84,6 +84,28 @@ async fn sigterm_stops_the_server_gracefully_with_exit_code_0() {
         .unwrap();
     assert_eq!(health.status(), 200);
 
+    // The container health check: ready here, and a failure where nothing listens.
+    let port = address.rsplit_once(':').unwrap().1;
+    let check = app()
+        .args(["healthcheck"])
+        .env("PORT", port)
+        .output()
+        .await
+        .unwrap();
+    assert!(check.status.success(), "{check:?}");
+    let unused = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let check = app()
+        .args(["healthcheck"])
+        .env("PORT", unused.to_string())
+        .output()
+        .await
+        .unwrap();
+    assert!(!check.status.success(), "{check:?}");
+
     let pid = child.id().unwrap().to_string();
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &pid])
