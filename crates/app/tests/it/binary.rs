@@ -338,3 +338,117 @@ async fn jobs_in_flight_when_the_process_is_killed_complete_after_a_restart() {
     second.start_kill().unwrap();
     second.wait().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_never_reach_the_logs() {
+    use serde_json::json;
+
+    let db = test_support::TestDb::new().await;
+    // Trust authentication ignores the password, so one can ride along in the DSN.
+    let dsn_password = "dsn-pw-5f0c2e9a";
+    let (scheme, rest) = db.url().split_once("://").unwrap();
+    let url = match rest.split_once('@') {
+        Some((user, host)) => format!("{scheme}://{user}:{dsn_password}@{host}"),
+        None => format!("{scheme}://postgres:{dsn_password}@{rest}"),
+    };
+    let mut child = app()
+        .env("DATABASE_URL", &url)
+        .env("JWT_SECRET", crate::support::JWT_SECRET)
+        .env("RUST_LOG", "debug")
+        .spawn()
+        .unwrap();
+    let (address, mut lines) = listening(&mut child).await;
+    // Debug logging is chatty: read it as it comes, or the pipe fills and the server
+    // blocks on its next log line.
+    let stdout = tokio::spawn(async move {
+        let mut all = Vec::new();
+        while let Ok(Some(line)) = lines.next_line().await {
+            all.push(line);
+        }
+        all.join("\n")
+    });
+    let mut stderr_pipe = child.stderr.take().unwrap();
+    let stderr = tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        let mut text = String::new();
+        let _ = stderr_pipe.read_to_string(&mut text).await;
+        text
+    });
+    let base = format!("http://{address}");
+    let client = reqwest::Client::new();
+    let password = "pw-never-logged-7d31a";
+    let wrong_password = "wrong-pw-never-logged-0b9e";
+    let created = client
+        .post(format!("{base}/api/users"))
+        .json(&json!({"name": "Ada", "email": "ada@example.com", "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let refused = client
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({"email": "ada@example.com", "password": wrong_password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    let tokens: serde_json::Value = client
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({"email": "ada@example.com", "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let me = client
+        .get(format!("{base}/api/users/me"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+    let refreshed = client
+        .post(format!("{base}/api/auth/refresh"))
+        .json(&json!({"refresh_token": refresh}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refreshed.status(), 200);
+    // A garbage token in a header and a token in a query string are not logged either.
+    let garbage = client
+        .get(format!("{base}/api/users/me"))
+        .header("authorization", "Bearer garbage-token-never-logged")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(garbage.status(), 401);
+
+    let pid = child.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let output = tokio::time::timeout(Duration::from_secs(15), async {
+        format!("{}\n{}", stdout.await.unwrap(), stderr.await.unwrap())
+    })
+    .await
+    .expect("the server stops");
+    assert!(
+        output.contains("request completed"),
+        "the logs were captured"
+    );
+    for secret in [
+        password,
+        wrong_password,
+        &access,
+        &refresh,
+        "garbage-token-never-logged",
+        crate::support::JWT_SECRET,
+        dsn_password,
+    ] {
+        assert!(!output.contains(secret), "{secret} appears in the logs");
+    }
+}
