@@ -2,6 +2,7 @@
 //! serves them over HTTP, and shuts everything down in order.
 
 pub mod config;
+pub mod layers;
 pub mod telemetry;
 pub mod workers;
 

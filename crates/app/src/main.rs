@@ -21,6 +21,9 @@ enum Command {
     Worker,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Print the effective configuration (secrets redacted) and where each value came
+    /// from, then exit.
+    Config,
     /// Print the OpenAPI document (YAML) and exit.
     Openapi,
     /// Exit 0 when this host's server answers `/api/health/ready` with 200 (on `PORT`);
@@ -43,14 +46,19 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     // A local `.env` is a convenience for development; real environment variables win.
     let _ = dotenvy::dotenv();
-    let settings = match Settings::from_env() {
-        Ok(settings) => settings,
+    let loaded = match app::layers::load() {
+        Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
     let command = cli.command.unwrap_or(Command::Serve);
+    if matches!(command, Command::Config) {
+        print!("{}", app::layers::describe(&loaded));
+        return ExitCode::SUCCESS;
+    }
+    let settings = loaded.settings;
     if !matches!(command, Command::Openapi | Command::Healthcheck) {
         telemetry::init(settings.log_format, &settings.log_filter);
     }
@@ -100,6 +108,7 @@ async fn run(command: Command, settings: &Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Healthcheck => app::healthcheck(settings.port).await,
+        Command::Config => Ok(()),
         Command::Openapi => {
             print!("{}", http_adapter::openapi_yaml());
             Ok(())

@@ -452,3 +452,47 @@ async fn secrets_never_reach_the_logs() {
         assert!(!output.contains(secret), "{secret} appears in the logs");
     }
 }
+
+#[tokio::test]
+async fn app_config_prints_the_layers_with_secrets_redacted() {
+    let dir = std::env::temp_dir().join(format!("app-config-it-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("settings.toml");
+    std::fs::write(&file, "db_max_connections = 17\nport = 7000\n").unwrap();
+    let output = app()
+        .arg("config")
+        .env("APP_CONFIG", &file)
+        .env("PORT", "7100")
+        .env("JWT_SECRET", crate::support::JWT_SECRET)
+        .env("DATABASE_URL", "postgres://app:hunter2-db@db:5432/app")
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.contains("DB_MAX_CONNECTIONS = 17"), "{text}");
+    assert!(text.contains("PORT = 7100    # environment"), "{text}");
+    assert!(text.contains("port: 7100"), "{text}");
+    assert!(!text.contains(crate::support::JWT_SECRET), "{text}");
+    assert!(!text.contains("hunter2-db"), "{text}");
+
+    // A missing file, or an unknown key, stops start-up naming the file.
+    let missing = app()
+        .arg("config")
+        .env("APP_CONFIG", dir.join("nope.toml"))
+        .output()
+        .await
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("nope.toml"));
+    std::fs::write(&file, "prot = 7000\n").unwrap();
+    let typo = app()
+        .arg("config")
+        .env("APP_CONFIG", &file)
+        .output()
+        .await
+        .unwrap();
+    assert!(!typo.status.success());
+    assert!(String::from_utf8_lossy(&typo.stderr).contains("unknown setting `prot`"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
