@@ -39,8 +39,18 @@ pub(crate) fn observe<T>(
     };
     metrics::counter!("grpc_requests_total", "method" => method, "code" => format!("{code:?}"))
         .increment(1);
+    let elapsed = started.elapsed();
     metrics::histogram!("grpc_request_duration_seconds", "method" => method)
-        .record(started.elapsed().as_secs_f64());
+        .record(elapsed.as_secs_f64());
+    let latency_ms = elapsed.as_secs_f64() * 1000.0;
+    let code = format!("{code:?}");
+    // Inside the call's span, so with its request id: one line per call, like HTTP.
+    if matches!(result, Err(s) if matches!(s.code(), tonic::Code::Internal | tonic::Code::Unavailable | tonic::Code::Unknown))
+    {
+        tracing::warn!(code, latency_ms, "rpc completed");
+    } else {
+        tracing::info!(code, latency_ms, "rpc completed");
+    }
 }
 
 /// Generated message types, servers and clients.
@@ -138,6 +148,22 @@ pub async fn serve(
         stop,
     ));
     Server::builder()
+        // One span per call, with the caller's `x-request-id` (if sane) or a new one,
+        // like HTTP requests: every log line of the call carries it.
+        .trace_fn(|request| {
+            let request_id = request
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| {
+                    !v.is_empty()
+                        && v.len() <= 128
+                        && v.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+                })
+                .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
+            tracing::info_span!("rpc", method = %request.uri().path(), request_id = %request_id)
+        })
         .max_concurrent_streams(config.max_concurrent_streams)
         .http2_keepalive_interval(Some(config.keepalive))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
