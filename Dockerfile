@@ -15,7 +15,10 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /app /app
 USER nonroot:nonroot
-ENV HOST=0.0.0.0 PORT=8080 GRPC_PORT=50051 LOG_FORMAT=json
+# A fixed mmap threshold: each argon2 hash (19 MiB) is mapped and returned to the OS
+# when done. glibc's adaptive threshold would instead keep them in its heaps, and the
+# process grew past 700 MiB under registration load (see docs/benchmarks.md).
+ENV HOST=0.0.0.0 PORT=8080 GRPC_PORT=50051 LOG_FORMAT=json MALLOC_MMAP_THRESHOLD_=1048576
 EXPOSE 8080 50051
 # `app healthcheck` asks /api/health/ready on PORT: healthy only when the database answers.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 CMD ["/app", "healthcheck"]

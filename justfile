@@ -18,8 +18,14 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
 
-# Benchmarks (release build): WebSocket fan-out, messages/s, p99 latency, memory.
-bench clients="200" messages="2000":
+# The benchmark suite (release build, a scratch Postgres database): HTTP with wrk vs a
+# pgbench reference, gRPC, WebSocket, criterion, start-up and memory; one table, also
+# written to target/bench/results.md. See docs/benchmarks.md.
+bench:
+    bash scripts/bench/run.sh
+
+# WebSocket fan-out alone: clients in one room, delivered messages/s, p99, memory.
+bench-ws clients="200" messages="2000":
     cargo run --release -p app --example ws_load -- {{clients}} {{messages}}
 
 # Regenerate docs/openapi.yaml from the handlers.

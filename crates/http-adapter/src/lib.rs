@@ -24,4 +24,5 @@ pub use idempotency::FingerprintKey;
 pub use openapi::{ApiDoc, openapi_yaml};
 pub use problem::{ApiError, Problem};
 pub use server::{ApiState, HttpConfig, MetricsRenderer, app, server};
+pub use users::UserResponse;
 pub use ws::{WsConfig, WsHub};

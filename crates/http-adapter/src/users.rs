@@ -79,9 +79,9 @@ pub(crate) fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<S
     String::deserialize(d).map(Some)
 }
 
-/// A user as the API shows it.
+/// A user as the API shows it (public for clients' tests and the benchmarks).
 #[derive(Serialize, ToSchema)]
-pub(crate) struct UserResponse {
+pub struct UserResponse {
     id: Uuid,
     name: String,
     email: String,
