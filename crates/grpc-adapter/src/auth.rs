@@ -11,9 +11,7 @@ pub fn authenticate<T>(auth: &dyn AuthService, request: &Request<T>) -> Result<P
     let token = value
         .to_str()
         .ok()
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
+        .and_then(ports::auth::bearer_token)
         .ok_or_else(invalid)?;
     auth.authenticate(token).map_err(|_| invalid())
 }

@@ -66,9 +66,7 @@ pub(crate) fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
     let token = header
         .to_str()
         .ok()
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
+        .and_then(ports::auth::bearer_token)
         .ok_or_else(invalid_token)?;
     let auth = req
         .app_data::<web::Data<dyn AuthService>>()

@@ -79,7 +79,8 @@ pub(crate) fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<S
     String::deserialize(d).map(Some)
 }
 
-/// A user as the API shows it (public for clients' tests and the benchmarks).
+// Public so clients' tests and the benchmarks can build one.
+/// A user as the API shows it.
 #[derive(Serialize, ToSchema)]
 pub struct UserResponse {
     id: Uuid,

@@ -40,6 +40,16 @@ pub trait AuthService: Send + Sync + 'static {
     fn authenticate(&self, access_token: &str) -> Result<Principal, Error>;
 }
 
+/// The token of an `Authorization: Bearer <token>` value (the scheme in any case), as
+/// every transport reads it; `None` for any other scheme or shape.
+pub fn bearer_token(authorization: &str) -> Option<&str> {
+    authorization
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .filter(|token| !token.is_empty())
+}
+
 /// The application service behind [`AuthService`].
 pub struct Auth {
     users: Arc<dyn UserRepository>,
@@ -175,6 +185,15 @@ mod tests {
     use domain::users::{Credentials, MockUserRepository, Role, User, UserName};
 
     use super::*;
+
+    #[test]
+    fn bearer_tokens_are_read_in_any_case_and_nothing_else_is() {
+        assert_eq!(bearer_token("Bearer abc.def"), Some("abc.def"));
+        assert_eq!(bearer_token("bearer  abc "), Some("abc"));
+        for other in ["Basic abc", "Bearer", "Bearer ", "abc", ""] {
+            assert_eq!(bearer_token(other), None, "{other}");
+        }
+    }
 
     fn ada() -> User {
         User::new(
