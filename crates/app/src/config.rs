@@ -35,6 +35,11 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// The `RUST_LOG` directives, checked at start-up.
     pub log_filter: String,
+    /// Where spans are exported (OTLP over HTTP/protobuf); `None` exports nothing and
+    /// connects nowhere.
+    pub otlp_endpoint: Option<String>,
+    /// The `service.name` exported spans carry.
+    pub service_name: String,
     pub auth: AuthSettings,
     /// Bound on fetching a user and their posts together (`?include=posts`).
     pub fanout_deadline: Duration,
@@ -178,6 +183,14 @@ impl fmt::Debug for Settings {
             .field("http", &self.http)
             .field("log_format", &self.log_format)
             .field("log_filter", &self.log_filter)
+            .field(
+                "otlp_endpoint",
+                &self
+                    .otlp_endpoint
+                    .as_deref()
+                    .map(postgres_adapter::redact_url),
+            )
+            .field("service_name", &self.service_name)
             .field("auth", &self.auth)
             .field("fanout_deadline", &self.fanout_deadline)
             .field(
@@ -251,6 +264,21 @@ impl Settings {
             log_filter: env
                 .raw("RUST_LOG")
                 .unwrap_or_else(|| DEFAULT_LOG_FILTER.to_owned()),
+            otlp_endpoint: match env.raw("OTEL_EXPORTER_OTLP_ENDPOINT") {
+                Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+                    Some(url.trim_end_matches('/').to_owned())
+                }
+                Some(other) => {
+                    return Err(ConfigError {
+                        var: "OTEL_EXPORTER_OTLP_ENDPOINT",
+                        reason: format!("expected an http:// or https:// URL, got `{other}`"),
+                    });
+                }
+                None => None,
+            },
+            service_name: env
+                .raw("OTEL_SERVICE_NAME")
+                .unwrap_or_else(|| "users-service".to_owned()),
             fanout_deadline: env.millis("FANOUT_DEADLINE_MS", Duration::from_millis(5000))?,
             mail: MailSettings {
                 smtp_url: env.raw("SMTP_URL"),

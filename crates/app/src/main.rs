@@ -39,10 +39,7 @@ enum Command {
     },
 }
 
-// A multi-thread runtime: actix-web still gives each HTTP worker its own thread, while
-// database connection drivers and background tasks share the work-stealing pool.
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     // A local `.env` is a convenience for development; real environment variables win.
     let _ = dotenvy::dotenv();
@@ -59,17 +56,37 @@ async fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let settings = loaded.settings;
-    if !matches!(command, Command::Openapi | Command::Healthcheck) {
-        telemetry::init(settings.log_format, &settings.log_filter);
-    }
-    match run(command, &settings).await {
-        Ok(()) => ExitCode::SUCCESS,
+    // Telemetry lives outside the runtime: its exporter flushes with blocking I/O.
+    let telemetry = (!matches!(command, Command::Openapi | Command::Healthcheck))
+        .then(|| telemetry::init(&settings));
+    // A multi-thread runtime: actix-web still gives each HTTP worker its own thread,
+    // while gRPC, database connection drivers and background tasks share the
+    // work-stealing pool.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
         Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "exiting");
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
         }
+    };
+    let code = runtime.block_on(async {
+        match run(command, &settings).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(error = format!("{e:#}"), "exiting");
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        }
+    });
+    drop(runtime);
+    if let Some(telemetry) = telemetry {
+        telemetry.shutdown();
     }
+    code
 }
 
 /// The admin password: never from argv, where other users can read it.

@@ -1,28 +1,68 @@
+//! Logs (JSON or pretty, to stdout) and, when configured, span export over OTLP.
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::fmt::format::FmtSpan;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::config::LogFormat;
+use crate::config::{LogFormat, Settings};
 
-/// Installs the global subscriber: `filter` is the checked `RUST_LOG`, `format` picks one
-/// JSON object per line or human-readable text. Logs go to stdout.
-pub fn init(format: LogFormat, filter: &str) {
+/// What must be flushed before the process exits.
+pub struct Telemetry {
+    traces: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Exports the spans still buffered. Call outside the async runtime: the exporter
+    /// uses a blocking HTTP client.
+    pub fn shutdown(self) {
+        if let Some(provider) = self.traces
+            && let Err(error) = provider.shutdown()
+        {
+            eprintln!("warning: flushing exported spans failed: {error}");
+        }
+    }
+}
+
+/// Installs the global subscriber: `RUST_LOG` filtering, one JSON object per line or
+/// human-readable text on stdout, and with `OTEL_EXPORTER_OTLP_ENDPOINT` every span
+/// (requests, RPCs, jobs, with their request ids) exported in batches from a background
+/// thread. Call before starting the async runtime.
+pub fn init(settings: &Settings) -> Telemetry {
     let filter = EnvFilter::builder()
-        .parse(filter)
+        .parse(&settings.log_filter)
         .unwrap_or_else(|_| EnvFilter::new(crate::config::DEFAULT_LOG_FILTER));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_span_events(FmtSpan::NONE);
-    let result = match format {
-        LogFormat::Json => builder
+    let logs = match settings.log_format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
             .with_current_span(false)
             .with_span_list(true)
-            .try_init(),
-        LogFormat::Pretty => builder.try_init(),
+            .boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer().boxed(),
     };
+    let traces = settings.otlp_endpoint.as_deref().and_then(|endpoint| {
+        match exporter(endpoint, &settings.service_name) {
+            Ok(provider) => Some(provider),
+            Err(error) => {
+                eprintln!("warning: span export is off: {error}");
+                None
+            }
+        }
+    });
+    let export = traces.as_ref().map(|provider| {
+        tracing_opentelemetry::layer().with_tracer(provider.tracer(settings.service_name.clone()))
+    });
     // Already installed (a test harness did it): keep that one.
-    let _ = result;
+    let _ = tracing_subscriber::registry()
+        .with(logs)
+        .with(export)
+        .with(filter)
+        .try_init();
 
     // Panics become log lines with the request's span, not bare stderr text.
     std::panic::set_hook(Box::new(|info| {
@@ -32,4 +72,24 @@ pub fn init(format: LogFormat, filter: &str) {
             .unwrap_or_default();
         tracing::error!(%location, panic = %info, "panic");
     }));
+    Telemetry { traces }
+}
+
+fn exporter(
+    endpoint: &str,
+    service_name: &str,
+) -> Result<SdkTracerProvider, opentelemetry_otlp::ExporterBuildError> {
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_endpoint(format!("{endpoint}/v1/traces"))
+        .with_timeout(std::time::Duration::from_secs(5))
+        .build()?;
+    Ok(SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(
+            Resource::builder()
+                .with_service_name(service_name.to_owned())
+                .build(),
+        )
+        .build())
 }

@@ -496,3 +496,100 @@ async fn app_config_prints_the_layers_with_secrets_redacted() {
     assert!(String::from_utf8_lossy(&typo.stderr).contains("unknown setting `prot`"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A stand-in OTLP/HTTP collector: answers 200 to every request and hands over each
+/// request's path and body.
+async fn fake_collector() -> (String, tokio::sync::mpsc::Receiver<(String, Vec<u8>)>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                loop {
+                    let mut buffer = Vec::new();
+                    let mut chunk = [0u8; 8192];
+                    // Headers, then as many body bytes as Content-Length says.
+                    let (head_end, length) = loop {
+                        let n = match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        buffer.extend_from_slice(&chunk[..n]);
+                        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&buffer[..end]).to_lowercase();
+                            let length = head
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length:"))
+                                .and_then(|v| v.trim().parse::<usize>().ok())
+                                .unwrap_or(0);
+                            break (end + 4, length);
+                        }
+                    };
+                    while buffer.len() < head_end + length {
+                        let n = match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        buffer.extend_from_slice(&chunk[..n]);
+                    }
+                    let head = String::from_utf8_lossy(&buffer[..head_end]).to_string();
+                    let path = head.split_whitespace().nth(1).unwrap_or("").to_owned();
+                    let body = buffer[head_end..head_end + length].to_vec();
+                    let _ = tx.send((path, body)).await;
+                    let ok = b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n";
+                    if stream.write_all(ok).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (address, rx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_are_exported_over_otlp_when_an_endpoint_is_configured() {
+    let (collector, mut exports) = fake_collector().await;
+    let mut child = app()
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &collector)
+        .env("OTEL_SERVICE_NAME", "users-service-under-test")
+        .spawn()
+        .unwrap();
+    let (address, _lines) = listening(&mut child).await;
+    let health = reqwest::get(format!("http://{address}/api/health"))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let request_id = health.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+
+    // Stopping flushes the batch.
+    let pid = child.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("exits")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+
+    let (path, body) = tokio::time::timeout(Duration::from_secs(5), exports.recv())
+        .await
+        .expect("spans were exported")
+        .unwrap();
+    assert_eq!(path, "/v1/traces");
+    let contains = |needle: &str| body.windows(needle.len()).any(|w| w == needle.as_bytes());
+    assert!(contains("users-service-under-test"), "the service name");
+    assert!(contains("request"), "the request span");
+    assert!(contains(&request_id), "the request id");
+}
