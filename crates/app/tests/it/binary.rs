@@ -55,6 +55,25 @@ async fn an_unreachable_database_fails_start_up_naming_the_host_not_the_password
     assert!(!all.contains("s3cretpw"), "{all}");
 }
 
+/// Sends SIGTERM, as an orchestrator stopping the container would.
+fn sigterm(child: &tokio::process::Child) {
+    let pid = child.id().expect("still running").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+}
+
+/// SIGTERM, then the exit status within 15 s (the grace period and then some).
+async fn terminate(child: &mut tokio::process::Child) -> std::process::ExitStatus {
+    sigterm(child);
+    tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("exits within the grace period")
+        .unwrap()
+}
+
 type Lines = tokio::io::Lines<BufReader<tokio::process::ChildStdout>>;
 
 /// Reads the JSON log until the server says where it listens.
@@ -106,17 +125,7 @@ async fn sigterm_stops_the_server_gracefully_with_exit_code_0() {
         .unwrap();
     assert!(!check.status.success(), "{check:?}");
 
-    let pid = child.id().unwrap().to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-
-    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
-        .await
-        .expect("exits within the grace period")
-        .unwrap();
+    let status = terminate(&mut child).await;
     assert!(status.success(), "{status:?}");
     let mut rest = Vec::new();
     while let Some(line) = lines.next_line().await.unwrap() {
@@ -426,11 +435,7 @@ async fn secrets_never_reach_the_logs() {
         .unwrap();
     assert_eq!(garbage.status(), 401);
 
-    let pid = child.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
+    sigterm(&child);
     let output = tokio::time::timeout(Duration::from_secs(15), async {
         format!("{}\n{}", stdout.await.unwrap(), stderr.await.unwrap())
     })
@@ -572,15 +577,7 @@ async fn spans_are_exported_over_otlp_when_an_endpoint_is_configured() {
         .to_owned();
 
     // Stopping flushes the batch.
-    let pid = child.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
-        .await
-        .expect("exits")
-        .unwrap();
+    let status = terminate(&mut child).await;
     assert!(status.success(), "{status:?}");
 
     let (path, body) = tokio::time::timeout(Duration::from_secs(5), exports.recv())
