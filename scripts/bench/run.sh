@@ -93,6 +93,10 @@ COLD_STARTUP_MS=$STARTUP_MS
 curl -sf -o /dev/null "http://127.0.0.1:$PORT/api/users" -H 'content-type: application/json' \
   -d '{"name":"Seed","email":"seed@bench.test","password":"bench password 1234"}'
 psql -q "$URL" -f scripts/bench/seed.sql >/dev/null
+# Settle the database after the bulk insert, so a checkpoint or autovacuum of the
+# seed does not land in the middle of a measured row.
+psql -q "$URL" -c "VACUUM ANALYZE" >/dev/null
+psql -q "$URL" -c "CHECKPOINT" >/dev/null 2>&1 || true
 psql -At "$URL" -c "SELECT id FROM users WHERE email LIKE 'user-%'" >"$OUT/ids.txt"
 TOKEN=$(curl -sf "http://127.0.0.1:$PORT/api/auth/login" -H 'content-type: application/json' \
   -d '{"email":"seed@bench.test","password":"bench password 1234"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
@@ -104,6 +108,9 @@ sleep 1
 IDLE_RSS_KIB=$(rss_kib "$SERVER_PID" VmRSS)
 
 echo "HTTP load..." >&2
+# Warm-up (not reported): connections, caches, the pool's first checkouts.
+BENCH_KIND=user BENCH_TOKEN=$TOKEN wrk -t2 -c"$CONNS" -d2s -s scripts/bench/load.lua \
+  "http://127.0.0.1:$PORT" -- "$OUT/ids.txt" >/dev/null
 load health "GET /api/health" "$CONNS" "$SECS" >/dev/null
 USER_QUIET=$(load user "GET /api/users/{id}" "$CONNS" "$SECS")
 load include "GET /api/users/{id}?include=posts" "$CONNS" "$SECS" >/dev/null
