@@ -258,6 +258,17 @@ impl Settings {
                 body_limit: env.positive("BODY_LIMIT_BYTES", http_defaults.body_limit)?,
                 workers: env.optional_positive("HTTP_WORKERS")?,
                 auth_rate_limit_per_minute: env.parse("AUTH_RATE_LIMIT_PER_MINUTE", 10)?,
+                cors_allowed_origins: env
+                    .raw("CORS_ALLOWED_ORIGINS")
+                    .map(|raw| {
+                        raw.split(',')
+                            .map(str::trim)
+                            .filter(|o| !o.is_empty())
+                            .map(str::to_owned)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                hsts: env.parse("HSTS", false)?,
                 // Replaced at start-up by a key derived from the JWT secret.
                 fingerprint_key: http_defaults.fingerprint_key.clone(),
             },

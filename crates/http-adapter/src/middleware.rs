@@ -42,6 +42,9 @@ pub async fn request_context(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let request_id = request_id_from(&req);
+    let hsts = req
+        .app_data::<web::Data<HttpConfig>>()
+        .is_some_and(|config| config.hsts);
     // The route pattern, never the raw path: ids in paths would explode label sets.
     let route = req
         .match_pattern()
@@ -64,11 +67,20 @@ pub async fn request_context(
             if let Some(value) = header {
                 res.headers_mut().insert(X_REQUEST_ID, value);
             }
+            secure(res.headers_mut(), hsts);
             (res.status(), Ok(res.map_into_boxed_body()))
         }
         Err(error) => {
             let status = error.as_response_error().status_code();
-            (status, Err(WithRequestId { error, header }.into()))
+            (
+                status,
+                Err(WithRequestId {
+                    error,
+                    header,
+                    hsts,
+                }
+                .into()),
+            )
         }
     };
     let status = status.as_u16();
@@ -96,6 +108,27 @@ pub async fn request_context(
 struct WithRequestId {
     error: actix_web::Error,
     header: Option<HeaderValue>,
+    hsts: bool,
+}
+
+/// Headers every response carries: no MIME sniffing, no framing, no referrer leaks,
+/// and HSTS when the service is reached over TLS (`HSTS=true`).
+fn secure(headers: &mut actix_web::http::header::HeaderMap, hsts: bool) {
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    if hsts {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
+    }
 }
 
 impl std::fmt::Display for WithRequestId {
@@ -114,6 +147,7 @@ impl ResponseError for WithRequestId {
         if let Some(value) = &self.header {
             response.headers_mut().insert(X_REQUEST_ID, value.clone());
         }
+        secure(response.headers_mut(), self.hsts);
         response
     }
 }

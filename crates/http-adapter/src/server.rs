@@ -87,6 +87,12 @@ pub struct HttpConfig {
     pub auth_rate_limit_per_minute: u32,
     /// Keys the `Idempotency-Key` request fingerprints; shared by every instance.
     pub fingerprint_key: FingerprintKey,
+    /// Origins allowed to call the API from a browser (CORS); empty: none, and no CORS
+    /// headers at all.
+    pub cors_allowed_origins: Vec<String>,
+    /// Send `Strict-Transport-Security` (only when clients reach the service over TLS,
+    /// e.g. behind a TLS-terminating proxy).
+    pub hsts: bool,
 }
 
 impl Default for HttpConfig {
@@ -101,6 +107,8 @@ impl Default for HttpConfig {
             workers: None,
             auth_rate_limit_per_minute: 10,
             fingerprint_key: FingerprintKey(random_key()),
+            cors_allowed_origins: Vec::new(),
+            hsts: false,
         }
     }
 }
@@ -148,6 +156,7 @@ fn app_with(
     >,
 > {
     let metrics_renderer = state.metrics.clone().map(web::Data::new);
+    let cors = cors(&config.cors_allowed_origins);
     let mut app = App::new();
     if let Some(renderer) = metrics_renderer {
         app = app.app_data(renderer);
@@ -193,10 +202,45 @@ fn app_with(
             HttpResponse::build(StatusCode::NOT_FOUND).finish()
         }))
         .wrap(from_fn(middleware::problem_fallback))
+        .wrap(actix_web::middleware::Condition::new(
+            cors.is_some(),
+            cors.unwrap_or_default(),
+        ))
         .wrap(Compress::default())
         .wrap(from_fn(middleware::deadline))
         .wrap(from_fn(middleware::catch_panic))
         .wrap(from_fn(middleware::request_context))
+}
+
+/// CORS for the configured origins, or `None` when no origin is allowed (browsers then
+/// keep cross-origin pages from reading responses, as without any CORS headers).
+fn cors(origins: &[String]) -> Option<actix_cors::Cors> {
+    use actix_web::http::header;
+    if origins.is_empty() {
+        return None;
+    }
+    let cors = origins
+        .iter()
+        .fold(actix_cors::Cors::default(), |cors, origin| {
+            cors.allowed_origin(origin)
+        })
+        .allowed_methods(["GET", "POST", "PATCH", "DELETE", "OPTIONS"])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_MATCH,
+            header::IF_NONE_MATCH,
+            header::HeaderName::from_static("idempotency-key"),
+            header::HeaderName::from_static("x-request-id"),
+        ])
+        .expose_headers([
+            header::ETAG,
+            header::LOCATION,
+            header::RETRY_AFTER,
+            header::HeaderName::from_static("x-request-id"),
+        ])
+        .max_age(3600);
+    Some(cors)
 }
 
 /// An HTTP server on `listener`, not yet running: await it to serve, stop it through

@@ -31,6 +31,11 @@ async fn a_panicking_handler_gets_a_500_problem_and_the_server_keeps_serving() {
         "application/problem+json"
     );
     assert!(response.headers().contains_key("x-request-id"));
+    // Responses the server renders from errors carry the security headers too.
+    assert_eq!(
+        response.headers().get("x-content-type-options").unwrap(),
+        "nosniff"
+    );
     let body = test::read_body(response).await;
     assert!(!String::from_utf8_lossy(&body).contains("bug in a handler"));
 
@@ -182,4 +187,101 @@ async fn every_log_line_of_a_request_carries_its_request_id() {
             "line without the request id: {json}"
         );
     }
+}
+
+#[actix_web::test]
+async fn every_response_carries_the_security_headers_and_hsts_only_when_configured() {
+    for (hsts, uri) in [
+        (false, "/api/health"),
+        (false, "/no/such/route"),
+        (true, "/api/health"),
+    ] {
+        let config = HttpConfig {
+            hsts,
+            ..HttpConfig::default()
+        };
+        let reply = send_with(state(untouched()), config, TestRequest::get().uri(uri)).await;
+        assert_eq!(reply.header("x-content-type-options"), "nosniff", "{uri}");
+        assert_eq!(reply.header("x-frame-options"), "DENY", "{uri}");
+        assert_eq!(reply.header("referrer-policy"), "no-referrer", "{uri}");
+        assert_eq!(
+            reply.headers.contains_key("strict-transport-security"),
+            hsts,
+            "{uri}"
+        );
+        assert!(!reply.headers.contains_key("server"), "no version banner");
+    }
+}
+
+#[actix_web::test]
+async fn cors_answers_only_the_configured_origins() {
+    let preflight = |origin: &str| {
+        TestRequest::default()
+            .method(actix_web::http::Method::OPTIONS)
+            .uri("/api/users")
+            .insert_header(("origin", origin))
+            .insert_header(("access-control-request-method", "POST"))
+            .insert_header((
+                "access-control-request-headers",
+                "content-type, authorization",
+            ))
+    };
+    // Not configured: no CORS headers for anyone.
+    let reply = send_with(
+        state(untouched()),
+        HttpConfig::default(),
+        TestRequest::get()
+            .uri("/api/health")
+            .insert_header(("origin", "https://app.example.com")),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    assert!(!reply.headers.contains_key("access-control-allow-origin"));
+
+    let config = HttpConfig {
+        cors_allowed_origins: vec!["https://app.example.com".into()],
+        ..HttpConfig::default()
+    };
+    let allowed = send_with(
+        state(untouched()),
+        config.clone(),
+        preflight("https://app.example.com"),
+    )
+    .await;
+    assert!(allowed.status.is_success(), "{:?}", allowed.status);
+    assert_eq!(
+        allowed.header("access-control-allow-origin"),
+        "https://app.example.com"
+    );
+    assert!(
+        allowed
+            .header("access-control-allow-headers")
+            .contains("authorization")
+    );
+
+    let simple = send_with(
+        state(untouched()),
+        config.clone(),
+        TestRequest::get()
+            .uri("/api/health")
+            .insert_header(("origin", "https://app.example.com")),
+    )
+    .await;
+    assert_eq!(
+        simple.header("access-control-allow-origin"),
+        "https://app.example.com"
+    );
+    assert!(
+        simple
+            .header("access-control-expose-headers")
+            .contains("x-request-id")
+    );
+
+    let refused = send_with(
+        state(untouched()),
+        config,
+        preflight("https://evil.example"),
+    )
+    .await;
+    assert!(!refused.headers.contains_key("access-control-allow-origin"));
 }
