@@ -416,4 +416,36 @@ mod tests {
         let shown = format!("{:?}", settings());
         assert!(!shown.contains("0123456789"), "{shown}");
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
+
+        /// Arbitrary strings are refused, never a panic.
+        #[test]
+        fn garbage_never_verifies(raw in proptest::prelude::any::<String>()) {
+            proptest::prop_assert!(tokens().verify(&raw).is_err());
+        }
+
+        /// Changing any one byte of a valid token (header, payload or signature) makes it
+        /// invalid.
+        #[test]
+        fn a_token_with_any_byte_changed_is_refused(at in 0usize..1000, byte in 0x21u8..0x7f) {
+            let tokens = tokens();
+            let token = tokens.issue(&principal()).unwrap().token;
+            let at = at % token.len();
+            let mut tampered = token.clone().into_bytes();
+            proptest::prop_assume!(tampered[at] != byte);
+            tampered[at] = byte;
+            let tampered = String::from_utf8(tampered).unwrap();
+            // Base64url has a few encodings of the same final bits in its last
+            // character; those decode to the same bytes and stay valid by design.
+            let last_of_a_part = tampered
+                .as_bytes()
+                .get(at + 1)
+                .is_none_or(|next| *next == b'.');
+            if !last_of_a_part {
+                proptest::prop_assert!(tokens.verify(&tampered).is_err(), "{tampered}");
+            }
+        }
+    }
 }

@@ -18,6 +18,9 @@ pub mod posts;
 pub mod users;
 mod version;
 
+#[cfg(test)]
+mod properties;
+
 pub use error::{Error, FieldError, ValidationErrors};
 pub use pagination::{Cursor, Limit, Page};
 pub use version::Version;

@@ -127,3 +127,31 @@ pub(crate) fn error(code: &str, message: impl Into<String>) -> String {
     }
     .to_text()
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Whatever a client sends, parsing answers a frame or an error, never a panic.
+        #[test]
+        fn arbitrary_text_frames_parse_or_fail_cleanly(raw in any::<String>()) {
+            let _ = serde_json::from_str::<ClientFrame>(&raw);
+        }
+
+        /// Frame-shaped JSON with arbitrary field values.
+        #[test]
+        fn frame_shaped_json_parses_or_fails_cleanly(
+            kind in "(join|leave|message|subscribe|ping|[a-z]{0,8})",
+            room in any::<String>(),
+            extra in any::<Option<String>>(),
+        ) {
+            let frame = serde_json::json!({"type": kind, "room": room, "text": extra, "since": extra});
+            let _ = serde_json::from_str::<ClientFrame>(&frame.to_string());
+        }
+    }
+}
