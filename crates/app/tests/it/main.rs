@@ -7,6 +7,7 @@ mod auth;
 mod binary;
 mod grpc;
 mod health;
+mod hostile;
 mod jobs;
 mod lifecycle;
 mod metrics;
