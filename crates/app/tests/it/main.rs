@@ -5,6 +5,7 @@
 
 mod auth;
 mod binary;
+mod faults;
 mod grpc;
 mod health;
 mod hostile;
