@@ -28,6 +28,14 @@ bench:
 bench-ws clients="200" messages="2000":
     cargo run --release -p app --example ws_load -- {{clients}} {{messages}}
 
+# Dependency policy (deny.toml): licences, bans and sources, as CI checks them.
+deny:
+    cargo deny check licenses bans sources
+
+# Known vulnerabilities in dependencies (needs the RustSec database from GitHub).
+audit:
+    cargo deny check advisories
+
 # Regenerate docs/openapi.yaml from the handlers.
 openapi:
     cargo run -q -p app -- openapi > docs/openapi.yaml
