@@ -8,9 +8,8 @@ COPY . .
 # Protobufs compile with protox (pure Rust): no protoc in the image.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p app \
-    && cp target/release/app /app \
-    && strip /app
+    cargo build --profile container --locked -p app \
+    && cp target/container/app /app
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /app /app
