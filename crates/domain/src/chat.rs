@@ -108,6 +108,19 @@ pub struct Since {
     pub truncated: bool,
 }
 
+impl Since {
+    /// The first `bound` of `newer` (oldest first; fetch one more than `bound`, so a
+    /// longer list says that more were missed).
+    pub fn bounded(mut newer: Vec<ChatMessage>, bound: u32) -> Self {
+        let truncated = newer.len() > bound as usize;
+        newer.truncate(bound as usize);
+        Self {
+            messages: newer,
+            truncated,
+        }
+    }
+}
+
 /// Where chat messages are kept.
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]

@@ -57,17 +57,12 @@ impl ChatRepository for MemoryChatRepository {
             .iter()
             .find(|(_, m)| m.id == *after)
             .map_or(0, |(seq, _)| *seq);
-        let mut newer: Vec<ChatMessage> = all
+        let newer: Vec<ChatMessage> = all
             .into_iter()
             .filter(|(seq, _)| *seq > from)
             .map(|(_, m)| m)
             .collect();
-        let truncated = newer.len() > bound as usize;
-        newer.truncate(bound as usize);
-        Ok(Since {
-            messages: newer,
-            truncated,
-        })
+        Ok(Since::bounded(newer, bound))
     }
 
     async fn page(

@@ -132,13 +132,7 @@ impl ChatRepository for PgChatRepository {
         .load(&mut conn)
         .await
         .map_err(query_error)?;
-        let mut all = messages(rows)?;
-        let truncated = all.len() > bound as usize;
-        all.truncate(bound as usize);
-        Ok(Since {
-            messages: all,
-            truncated,
-        })
+        Ok(Since::bounded(messages(rows)?, bound))
     }
 
     async fn page(
