@@ -116,6 +116,51 @@ impl TestDb {
         .expect("restoring the database");
     }
 
+    /// Terminates every session on this database (as an operator's `pg_terminate_backend`
+    /// or a failover would) without refusing new ones; returns how many were ended.
+    pub async fn terminate_sessions(&self) -> i64 {
+        let mut conn = admin_connection(&self.admin_url).await;
+        count(
+            &mut conn,
+            &format!(
+                // In the select list, not the WHERE clause: Postgres may evaluate a
+                // qualifier before the `datname` filter and terminate everyone.
+                "SELECT count(*) FILTER (WHERE ended) AS n FROM \
+                 (SELECT pg_terminate_backend(pid) AS ended FROM pg_stat_activity \
+                  WHERE datname = '{}' AND pid <> pg_backend_pid()) AS terminated",
+                self.name
+            ),
+        )
+        .await
+    }
+
+    /// Every row of a one-column query on this database, as text.
+    pub async fn strings(&self, sql: &str) -> Vec<String> {
+        use diesel::sql_types::Text;
+        use diesel_async::RunQueryDsl;
+
+        #[derive(diesel::QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = Text)]
+            value: String,
+        }
+        let mut conn = self.connect().await;
+        diesel::sql_query(format!(
+            "SELECT q.value::text AS value FROM ({sql}) AS q(value)"
+        ))
+        .load::<Row>(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .into_iter()
+        .map(|r| r.value)
+        .collect()
+    }
+
+    /// `SELECT count(*) AS n …` on this database.
+    pub async fn count(&self, sql: &str) -> i64 {
+        count(&mut self.connect().await, sql).await
+    }
+
     /// How many sessions on this database are blocked waiting for a lock.
     pub async fn sessions_waiting_for_locks(&self) -> i64 {
         use diesel::sql_types::{BigInt, Text};
@@ -307,6 +352,22 @@ pub fn with_database(url: &str, name: &str) -> String {
         out.push_str(query);
     }
     out
+}
+
+async fn count(conn: &mut AsyncPgConnection, sql: &str) -> i64 {
+    use diesel::sql_types::BigInt;
+    use diesel_async::RunQueryDsl;
+
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    diesel::sql_query(sql)
+        .get_result::<Count>(conn)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .n
 }
 
 #[cfg(test)]

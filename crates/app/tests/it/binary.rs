@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-fn app() -> Command {
+pub(crate) fn app() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_app"));
     // Away from any developer `.env`, with a clean slate of settings.
     cmd.current_dir(std::env::temp_dir())
@@ -56,7 +56,7 @@ async fn an_unreachable_database_fails_start_up_naming_the_host_not_the_password
 }
 
 /// Sends SIGTERM, as an orchestrator stopping the container would.
-fn sigterm(child: &tokio::process::Child) {
+pub(crate) fn sigterm(child: &tokio::process::Child) {
     let pid = child.id().expect("still running").to_string();
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &pid])
@@ -74,10 +74,10 @@ async fn terminate(child: &mut tokio::process::Child) -> std::process::ExitStatu
         .unwrap()
 }
 
-type Lines = tokio::io::Lines<BufReader<tokio::process::ChildStdout>>;
+pub(crate) type Lines = tokio::io::Lines<BufReader<tokio::process::ChildStdout>>;
 
 /// Reads the JSON log until the server says where it listens.
-async fn listening(child: &mut tokio::process::Child) -> (String, Lines) {
+pub(crate) async fn listening(child: &mut tokio::process::Child) -> (String, Lines) {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let address = tokio::time::timeout(Duration::from_secs(15), async {
         while let Some(line) = lines.next_line().await.unwrap() {

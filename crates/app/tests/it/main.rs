@@ -14,5 +14,6 @@ mod lifecycle;
 mod metrics;
 mod posts;
 mod support;
+mod under_load;
 mod users;
 mod ws;
