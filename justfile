@@ -28,6 +28,13 @@ bench:
 bench-ws clients="200" messages="2000":
     cargo run --release -p app --example ws_load -- {{clients}} {{messages}}
 
+# Property-based API fuzzing: schemathesis (from PyPI, into the target dir) against the
+# debug server on a scratch Postgres database, from docs/openapi.yaml. As in CI.
+# `FUZZ_SEED=random FUZZ_EXAMPLES=150 just fuzz-api` explores further.
+fuzz-api:
+    cargo build -p app
+    bash scripts/schemathesis.sh
+
 # Dependency policy (deny.toml): licences, bans and sources, as CI checks them.
 deny:
     cargo deny check licenses bans sources

@@ -19,11 +19,20 @@ use utoipa::ToSchema;
 use crate::extract::Json;
 use crate::problem::{ApiError, Problem};
 use crate::server::RateLimits;
+use crate::server::allow;
 
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/auth/login", web::post().to(login))
-        .route("/auth/refresh", web::post().to(refresh))
-        .route("/auth/logout", web::post().to(logout));
+    for (path, handler) in [
+        ("/auth/login", web::post().to(login)),
+        ("/auth/refresh", web::post().to(refresh)),
+        ("/auth/logout", web::post().to(logout)),
+    ] {
+        cfg.service(
+            web::resource(path)
+                .route(handler)
+                .default_service(allow("POST")),
+        );
+    }
 }
 
 /// The authenticated caller. Extracting it answers `401` when the request has no valid

@@ -4,10 +4,19 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::problem::Problem;
+use crate::server::allow;
 
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health", web::get().to(liveness))
-        .route("/health/ready", web::get().to(readiness));
+    cfg.service(
+        web::resource("/health")
+            .route(web::get().to(liveness))
+            .default_service(allow("GET")),
+    )
+    .service(
+        web::resource("/health/ready")
+            .route(web::get().to(readiness))
+            .default_service(allow("GET")),
+    );
 }
 
 #[derive(Serialize, ToSchema)]

@@ -9,10 +9,19 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::problem::{ApiError, Problem};
+use crate::server::allow;
 
 pub(crate) fn admin_routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/jobs").route(web::get().to(list_jobs)))
-        .service(web::resource("/jobs/{id}/retry").route(web::post().to(retry_job)));
+    cfg.service(
+        web::resource("/jobs")
+            .route(web::get().to(list_jobs))
+            .default_service(allow("GET")),
+    )
+    .service(
+        web::resource("/jobs/{id}/retry")
+            .route(web::post().to(retry_job))
+            .default_service(allow("POST")),
+    );
 }
 
 /// A background job.
@@ -66,12 +75,17 @@ pub(crate) struct JobPage {
 #[into_params(parameter_in = Query)]
 pub(crate) struct ListParams {
     /// Only jobs in this state.
-    #[param(example = "dead")]
+    #[param(
+        example = "dead",
+        nullable = false,
+        pattern = "^(queued|running|completed|failed|dead)$"
+    )]
     state: Option<String>,
     /// Page size, 1 to 100.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100, default = 20)]
     limit: Option<String>,
-    /// The `next_cursor` of the previous page.
+    /// The `next_cursor` of the previous page (opaque).
+    #[param(nullable = false)]
     cursor: Option<String>,
 }
 

@@ -1,4 +1,5 @@
 use actix_web::{HttpResponse, web};
+use utoipa::openapi::RefOr;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
@@ -35,7 +36,7 @@ use crate::{auth, health, jobs, posts, problem, users};
         auth::refresh,
         auth::logout,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &UniformAnswers, &Links),
     components(schemas(problem::Problem, problem::FieldProblem)),
     tags(
         (name = "health", description = "Liveness and readiness"),
@@ -66,6 +67,155 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+    }
+}
+
+/// Answers that come from the shared extractors and middleware rather than from one
+/// handler, added to every operation they apply to (where the handler's own annotation
+/// does not already describe them), so the document cannot forget one:
+/// - a JSON body: 400 (not JSON), 413 (too large), 415 (not `application/json`), 422;
+/// - path parameters: 400 (an id that is not a UUID);
+/// - query parameters: 400 (an unreadable query string, a repeated parameter);
+/// - a `bearer` requirement: 401;
+/// - every operation: 500, and 504 past the request deadline; every one but liveness:
+///   503 when the database is unavailable.
+struct UniformAnswers;
+
+impl Modify for UniformAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::ParameterIn;
+
+        for (path, item) in &mut openapi.paths.paths {
+            for operation in operations(item) {
+                let parameters = || {
+                    operation
+                        .parameters
+                        .iter()
+                        .flatten()
+                        .filter_map(|p| match p {
+                            RefOr::T(p) => Some(p.parameter_in.clone()),
+                            RefOr::Ref(_) => None,
+                        })
+                        .collect::<Vec<_>>()
+                };
+                let mut answers: Vec<(u16, &str)> = Vec::new();
+                if operation.request_body.is_some() {
+                    answers.extend([
+                        (400, "Malformed JSON"),
+                        (413, "Body too large"),
+                        (415, "Not JSON"),
+                        (422, "Invalid, missing or unknown fields"),
+                    ]);
+                }
+                let parameters = parameters();
+                if parameters.iter().any(|p| matches!(p, ParameterIn::Path)) {
+                    answers.push((
+                        400,
+                        "A path parameter is malformed (an id that is not a UUID)",
+                    ));
+                }
+                if parameters.iter().any(|p| matches!(p, ParameterIn::Query)) {
+                    answers.push((400, "Unreadable query string, or a parameter given twice"));
+                }
+                if operation.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                    answers.push((401, "Missing, invalid or expired token"));
+                }
+                answers.push((500, "Internal error"));
+                if path != "/api/health" {
+                    answers.push((503, "Database unavailable"));
+                }
+                answers.push((504, "Request deadline exceeded"));
+                for (status, description) in answers {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_string())
+                        .or_insert_with(|| problem_response(description));
+                }
+            }
+        }
+    }
+}
+
+fn operations(
+    item: &mut utoipa::openapi::PathItem,
+) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    [
+        &mut item.get,
+        &mut item.put,
+        &mut item.post,
+        &mut item.delete,
+        &mut item.patch,
+    ]
+    .into_iter()
+    .filter_map(Option::as_mut)
+}
+
+fn problem_response(description: &str) -> RefOr<utoipa::openapi::Response> {
+    RefOr::T(
+        utoipa::openapi::ResponseBuilder::new()
+            .description(description)
+            .content(
+                crate::problem::PROBLEM_JSON,
+                utoipa::openapi::ContentBuilder::new()
+                    .schema(Some(utoipa::openapi::Ref::from_schema_name("Problem")))
+                    .build(),
+            )
+            .build(),
+    )
+}
+
+/// OpenAPI links: where a created resource's id goes next. Clients (and the stateful
+/// API fuzzing in CI) follow them from a creation to the reads, updates and deletes.
+struct Links;
+
+impl Modify for Links {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::link::LinkBuilder;
+
+        let follow = [
+            (
+                "/api/users",
+                "201",
+                &[
+                    ("GetUser", "get_user"),
+                    ("UpdateUser", "update_user"),
+                    ("ListUserPosts", "list_user_posts"),
+                    ("DeleteUser", "delete_user"),
+                ][..],
+            ),
+            (
+                "/api/posts",
+                "201",
+                &[
+                    ("GetPost", "get_post"),
+                    ("UpdatePost", "update_post"),
+                    ("DeletePost", "delete_post"),
+                ][..],
+            ),
+        ];
+        for (path, status, links) in follow {
+            let Some(RefOr::T(created)) = openapi
+                .paths
+                .paths
+                .get_mut(path)
+                .and_then(|item| item.post.as_mut())
+                .and_then(|op| op.responses.responses.get_mut(status))
+            else {
+                continue;
+            };
+            for (name, operation_id) in links {
+                created.links.insert(
+                    (*name).to_owned(),
+                    RefOr::T(
+                        LinkBuilder::new()
+                            .operation_id(*operation_id)
+                            .parameter("id", "$response.body#/id")
+                            .build(),
+                    ),
+                );
+            }
+        }
     }
 }
 

@@ -15,6 +15,7 @@ use crate::etag::{etag, if_match};
 use crate::extract::{Json, JsonLimit};
 use crate::idempotency::idempotent;
 use crate::problem::{ApiError, Problem};
+use crate::server::allow;
 
 /// A 20,000-character body is up to 80 KB of UTF-8, more once JSON-escaped; the
 /// general 64 KiB limit would refuse valid posts.
@@ -24,16 +25,22 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/posts")
             .app_data(JsonLimit(POST_BODY_LIMIT))
-            .route(web::post().to(create_post)),
+            .route(web::post().to(create_post))
+            .default_service(allow("POST")),
     )
     .service(
         web::resource("/posts/{id}")
             .app_data(JsonLimit(POST_BODY_LIMIT))
             .route(web::get().to(get_post))
             .route(web::patch().to(update_post))
-            .route(web::delete().to(delete_post)),
+            .route(web::delete().to(delete_post))
+            .default_service(allow("GET, PATCH, DELETE")),
     )
-    .service(web::resource("/users/{id}/posts").route(web::get().to(list_user_posts)));
+    .service(
+        web::resource("/users/{id}/posts")
+            .route(web::get().to(list_user_posts))
+            .default_service(allow("GET")),
+    );
 }
 
 /// A new post. Unknown fields are rejected.
@@ -41,10 +48,18 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreatePostRequest {
     /// 1 to 200 characters after trimming, one line.
-    #[schema(example = "Notes on the Analytical Engine")]
+    #[schema(
+        example = "Notes on the Analytical Engine",
+        min_length = 1,
+        max_length = 200
+    )]
     title: String,
     /// 1 to 20,000 characters after trimming.
-    #[schema(example = "It might act upon other things besides number.")]
+    #[schema(
+        example = "It might act upon other things besides number.",
+        min_length = 1,
+        max_length = 20000
+    )]
     body: String,
 }
 
@@ -52,9 +67,13 @@ pub(crate) struct CreatePostRequest {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UpdatePostRequest {
+    /// 1 to 200 characters after trimming, one line.
     #[serde(default, deserialize_with = "crate::users::present")]
+    #[schema(nullable = false, min_length = 1, max_length = 200)]
     title: Option<String>,
+    /// 1 to 20,000 characters after trimming.
     #[serde(default, deserialize_with = "crate::users::present")]
+    #[schema(nullable = false, min_length = 1, max_length = 20000)]
     body: Option<String>,
 }
 
@@ -114,7 +133,7 @@ fn post_id(raw: &str) -> Result<PostId, ApiError> {
 /// Write a post as the caller.
 #[utoipa::path(post, path = "/api/posts", tag = "posts",
     security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header,
+    params(("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = "^[!-~]{1,255}$",
         description = "Retrying with the same key and body replays the first response (24 h)")),
     request_body = CreatePostRequest,
     responses(
@@ -136,7 +155,11 @@ pub(crate) async fn create_post(
 ) -> Result<HttpResponse, ApiError> {
     let command = CreatePost::parse(&body.title, &body.body).map_err(domain::Error::from)?;
     idempotent(&req, format!("user:{}", caller.user_id), || async move {
-        let post = posts.create(caller, command).await?;
+        let post = posts.create(caller, command).await.map_err(|e| match e {
+            // The token outlived its account (deleted since): it proves nothing any more.
+            domain::Error::NotFound { .. } => crate::auth::invalid_token(),
+            other => other.into(),
+        })?;
         Ok(HttpResponse::Created()
             .insert_header((header::LOCATION, format!("/api/posts/{}", post.id)))
             .insert_header((ETAG, etag(post.version)))
@@ -149,7 +172,7 @@ pub(crate) async fn create_post(
 #[utoipa::path(get, path = "/api/posts/{id}", tag = "posts",
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The post's id"),
-        ("If-None-Match" = Option<String>, Header, description = "An ETag seen before: 304 if unchanged")),
+        ("If-None-Match" = Option<String>, Header, nullable = false, description = "An ETag seen before: 304 if unchanged")),
     responses(
         (status = 200, description = "The post", body = PostResponse, headers(("ETag" = String))),
         (status = 304, description = "Not modified since the given ETag"),
@@ -176,7 +199,7 @@ pub(crate) async fn get_post(
 #[utoipa::path(patch, path = "/api/posts/{id}", tag = "posts",
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The post's id"),
-        ("If-Match" = Option<String>, Header,
+        ("If-Match" = Option<String>, Header, nullable = false,
             description = "The ETag the change is based on; a stale one gets 412 and nothing is written. Without it the last write wins.")),
     request_body = UpdatePostRequest,
     responses(
@@ -197,9 +220,10 @@ pub(crate) async fn update_post(
     Json(body): Json<UpdatePostRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let id = post_id(&id)?;
-    let expected = if_match(&req)?;
+    // Invalid content is 422 whatever the precondition says: fixing it comes first.
     let command = UpdatePost::parse(body.title.as_deref(), body.body.as_deref())
         .map_err(domain::Error::from)?;
+    let expected = if_match(&req)?;
     let post = posts.update(caller, id, command, expected).await?;
     Ok(crate::etag::ok(post.version, PostResponse::from(post)))
 }

@@ -265,3 +265,17 @@ pub fn server(
     }
     Ok(builder.listen(listener)?.run())
 }
+
+/// The answer to a method a resource does not have: 405 with the methods it has in
+/// `Allow` (RFC 9110 §15.5.6), as a problem. Each resource lists its own; a test checks
+/// every list against the OpenAPI document.
+pub(crate) fn allow(methods: &'static str) -> actix_web::Route {
+    web::to(move || async move {
+        let mut response = Problem::for_status(StatusCode::METHOD_NOT_ALLOWED).response();
+        response.headers_mut().insert(
+            actix_web::http::header::ALLOW,
+            actix_web::http::header::HeaderValue::from_static(methods),
+        );
+        response
+    })
+}

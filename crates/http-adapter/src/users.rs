@@ -16,36 +16,47 @@ use crate::extract::Json;
 use crate::idempotency::idempotent;
 use crate::posts::PostResponse;
 use crate::problem::{ApiError, Problem};
+use crate::server::allow;
 
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/users")
             .route(web::post().to(create_user))
-            .route(web::get().to(list_users)),
+            .route(web::get().to(list_users))
+            .default_service(allow("GET, POST")),
     )
     // Registered before `/users/{id}`, which would otherwise take "me" for an id.
-    .service(web::resource("/users/me").route(web::get().to(me)))
+    .service(
+        web::resource("/users/me")
+            .route(web::get().to(me))
+            .default_service(allow("GET")),
+    )
     .service(
         web::resource("/users/{id}")
             .route(web::get().to(get_user))
-            .route(web::patch().to(update_user)),
+            .route(web::patch().to(update_user))
+            .default_service(allow("GET, PATCH")),
     );
 }
 
 /// Routes of the `/api/admin` scope, which is guarded for admins as a whole.
 pub(crate) fn admin_routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/users/{id}").route(web::delete().to(delete_user)));
+    cfg.service(
+        web::resource("/users/{id}")
+            .route(web::delete().to(delete_user))
+            .default_service(allow("DELETE")),
+    );
 }
 
 /// Registration request. Unknown fields are rejected.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateUserRequest {
-    /// 1 to 100 characters after trimming.
-    #[schema(example = "Ada Lovelace")]
+    /// 1 to 100 characters after trimming, no control characters.
+    #[schema(example = "Ada Lovelace", min_length = 1, max_length = 100)]
     name: String,
     /// ASCII only; trimmed; unique ignoring case.
-    #[schema(example = "ada@example.com")]
+    #[schema(example = "ada@example.com", format = Email, min_length = 3, max_length = 254)]
     email: String,
     /// 12 to 128 characters, kept exactly as typed. Never returned or logged.
     #[schema(
@@ -61,15 +72,22 @@ pub(crate) struct CreateUserRequest {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UpdateUserRequest {
+    /// 1 to 100 characters after trimming, no control characters.
     #[serde(default, deserialize_with = "present")]
-    #[schema(example = "Ada King")]
+    #[schema(
+        example = "Ada King",
+        nullable = false,
+        min_length = 1,
+        max_length = 100
+    )]
     name: Option<String>,
+    /// ASCII only; trimmed; unique ignoring case.
     #[serde(default, deserialize_with = "present")]
-    #[schema(example = "ada.king@example.com")]
+    #[schema(example = "ada.king@example.com", format = Email, nullable = false, min_length = 3, max_length = 254)]
     email: Option<String>,
-    /// `user` or `admin`; only an admin may set it.
+    /// `user` or `admin`; only an admin may set it, and not on their own account.
     #[serde(default, deserialize_with = "present")]
-    #[schema(example = "user")]
+    #[schema(example = "user", nullable = false, pattern = "^(user|admin)$")]
     role: Option<String>,
 }
 
@@ -119,7 +137,8 @@ impl From<User> for UserResponse {
 pub(crate) struct UserWithPostsResponse {
     #[serde(flatten)]
     user: UserResponse,
-    /// The user's latest 20 posts, newest first.
+    /// The user's latest 20 posts, newest first; only with `?include=posts`.
+    #[schema(required = false)]
     posts: Vec<PostResponse>,
 }
 
@@ -128,7 +147,7 @@ pub(crate) struct UserWithPostsResponse {
 pub(crate) struct GetParams {
     /// `posts` adds the user's latest 20 posts, fetched concurrently with the user
     /// under the fan-out deadline (`504` past it).
-    #[param(example = "posts")]
+    #[param(example = "posts", nullable = false, pattern = "^posts$")]
     include: Option<String>,
 }
 
@@ -156,7 +175,8 @@ pub(crate) struct ListParams {
     /// Page size, 1 to 100.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100, default = 20)]
     pub(crate) limit: Option<String>,
-    /// The `next_cursor` of the previous page.
+    /// The `next_cursor` of the previous page (opaque).
+    #[param(nullable = false)]
     pub(crate) cursor: Option<String>,
 }
 
@@ -166,7 +186,7 @@ pub(crate) fn user_id(raw: &str) -> Result<UserId, ApiError> {
 
 /// Register a user.
 #[utoipa::path(post, path = "/api/users", tag = "users",
-    params(("Idempotency-Key" = Option<String>, Header,
+    params(("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = "^[!-~]{1,255}$",
         description = "Retrying with the same key and body replays the first response (24 h)")),
     request_body = CreateUserRequest,
     responses(
@@ -203,7 +223,7 @@ pub(crate) async fn create_user(
 #[utoipa::path(get, path = "/api/users/{id}", tag = "users",
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The user's id"), GetParams,
-        ("If-None-Match" = Option<String>, Header, description = "An ETag seen before: 304 if unchanged")),
+        ("If-None-Match" = Option<String>, Header, nullable = false, description = "An ETag seen before: 304 if unchanged")),
     responses(
         (status = 200, description = "The user (with `posts` when `include=posts`; no ETag then)",
             body = UserWithPostsResponse, headers(("ETag" = String))),
@@ -211,6 +231,7 @@ pub(crate) async fn create_user(
         (status = 400, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, invalid or expired token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`include` other than `posts`", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "Internal error", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
         (status = 504, description = "Request deadline exceeded", body = Problem, content_type = "application/problem+json"),
@@ -255,7 +276,7 @@ fn with_etag(user: User) -> HttpResponse {
 #[utoipa::path(patch, path = "/api/users/{id}", tag = "users",
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The user's id"),
-        ("If-Match" = Option<String>, Header,
+        ("If-Match" = Option<String>, Header, nullable = false,
             description = "The ETag the change is based on; a stale one gets 412 and nothing is written. Without it the last write wins.")),
     request_body = UpdateUserRequest,
     responses(
@@ -265,7 +286,7 @@ fn with_etag(user: User) -> HttpResponse {
         (status = 401, description = "Missing, invalid or expired token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not your account, or a role change by a non-admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "E-mail already taken", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "E-mail already taken, or an admin demoting themselves", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
@@ -285,13 +306,14 @@ pub(crate) async fn update_user(
         // Whatever the value: asking for a role is the forbidden part.
         return Err(domain::Error::Forbidden("only an admin can change a role").into());
     }
-    let expected = if_match(&req)?;
+    // Invalid content is 422 whatever the precondition says: fixing it comes first.
     let command = UpdateUser::parse(
         body.name.as_deref(),
         body.email.as_deref(),
         body.role.as_deref(),
     )
     .map_err(domain::Error::from)?;
+    let expected = if_match(&req)?;
     let user = users.update(caller, id, command, expected).await?;
     Ok(with_etag(user))
 }
@@ -370,6 +392,7 @@ pub(crate) async fn me(
         (status = 401, description = "Missing, invalid or expired token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "One's own account: another admin deletes it", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn delete_user(

@@ -100,8 +100,8 @@ pub trait UserService: Send + Sync + 'static {
     /// Changes a user, if `expected` (when given) is still their version. [`Error::Forbidden`] unless `actor` is that user or an admin, or
     /// when a non-admin asks for a role; [`Error::NotFound`] for an unknown id,
     /// [`Error::Duplicate`] when the new e-mail belongs to another user,
-    /// [`Error::VersionMismatch`] when `expected` is stale. An empty update returns the
-    /// user unchanged.
+    /// [`Error::VersionMismatch`] when `expected` is stale, [`Error::Conflict`] when an
+    /// admin would demote themselves. An empty update returns the user unchanged.
     async fn update(
         &self,
         actor: Principal,
@@ -114,8 +114,9 @@ pub trait UserService: Send + Sync + 'static {
     async fn list(&self, query: ListUsers) -> Result<Page<User>, Error>;
 
     /// Deletes a user with everything they own and ends their sessions.
-    /// [`Error::Forbidden`] unless `actor` is an admin; [`Error::NotFound`] for an
-    /// unknown id.
+    /// [`Error::Forbidden`] unless `actor` is an admin; [`Error::Conflict`] for the
+    /// actor's own account (an admin never removes the last admin by accident);
+    /// [`Error::NotFound`] for an unknown id.
     async fn delete(&self, actor: Principal, id: UserId) -> Result<(), Error>;
 
     /// Makes `email` an admin with this name and password: creates the account, or
@@ -218,6 +219,12 @@ impl UserService for Users {
         if command.role.is_some() && !actor.is_admin() {
             return Err(Error::Forbidden("only an admin can change a role"));
         }
+        if id == actor.user_id && actor.is_admin() && command.role == Some(Role::User) {
+            // Otherwise the last admin could lock everyone out of administration.
+            return Err(Error::Conflict(
+                "an admin cannot demote themselves; another admin can",
+            ));
+        }
         if command.is_empty() {
             let user = self.repo.get(&id).await?;
             return match expected {
@@ -236,6 +243,11 @@ impl UserService for Users {
     async fn delete(&self, actor: Principal, id: UserId) -> Result<(), Error> {
         if !actor.is_admin() {
             return Err(Error::Forbidden("only an admin can delete users"));
+        }
+        if id == actor.user_id {
+            return Err(Error::Conflict(
+                "an admin cannot delete their own account; another admin can",
+            ));
         }
         self.repo.delete(&id).await?;
         // Postgres drops the tokens with the user (ON DELETE CASCADE); other stores rely
@@ -511,6 +523,20 @@ mod tests {
         let refused = users.delete(as_user(id), id).await;
         assert!(matches!(refused, Err(Error::Forbidden(_))));
         users.delete(as_admin(), id).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_admin_may_neither_delete_nor_demote_themselves() {
+        let mut repo = MockUserRepository::new();
+        repo.expect_delete().never();
+        repo.expect_update().never();
+        let users = users(repo);
+        let admin = as_admin();
+        let deleted = users.delete(admin, admin.user_id).await;
+        assert!(matches!(deleted, Err(Error::Conflict(_))), "{deleted:?}");
+        let demote = UpdateUser::parse(None, None, Some("user")).unwrap();
+        let demoted = users.update(admin, admin.user_id, demote, None).await;
+        assert!(matches!(demoted, Err(Error::Conflict(_))), "{demoted:?}");
     }
 
     #[tokio::test]

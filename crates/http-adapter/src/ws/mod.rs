@@ -17,10 +17,19 @@ use ports::live::{Ended, LiveError, RateLimit, Subscription};
 use protocol::{ClientFrame, MessageView, ServerFrame, error};
 
 use crate::problem::{ApiError, Problem};
+use crate::server::allow;
 
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/ws", web::get().to(connect))
-        .route("/rooms/{room}/messages", web::get().to(room_history));
+    cfg.service(
+        web::resource("/ws")
+            .route(web::get().to(connect))
+            .default_service(allow("GET")),
+    )
+    .service(
+        web::resource("/rooms/{room}/messages")
+            .route(web::get().to(room_history))
+            .default_service(allow("GET")),
+    );
 }
 
 /// The caller, from `Authorization: Bearer` or, for browsers (which cannot set headers
@@ -260,7 +269,7 @@ pub(crate) struct MessagePage {
 /// A room's messages, newest first.
 #[utoipa::path(get, path = "/api/rooms/{room}/messages", tag = "chat",
     security(("bearer" = [])),
-    params(("room" = String, Path, description = "1-64 of a-z, 0-9, - and _"), crate::users::ListParams),
+    params(("room" = String, Path, pattern = "^[a-z0-9_-]{1,64}$", description = "1-64 of a-z, 0-9, - and _"), crate::users::ListParams),
     responses(
         (status = 200, description = "A page of messages", body = MessagePage),
         (status = 401, description = "Missing, invalid or expired token", body = Problem, content_type = "application/problem+json"),

@@ -68,3 +68,51 @@ async fn the_reference_page_is_served_offline() {
     .await;
     assert_eq!(css.status(), 200);
 }
+
+/// Every documented path answers a method it does not document with 405 and an `Allow`
+/// header naming exactly the documented ones, so the document and the routes agree.
+#[actix_web::test]
+async fn undocumented_methods_are_405_with_the_documented_allow() {
+    let doc = send(
+        state(untouched()),
+        TestRequest::get().uri("/api/openapi.json"),
+    )
+    .await
+    .body;
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.len() >= 15, "{}", paths.len());
+    for (path, item) in paths {
+        let mut documented: Vec<String> = item
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|m| m.to_uppercase())
+            .collect();
+        documented.sort();
+        let uri = path
+            .replace("{id}", "01a221b3-e4a4-76fb-8e00-dd5e90e19e97")
+            .replace("{room}", "lobby");
+        for method in ["TRACE", "PUT"] {
+            if documented.iter().any(|m| m == method) {
+                continue;
+            }
+            let reply = send(
+                state(untouched()),
+                as_admin(
+                    TestRequest::default()
+                        .method(method.parse().unwrap())
+                        .uri(&uri),
+                ),
+            )
+            .await;
+            reply.assert_problem(405);
+            let mut allowed: Vec<String> = reply
+                .header("allow")
+                .split(',')
+                .map(|m| m.trim().to_owned())
+                .collect();
+            allowed.sort();
+            assert_eq!(allowed, documented, "{method} {path}");
+        }
+    }
+}

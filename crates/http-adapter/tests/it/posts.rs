@@ -46,6 +46,24 @@ async fn create_is_201_with_location_and_etag_and_the_caller_as_author() {
 }
 
 #[actix_web::test]
+async fn a_token_that_outlived_its_account_cannot_write_posts() {
+    let mut posts = MockPostService::new();
+    posts
+        .expect_create()
+        .returning(|actor, _| Err(domain::Error::not_found("user", actor.user_id)));
+    let reply = send(
+        with_posts(posts),
+        as_user(json_req(
+            TestRequest::post().uri("/api/posts"),
+            r#"{"title":"Hello","body":"World"}"#,
+        )),
+    )
+    .await;
+    reply.assert_problem(401);
+    assert!(reply.header("www-authenticate").contains("invalid_token"));
+}
+
+#[actix_web::test]
 async fn invalid_posts_are_422() {
     for (body, fields) in [
         (r#"{"title":"","body":"x"}"#.to_owned(), vec!["title"]),
