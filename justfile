@@ -35,6 +35,12 @@ fuzz-api:
     cargo build -p app
     bash scripts/schemathesis.sh
 
+# Soak: the release server under a fixed rate of mixed traffic (HTTP, WebSocket and gRPC
+# chat) for `secs` seconds; error rate, p99, RSS, descriptors and DB connections over
+# time in target/soak/report.md. See docs/benchmarks.md.
+soak secs="600" rate="200":
+    SOAK_SECS={{secs}} SOAK_RATE={{rate}} bash scripts/soak.sh
+
 # Dependency policy (deny.toml): licences, bans and sources, as CI checks them.
 deny:
     cargo deny check licenses bans sources
