@@ -25,6 +25,11 @@ use crate::server::HttpConfig;
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// Header fields beyond this many bytes (names and values) get a 431 problem. The HTTP
+/// parser's own limit is 128 KiB for the whole head, answered without a body; a bearer
+/// token and the usual proxy headers need well under 8 KiB.
+const MAX_HEADER_BYTES: usize = 32 * 1024;
+
 /// Accepts a caller's id only if it is short, visible ASCII, so it is safe in logs and
 /// headers; otherwise a new one is made.
 fn request_id_from(req: &ServiceRequest) -> String {
@@ -57,18 +62,39 @@ pub async fn request_context(
         path = %req.path(),
     );
     let started = Instant::now();
-    let result = next.call(req).instrument(span.clone()).await;
+    let header_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    let result = if header_bytes > MAX_HEADER_BYTES {
+        let mut problem = Problem::for_status(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+        problem.detail = format!("the header fields exceed {} KiB", MAX_HEADER_BYTES / 1024);
+        Ok(req.into_response(problem.response()))
+    } else {
+        next.call(req)
+            .instrument(span.clone())
+            .await
+            .map(ServiceResponse::map_into_boxed_body)
+    };
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     let header = HeaderValue::from_str(&request_id).ok();
     // Errors from inner layers (timeout, panic) are turned into responses by the server
     // after we return; wrap them so that response carries the request id too.
     let (status, result) = match result {
-        Ok(mut res) => {
+        Ok(res) => {
+            let mut res = res.map_into_boxed_body();
+            // The layers outside `problem_fallback` answer some refusals themselves (CORS:
+            // an origin not allowed); those get the problem shape here.
+            if needs_problem(res.response()) {
+                let (http_req, old) = res.into_parts();
+                res = ServiceResponse::new(http_req, as_problem(&old, None));
+            }
             if let Some(value) = header {
                 res.headers_mut().insert(X_REQUEST_ID, value);
             }
             secure(res.headers_mut(), hsts);
-            (res.status(), Ok(res.map_into_boxed_body()))
+            (res.status(), Ok(res))
         }
         Err(error) => {
             let status = error.as_response_error().status_code();
@@ -144,6 +170,15 @@ impl ResponseError for WithRequestId {
 
     fn error_response(&self) -> HttpResponse {
         let mut response = self.error.error_response();
+        // Errors of the layers outside `problem_fallback` (a CORS refusal) get the
+        // problem shape here; a client error's message is meant for the client.
+        if needs_problem(&response) {
+            let detail = response
+                .status()
+                .is_client_error()
+                .then(|| self.error.to_string());
+            response = as_problem(&response, detail);
+        }
         if let Some(value) = &self.header {
             response.headers_mut().insert(X_REQUEST_ID, value.clone());
         }
@@ -200,21 +235,35 @@ pub async fn problem_fallback(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let response = next.call(req).await?.map_into_boxed_body();
+    if !needs_problem(response.response()) {
+        return Ok(response);
+    }
+    let (http_req, old) = response.into_parts();
+    Ok(ServiceResponse::new(http_req, as_problem(&old, None)))
+}
+
+/// An error response that is not problem+json yet.
+fn needs_problem<B>(response: &HttpResponse<B>) -> bool {
     let status = response.status();
     let is_problem = response
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes() == PROBLEM_JSON.as_bytes());
-    if !(status.is_client_error() || status.is_server_error()) || is_problem {
-        return Ok(response);
+    (status.is_client_error() || status.is_server_error()) && !is_problem
+}
+
+/// The problem+json version of an error response: same status, same headers (the
+/// framework sets some for a reason, e.g. `Allow` on 405).
+fn as_problem<B>(old: &HttpResponse<B>, detail: Option<String>) -> HttpResponse {
+    let mut problem = Problem::for_status(old.status());
+    if let Some(detail) = detail {
+        problem.detail = detail;
     }
-    let (http_req, old) = response.into_parts();
-    let mut new = Problem::for_status(status).response();
-    // Keep headers the framework set for a reason (e.g. `Allow` on 405).
+    let mut new = problem.response();
     for (name, value) in old.headers() {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
             new.headers_mut().insert(name.clone(), value.clone());
         }
     }
-    Ok(ServiceResponse::new(http_req, new))
+    new
 }

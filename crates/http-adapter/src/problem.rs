@@ -84,6 +84,10 @@ impl Problem {
                 "this method is not allowed on this resource",
             ),
             StatusCode::PAYLOAD_TOO_LARGE => ("payload-too-large", "the request body is too large"),
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => (
+                "headers-too-large",
+                "the request's header fields are too large",
+            ),
             StatusCode::UNSUPPORTED_MEDIA_TYPE => (
                 "unsupported-media-type",
                 "the request body must be application/json",

@@ -132,9 +132,20 @@ async fn hostile_requests_get_their_documented_answers() {
         assert!(problem["type"].as_str().is_some(), "{case}: {problem}");
     }
 
-    // Oversized headers are refused by the HTTP parser itself (its body may be empty).
-    // Its own client: the parser drops that connection, which must not be one the
-    // shared client pools for the requests after it.
+    // Header fields past 32 KiB: a 431 problem from the service.
+    let response = reqwest::Client::new()
+        .get(app.url("/api/health"))
+        .header("x-padding", "x".repeat(40 * 1024))
+        .send()
+        .await
+        .expect("answered");
+    let (status, problem) = read(response).await;
+    assert_eq!(status, 431);
+    assert_eq!(problem["type"], "/problems/headers-too-large");
+
+    // A head past the HTTP parser's own 128 KiB limit is refused by the parser (its body
+    // may be empty). Its own client: the parser drops that connection, which must not
+    // be one the shared client pools for the requests after it.
     let response = reqwest::Client::new()
         .get(app.url("/api/health"))
         .header("x-padding", "x".repeat(1024 * 1024))

@@ -279,9 +279,38 @@ async fn cors_answers_only_the_configured_origins() {
 
     let refused = send_with(
         state(untouched()),
-        config,
+        config.clone(),
         preflight("https://evil.example"),
     )
     .await;
     assert!(!refused.headers.contains_key("access-control-allow-origin"));
+    // Refused as a problem, like every other error.
+    refused.assert_problem(400);
+    let simple = send_with(
+        state(untouched()),
+        config,
+        TestRequest::get()
+            .uri("/api/health")
+            .insert_header(("origin", "https://evil.example")),
+    )
+    .await;
+    // A simple request is served without CORS headers: the browser withholds the
+    // answer from the page.
+    assert_eq!(simple.status, 200);
+    assert!(!simple.headers.contains_key("access-control-allow-origin"));
+}
+
+#[actix_web::test]
+async fn header_fields_past_32_kib_are_a_431_problem() {
+    let with_padding = |bytes: usize| {
+        TestRequest::get()
+            .uri("/api/health")
+            .insert_header(("x-padding", "x".repeat(bytes)))
+    };
+    let reply = send(state(untouched()), with_padding(16 * 1024)).await;
+    assert_eq!(reply.status, 200);
+    let reply = send(state(untouched()), with_padding(33 * 1024)).await;
+    reply.assert_problem(431);
+    assert_eq!(reply.body["type"], "/problems/headers-too-large");
+    assert!(!reply.header("x-request-id").is_empty());
 }
