@@ -97,12 +97,29 @@ impl TestDb {
     pub async fn cut_off(&self) {
         let mut conn = admin_connection(&self.admin_url).await;
         conn.batch_execute(&format!(
-            "ALTER DATABASE {0} ALLOW_CONNECTIONS false; \
-             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{0}';",
+            "ALTER DATABASE {} ALLOW_CONNECTIONS false",
             self.name
         ))
         .await
         .expect("cutting the database off");
+        // A connection already past its start-up check when the ALTER committed can
+        // still appear after the first sweep: sweep until none is left.
+        for _ in 0..100 {
+            self.terminate_sessions().await;
+            let left = count(
+                &mut conn,
+                &format!(
+                    "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = '{}'",
+                    self.name
+                ),
+            )
+            .await;
+            if left == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("sessions on {} survive termination", self.name);
     }
 
     /// Accepts connections again after [`TestDb::cut_off`].
