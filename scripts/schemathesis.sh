@@ -65,18 +65,23 @@ trap cleanup EXIT
 
 psql -q "$ADMIN_URL" -c "CREATE DATABASE $DB" >/dev/null
 export DATABASE_URL="$URL" JWT_SECRET="$SECRET" HOST=127.0.0.1 PORT GRPC_PORT LOG_FORMAT=json
-# Sign-ups and logins are rate-limited per minute; the fuzzer sends far more.
+# Logins and refreshes are rate-limited per minute; the fuzzer sends far more.
 export AUTH_RATE_LIMIT_PER_MINUTE=1000000
 "$BIN" migrate >/dev/null
 ADMIN_PASSWORD="$ADMIN_PASSWORD" "$BIN" create-admin --email root@example.com --name Root >/dev/null
 "$BIN" serve >"$OUT/server.log" 2>&1 &
 SERVER_PID=$!
 BASE="http://127.0.0.1:$PORT"
+ready=""
 for _ in $(seq 1 500); do
-  [ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/api/health/ready")" = 200 ] && break
+  if [ "$(curl -s --max-time 1 -o /dev/null -w '%{http_code}' "$BASE/api/health/ready")" = 200 ]; then
+    ready=yes
+    break
+  fi
   kill -0 "$SERVER_PID" 2>/dev/null || { cat "$OUT/server.log" >&2; exit 1; }
   sleep 0.02
 done
+[ -n "$ready" ] || { echo "schemathesis: the server never became ready" >&2; cat "$OUT/server.log" >&2; exit 1; }
 TOKEN=$(curl -sf "$BASE/api/auth/login" -H 'content-type: application/json' \
   -d "{\"email\":\"root@example.com\",\"password\":\"$ADMIN_PASSWORD\"}" |
   python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
@@ -90,7 +95,7 @@ set +e
   --checks all \
   --exclude-checks positive_data_acceptance,ensure_resource_availability \
   --max-examples "$EXAMPLES" \
-  "${SEED_ARGS[@]}" \
+  ${SEED_ARGS[@]+"${SEED_ARGS[@]}"} \
   --workers 2 \
   --request-timeout 10 \
   --suppress-health-check too_slow,filter_too_much \
@@ -103,7 +108,7 @@ set -e
 # The figures, from schemathesis's own summary.
 {
   echo "schemathesis $SCHEMATHESIS_VERSION, seed $SEED, up to $EXAMPLES cases per operation and phase:"
-  grep -E "^  (Selected|Tested):|generated, " "$OUT/output.txt" | sed 's/^ */  /'
+  grep -E "^  (Selected|Tested):|generated, " "$OUT/output.txt" | sed 's/^ */  /' || true
   echo "  exit status $STATUS"
 } | tee "$OUT/report.md"
 exit "$STATUS"

@@ -56,11 +56,16 @@ env DATABASE_URL="$URL" JWT_SECRET="$SECRET" HOST=127.0.0.1 PORT="$PORT" GRPC_PO
   MALLOC_MMAP_THRESHOLD_="${MALLOC_MMAP_THRESHOLD_:-1048576}" \
   "$BIN" serve >"$OUT/server.log" 2>&1 &
 SERVER_PID=$!
+ready=""
 for _ in $(seq 1 500); do
-  [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/api/health/ready")" = 200 ] && break
+  if [ "$(curl -s --max-time 1 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/api/health/ready")" = 200 ]; then
+    ready=yes
+    break
+  fi
   kill -0 "$SERVER_PID" 2>/dev/null || { cat "$OUT/server.log" >&2; exit 1; }
   sleep 0.02
 done
+[ -n "$ready" ] || { echo "soak: the server never became ready" >&2; cat "$OUT/server.log" >&2; exit 1; }
 
 # The sampler: one CSV row per interval, from /proc and pg_stat_activity.
 (
@@ -84,8 +89,8 @@ echo "soak: ${SECS}s at ${RATE} requests/s, plus WebSocket and gRPC chat" >&2
 kill "$SAMPLER_PID" 2>/dev/null || true
 wait "$SAMPLER_PID" 2>/dev/null || true
 SAMPLER_PID=""
-kill -TERM "$SERVER_PID"
 set +e
+kill -TERM "$SERVER_PID"
 wait "$SERVER_PID"
 EXIT=$?
 set -e
@@ -98,16 +103,6 @@ lines = [json.loads(l) for l in open(f"{out}/intervals.jsonl") if l.strip()]
 intervals = [l for l in lines if not l.get("summary")]
 summary = next(l for l in lines if l.get("summary"))
 samples = list(csv.DictReader(open(f"{out}/samples.csv")))
-
-def slope(points):
-    """Least-squares slope of (x, y) points, per unit of x."""
-    n = len(points)
-    if n < 2:
-        return 0.0
-    mx = sum(x for x, _ in points) / n
-    my = sum(y for _, y in points) / n
-    den = sum((x - mx) ** 2 for x, _ in points)
-    return sum((x - mx) * (y - my) for x, y in points) / den if den else 0.0
 
 def median(values):
     values = sorted(values)

@@ -357,9 +357,14 @@ async fn ws_client(
                     if late { stats.error("ws_echo_timeout"); }
                     !late
                 });
+                // Past the end: no more sends; wait for the last echoes (a late one is
+                // counted by the sweep above).
                 if Instant::now() >= until {
-                    let _ = ws.close(None).await;
-                    return Ok(());
+                    if pending.is_empty() {
+                        let _ = ws.close(None).await;
+                        return Ok(());
+                    }
+                    continue;
                 }
                 let client_id = format!("ws{n}-{sent}");
                 sent += 1;
@@ -433,7 +438,10 @@ async fn grpc_client(
                     !late
                 });
                 if Instant::now() >= until {
-                    return Ok(());
+                    if pending.is_empty() {
+                        return Ok(());
+                    }
+                    continue;
                 }
                 let client_id = format!("g{n}-{sent}");
                 sent += 1;
@@ -498,7 +506,8 @@ async fn report(stats: Arc<Stats>, started: Instant, every: Duration, until: Ins
         for (k, v) in interval.errors {
             *all_errors.entry(k).or_default() += v;
         }
-        if tokio::time::Instant::now().into_std() >= until + Duration::from_secs(1) {
+        // The chat clients wait up to one echo timeout for their last echoes.
+        if tokio::time::Instant::now().into_std() >= until + ECHO_TIMEOUT + CHAT_EVERY + every {
             break;
         }
     }

@@ -261,7 +261,13 @@ fn as_problem<B>(old: &HttpResponse<B>, detail: Option<String>) -> HttpResponse 
     }
     let mut new = problem.response();
     for (name, value) in old.headers() {
-        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+        // The new body is plain JSON: none of the old body's framing applies (a
+        // compressed refusal would otherwise claim `Content-Encoding: gzip`).
+        if name != header::CONTENT_TYPE
+            && name != header::CONTENT_LENGTH
+            && name != header::CONTENT_ENCODING
+            && name != header::TRANSFER_ENCODING
+        {
             new.headers_mut().insert(name.clone(), value.clone());
         }
     }

@@ -77,7 +77,8 @@ impl Modify for BearerAuth {
 /// - path parameters: 400 (an id that is not a UUID);
 /// - query parameters: 400 (an unreadable query string, a repeated parameter);
 /// - a `bearer` requirement: 401;
-/// - every operation: 500, and 504 past the request deadline; every one but liveness:
+/// - every operation: 431 for header fields past 32 KiB, 500, and 504 past the request
+///   deadline; every one but liveness:
 ///   503 when the database is unavailable.
 struct UniformAnswers;
 
@@ -120,6 +121,7 @@ impl Modify for UniformAnswers {
                 if operation.security.as_ref().is_some_and(|s| !s.is_empty()) {
                     answers.push((401, "Missing, invalid or expired token"));
                 }
+                answers.push((431, "Header fields past 32 KiB"));
                 answers.push((500, "Internal error"));
                 if path != "/api/health" {
                     answers.push((503, "Database unavailable"));

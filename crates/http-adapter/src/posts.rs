@@ -48,17 +48,12 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreatePostRequest {
     /// 1 to 200 characters after trimming, one line.
-    #[schema(
-        example = "Notes on the Analytical Engine",
-        min_length = 1,
-        max_length = 200
-    )]
+    #[schema(example = "Notes on the Analytical Engine", min_length = 1)]
     title: String,
     /// 1 to 20,000 characters after trimming.
     #[schema(
         example = "It might act upon other things besides number.",
-        min_length = 1,
-        max_length = 20000
+        min_length = 1
     )]
     body: String,
 }
@@ -69,11 +64,11 @@ pub(crate) struct CreatePostRequest {
 pub(crate) struct UpdatePostRequest {
     /// 1 to 200 characters after trimming, one line.
     #[serde(default, deserialize_with = "crate::users::present")]
-    #[schema(nullable = false, min_length = 1, max_length = 200)]
+    #[schema(nullable = false, min_length = 1)]
     title: Option<String>,
     /// 1 to 20,000 characters after trimming.
     #[serde(default, deserialize_with = "crate::users::present")]
-    #[schema(nullable = false, min_length = 1, max_length = 20000)]
+    #[schema(nullable = false, min_length = 1)]
     body: Option<String>,
 }
 

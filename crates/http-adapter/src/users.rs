@@ -53,10 +53,10 @@ pub(crate) fn admin_routes(cfg: &mut web::ServiceConfig) {
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateUserRequest {
     /// 1 to 100 characters after trimming, no control characters.
-    #[schema(example = "Ada Lovelace", min_length = 1, max_length = 100)]
+    #[schema(example = "Ada Lovelace", min_length = 1)]
     name: String,
     /// ASCII only; trimmed; unique ignoring case.
-    #[schema(example = "ada@example.com", format = Email, min_length = 3, max_length = 254)]
+    #[schema(example = "ada@example.com", format = Email, min_length = 3)]
     email: String,
     /// 12 to 128 characters, kept exactly as typed. Never returned or logged.
     #[schema(
@@ -74,16 +74,11 @@ pub(crate) struct CreateUserRequest {
 pub(crate) struct UpdateUserRequest {
     /// 1 to 100 characters after trimming, no control characters.
     #[serde(default, deserialize_with = "present")]
-    #[schema(
-        example = "Ada King",
-        nullable = false,
-        min_length = 1,
-        max_length = 100
-    )]
+    #[schema(example = "Ada King", nullable = false, min_length = 1)]
     name: Option<String>,
     /// ASCII only; trimmed; unique ignoring case.
     #[serde(default, deserialize_with = "present")]
-    #[schema(example = "ada.king@example.com", format = Email, nullable = false, min_length = 3, max_length = 254)]
+    #[schema(example = "ada.king@example.com", format = Email, nullable = false, min_length = 3)]
     email: Option<String>,
     /// `user` or `admin`; only an admin may set it, and not on their own account.
     #[serde(default, deserialize_with = "present")]

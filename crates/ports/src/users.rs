@@ -115,7 +115,7 @@ pub trait UserService: Send + Sync + 'static {
 
     /// Deletes a user with everything they own and ends their sessions.
     /// [`Error::Forbidden`] unless `actor` is an admin; [`Error::Conflict`] for the
-    /// actor's own account (an admin never removes the last admin by accident);
+    /// actor's own account (an admin never locks themselves out by a slip);
     /// [`Error::NotFound`] for an unknown id.
     async fn delete(&self, actor: Principal, id: UserId) -> Result<(), Error>;
 
@@ -220,7 +220,7 @@ impl UserService for Users {
             return Err(Error::Forbidden("only an admin can change a role"));
         }
         if id == actor.user_id && actor.is_admin() && command.role == Some(Role::User) {
-            // Otherwise the last admin could lock everyone out of administration.
+            // Otherwise a sole admin could lock themselves out of administration.
             return Err(Error::Conflict(
                 "an admin cannot demote themselves; another admin can",
             ));

@@ -191,7 +191,7 @@ impl TestDb {
         let mut conn = admin_connection(&self.admin_url).await;
         diesel::sql_query(
             "SELECT count(*) AS n FROM pg_stat_activity \
-             WHERE datname = $1 AND wait_event_type = 'Lock'",
+             WHERE datname = $1 AND wait_event_type = 'Lock' AND wait_event = 'relation'",
         )
         .bind::<Text, _>(&self.name)
         .get_result::<Count>(&mut conn)
