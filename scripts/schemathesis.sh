@@ -26,6 +26,8 @@
 # Writes target/schemathesis/report.md (figures) and the JUnit and NDJSON reports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 SCHEMATHESIS_VERSION=4.32.5
 TARGET=${CARGO_TARGET_DIR:-target}
@@ -49,7 +51,6 @@ if [ ! -x "$VENV/bin/schemathesis" ] || ! "$VENV/bin/schemathesis" --version | g
 fi
 [ -x "$BIN" ] || cargo build -q -p app
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 PORT=$(free_port)
 GRPC_PORT=$(free_port)
 
@@ -72,16 +73,7 @@ ADMIN_PASSWORD="$ADMIN_PASSWORD" "$BIN" create-admin --email root@example.com --
 "$BIN" serve >"$OUT/server.log" 2>&1 &
 SERVER_PID=$!
 BASE="http://127.0.0.1:$PORT"
-ready=""
-for _ in $(seq 1 500); do
-  if [ "$(curl -s --max-time 1 -o /dev/null -w '%{http_code}' "$BASE/api/health/ready")" = 200 ]; then
-    ready=yes
-    break
-  fi
-  kill -0 "$SERVER_PID" 2>/dev/null || { cat "$OUT/server.log" >&2; exit 1; }
-  sleep 0.02
-done
-[ -n "$ready" ] || { echo "schemathesis: the server never became ready" >&2; cat "$OUT/server.log" >&2; exit 1; }
+wait_ready "$BASE" "$SERVER_PID" "$OUT/server.log"
 TOKEN=$(curl -sf "$BASE/api/auth/login" -H 'content-type: application/json' \
   -d "{\"email\":\"root@example.com\",\"password\":\"$ADMIN_PASSWORD\"}" |
   python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')

@@ -13,6 +13,8 @@
 # SOAK_SAMPLE_SECS (default 10).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 SECS=${SOAK_SECS:-600}
 RATE=${SOAK_RATE:-200}
@@ -33,7 +35,6 @@ done
 echo "building (release)..." >&2
 cargo build --release -q -p app --bins --example soak
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 PORT=$(free_port)
 GRPC_PORT=$(free_port)
 SERVER_PID=""
@@ -56,16 +57,7 @@ env DATABASE_URL="$URL" JWT_SECRET="$SECRET" HOST=127.0.0.1 PORT="$PORT" GRPC_PO
   MALLOC_MMAP_THRESHOLD_="${MALLOC_MMAP_THRESHOLD_:-1048576}" \
   "$BIN" serve >"$OUT/server.log" 2>&1 &
 SERVER_PID=$!
-ready=""
-for _ in $(seq 1 500); do
-  if [ "$(curl -s --max-time 1 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/api/health/ready")" = 200 ]; then
-    ready=yes
-    break
-  fi
-  kill -0 "$SERVER_PID" 2>/dev/null || { cat "$OUT/server.log" >&2; exit 1; }
-  sleep 0.02
-done
-[ -n "$ready" ] || { echo "soak: the server never became ready" >&2; cat "$OUT/server.log" >&2; exit 1; }
+wait_ready "http://127.0.0.1:$PORT" "$SERVER_PID" "$OUT/server.log"
 
 # The sampler: one CSV row per interval, from /proc and pg_stat_activity.
 (

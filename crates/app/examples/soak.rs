@@ -326,6 +326,49 @@ fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
 }
 
+/// Chat messages sent and not yet echoed. Past the end of the run a client stops
+/// sending and waits until this is empty; an echo later than [`ECHO_TIMEOUT`] is an
+/// error either way.
+struct Pending {
+    sent: HashMap<String, Instant>,
+    timeout_error: &'static str,
+}
+
+impl Pending {
+    fn new(timeout_error: &'static str) -> Self {
+        Self {
+            sent: HashMap::new(),
+            timeout_error,
+        }
+    }
+
+    fn sent(&mut self, client_id: String) {
+        self.sent.insert(client_id, Instant::now());
+    }
+
+    /// When `client_id` was sent, if it was ours and still awaited.
+    fn echoed(&mut self, client_id: &str, stats: &Stats) -> Option<Instant> {
+        let at = self.sent.remove(client_id)?;
+        stats.chat_total.fetch_add(1, Ordering::Relaxed);
+        Some(at)
+    }
+
+    /// Forgets the messages past the timeout, counting each as an error.
+    fn sweep(&mut self, stats: &Stats) {
+        self.sent.retain(|_, at| {
+            let late = at.elapsed() > ECHO_TIMEOUT;
+            if late {
+                stats.error(self.timeout_error);
+            }
+            !late
+        });
+    }
+
+    fn is_empty(&self) -> bool {
+        self.sent.is_empty()
+    }
+}
+
 /// A WebSocket chat client: one message every 2 s to its room; each must come back (its
 /// echo) within 5 s.
 async fn ws_client(
@@ -346,19 +389,13 @@ async fn ws_client(
         .map_err(|_| "connect")?;
     let join = json!({"type": "join", "room": room}).to_string();
     ws.send(Message::text(join)).await.map_err(|_| "send")?;
-    let mut pending: HashMap<String, Instant> = HashMap::new();
+    let mut pending = Pending::new("ws_echo_timeout");
     let mut ticker = tokio::time::interval(CHAT_EVERY);
     let mut sent = 0u64;
     loop {
         tokio::select! {
             _ = ticker.tick() => {
-                pending.retain(|_, at| {
-                    let late = at.elapsed() > ECHO_TIMEOUT;
-                    if late { stats.error("ws_echo_timeout"); }
-                    !late
-                });
-                // Past the end: no more sends; wait for the last echoes (a late one is
-                // counted by the sweep above).
+                pending.sweep(stats);
                 if Instant::now() >= until {
                     if pending.is_empty() {
                         let _ = ws.close(None).await;
@@ -369,7 +406,7 @@ async fn ws_client(
                 let client_id = format!("ws{n}-{sent}");
                 sent += 1;
                 let frame = json!({"type": "message", "room": room, "text": "soak", "client_id": client_id});
-                pending.insert(client_id, Instant::now());
+                pending.sent(client_id);
                 ws.send(Message::text(frame.to_string())).await.map_err(|_| "send")?;
             }
             frame = ws.next() => match frame {
@@ -377,9 +414,8 @@ async fn ws_client(
                     let Ok(v) = serde_json::from_str::<Value>(&text) else { return Err("bad_frame") };
                     match v["type"].as_str() {
                         Some("message") => {
-                            if let Some(at) = v["client_id"].as_str().and_then(|id| pending.remove(id)) {
+                            if let Some(at) = v["client_id"].as_str().and_then(|id| pending.echoed(id, stats)) {
                                 stats.record(|i| i.ws_ms.push(ms(at)));
-                                stats.chat_total.fetch_add(1, Ordering::Relaxed);
                             }
                         }
                         Some("error") => stats.error(format!("ws_error_{}", v["code"].as_str().unwrap_or("?"))),
@@ -426,17 +462,13 @@ async fn grpc_client(
     })))
     .await
     .map_err(|_| "send")?;
-    let mut pending: HashMap<String, Instant> = HashMap::new();
+    let mut pending = Pending::new("grpc_echo_timeout");
     let mut ticker = tokio::time::interval(CHAT_EVERY);
     let mut sent = 0u64;
     loop {
         tokio::select! {
             _ = ticker.tick() => {
-                pending.retain(|_, at| {
-                    let late = at.elapsed() > ECHO_TIMEOUT;
-                    if late { stats.error("grpc_echo_timeout"); }
-                    !late
-                });
+                pending.sweep(stats);
                 if Instant::now() >= until {
                     if pending.is_empty() {
                         return Ok(());
@@ -445,15 +477,14 @@ async fn grpc_client(
                 }
                 let client_id = format!("g{n}-{sent}");
                 sent += 1;
-                pending.insert(client_id.clone(), Instant::now());
+                pending.sent(client_id.clone());
                 let message = chat::SendMessage { room: room.clone(), text: "soak".into(), client_id: Some(client_id) };
                 tx.send(send(client_event::Event::Message(message))).await.map_err(|_| "send")?;
             }
             event = events.message() => match event {
                 Ok(Some(chat::ServerEvent { event: Some(server_event::Event::Message(m)) })) => {
-                    if let Some(at) = m.client_id.and_then(|id| pending.remove(&id)) {
+                    if let Some(at) = m.client_id.and_then(|id| pending.echoed(&id, stats)) {
                         stats.record(|i| i.grpc_ms.push(ms(at)));
-                        stats.chat_total.fetch_add(1, Ordering::Relaxed);
                     }
                 }
                 Ok(Some(chat::ServerEvent { event: Some(server_event::Event::Error(e)) })) => {

@@ -88,17 +88,15 @@ impl Modify for UniformAnswers {
 
         for (path, item) in &mut openapi.paths.paths {
             for operation in operations(item) {
-                let parameters = || {
-                    operation
-                        .parameters
-                        .iter()
-                        .flatten()
-                        .filter_map(|p| match p {
-                            RefOr::T(p) => Some(p.parameter_in.clone()),
-                            RefOr::Ref(_) => None,
-                        })
-                        .collect::<Vec<_>>()
-                };
+                let parameters: Vec<ParameterIn> = operation
+                    .parameters
+                    .iter()
+                    .flatten()
+                    .filter_map(|p| match p {
+                        RefOr::T(p) => Some(p.parameter_in.clone()),
+                        RefOr::Ref(_) => None,
+                    })
+                    .collect();
                 let mut answers: Vec<(u16, &str)> = Vec::new();
                 if operation.request_body.is_some() {
                     answers.extend([
@@ -108,7 +106,6 @@ impl Modify for UniformAnswers {
                         (422, "Invalid, missing or unknown fields"),
                     ]);
                 }
-                let parameters = parameters();
                 if parameters.iter().any(|p| matches!(p, ParameterIn::Path)) {
                     answers.push((
                         400,

@@ -93,6 +93,18 @@ pub(crate) async fn listening(child: &mut tokio::process::Child) -> (String, Lin
     (address, lines)
 }
 
+/// Reads the rest of the log as it comes (a full pipe would block the server at its
+/// next log line) and hands it over when the process has exited.
+pub(crate) fn read_log(mut lines: Lines) -> tokio::task::JoinHandle<Vec<String>> {
+    tokio::spawn(async move {
+        let mut all = Vec::new();
+        while let Ok(Some(line)) = lines.next_line().await {
+            all.push(line);
+        }
+        all
+    })
+}
+
 #[tokio::test]
 async fn sigterm_stops_the_server_gracefully_with_exit_code_0() {
     let mut child = app().spawn().unwrap();
@@ -366,16 +378,9 @@ async fn secrets_never_reach_the_logs() {
         .env("RUST_LOG", "debug")
         .spawn()
         .unwrap();
-    let (address, mut lines) = listening(&mut child).await;
-    // Debug logging is chatty: read it as it comes, or the pipe fills and the server
-    // blocks on its next log line.
-    let stdout = tokio::spawn(async move {
-        let mut all = Vec::new();
-        while let Ok(Some(line)) = lines.next_line().await {
-            all.push(line);
-        }
-        all.join("\n")
-    });
+    let (address, lines) = listening(&mut child).await;
+    // Debug logging is chatty.
+    let stdout = read_log(lines);
     let mut stderr_pipe = child.stderr.take().unwrap();
     let stderr = tokio::spawn(async move {
         use tokio::io::AsyncReadExt;
@@ -437,7 +442,11 @@ async fn secrets_never_reach_the_logs() {
 
     sigterm(&child);
     let output = tokio::time::timeout(Duration::from_secs(15), async {
-        format!("{}\n{}", stdout.await.unwrap(), stderr.await.unwrap())
+        format!(
+            "{}\n{}",
+            stdout.await.unwrap().join("\n"),
+            stderr.await.unwrap()
+        )
     })
     .await
     .expect("the server stops");
