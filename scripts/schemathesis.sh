@@ -68,6 +68,7 @@ psql -q "$ADMIN_URL" -c "CREATE DATABASE $DB" >/dev/null
 export DATABASE_URL="$URL" JWT_SECRET="$SECRET" HOST=127.0.0.1 PORT GRPC_PORT LOG_FORMAT=json
 # Logins and refreshes are rate-limited per minute; the fuzzer sends far more.
 export AUTH_RATE_LIMIT_PER_MINUTE=1000000
+export REGISTRATION_RATE_LIMIT_PER_MINUTE=1000000
 "$BIN" migrate >/dev/null
 ADMIN_PASSWORD="$ADMIN_PASSWORD" "$BIN" create-admin --email root@example.com --name Root >/dev/null
 "$BIN" serve >"$OUT/server.log" 2>&1 &

@@ -53,7 +53,7 @@ psql -q "$ADMIN_URL" -c "CREATE DATABASE $DB" >/dev/null
 # Production-like settings, except: logins are not rate-limited (the traffic logs in
 # from one IP), and tokens outlive the run.
 env DATABASE_URL="$URL" JWT_SECRET="$SECRET" HOST=127.0.0.1 PORT="$PORT" GRPC_PORT="$GRPC_PORT" \
-  LOG_FORMAT=json AUTH_RATE_LIMIT_PER_MINUTE=100000000 JWT_TTL_SECS=$((SECS + 600)) \
+  LOG_FORMAT=json AUTH_RATE_LIMIT_PER_MINUTE=100000000 REGISTRATION_RATE_LIMIT_PER_MINUTE=100000000 JWT_TTL_SECS=$((SECS + 600)) \
   MALLOC_MMAP_THRESHOLD_="${MALLOC_MMAP_THRESHOLD_:-1048576}" \
   "$BIN" serve >"$OUT/server.log" 2>&1 &
 SERVER_PID=$!

@@ -6,7 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use auth_adapter::{Argon2Settings, JwtSettings};
+use auth_adapter::{Argon2Settings, HashCapacity, JwtSettings};
 use http_adapter::HttpConfig;
 use postgres_adapter::PoolSettings;
 
@@ -43,6 +43,9 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// Bound on fetching a user and their posts together (`?include=posts`).
     pub fanout_deadline: Duration,
+    /// Registrations per client address (IPv6: per /64) and minute, every transport
+    /// together.
+    pub registration_rate_limit_per_minute: u32,
     pub mail: MailSettings,
     pub jobs: JobSettings,
     /// `true`: events go through Postgres LISTEN/NOTIFY (every instance sharing the
@@ -104,6 +107,8 @@ pub struct AuthSettings {
     pub jwt_leeway: Duration,
     pub refresh_ttl: Duration,
     pub argon2: Argon2Settings,
+    /// How many hashes run and wait at once.
+    pub hash_capacity: HashCapacity,
 }
 
 impl AuthSettings {
@@ -134,6 +139,7 @@ impl fmt::Debug for AuthSettings {
             .field("jwt_leeway", &self.jwt_leeway)
             .field("refresh_ttl", &self.refresh_ttl)
             .field("argon2", &self.argon2)
+            .field("hash_capacity", &self.hash_capacity)
             .finish()
     }
 }
@@ -193,6 +199,10 @@ impl fmt::Debug for Settings {
             .field("service_name", &self.service_name)
             .field("auth", &self.auth)
             .field("fanout_deadline", &self.fanout_deadline)
+            .field(
+                "registration_rate_limit_per_minute",
+                &self.registration_rate_limit_per_minute,
+            )
             .field(
                 "mail",
                 &(
@@ -291,6 +301,10 @@ impl Settings {
                 .raw("OTEL_SERVICE_NAME")
                 .unwrap_or_else(|| "users-service".to_owned()),
             fanout_deadline: env.millis("FANOUT_DEADLINE_MS", Duration::from_millis(5000))?,
+            registration_rate_limit_per_minute: env.positive_u32(
+                "REGISTRATION_RATE_LIMIT_PER_MINUTE",
+                ports::users::Users::REGISTRATIONS_PER_MINUTE,
+            )?,
             mail: MailSettings {
                 smtp_url: env.raw("SMTP_URL"),
                 from: env
@@ -335,6 +349,7 @@ impl Settings {
                 jwt_leeway: Duration::ZERO,
                 refresh_ttl: Duration::ZERO,
                 argon2: Argon2Settings::default(),
+                hash_capacity: HashCapacity::default(),
             },
             log_format: match env.raw("LOG_FORMAT").as_deref() {
                 None | Some("pretty") => LogFormat::Pretty,
@@ -378,6 +393,14 @@ impl Settings {
                 iterations: env.parse("ARGON2_ITERATIONS", Argon2Settings::default().iterations)?,
                 parallelism: env
                     .parse("ARGON2_PARALLELISM", Argon2Settings::default().parallelism)?,
+            },
+            hash_capacity: {
+                let defaults = HashCapacity::default();
+                HashCapacity {
+                    concurrency: env.positive("PASSWORD_HASH_CONCURRENCY", defaults.concurrency)?,
+                    queue: env.positive("PASSWORD_HASH_QUEUE", defaults.queue)?,
+                    wait: env.millis("PASSWORD_HASH_WAIT_MS", defaults.wait)?,
+                }
             },
             jwt_secret,
         };
@@ -504,6 +527,17 @@ impl Env<'_> {
         Ok(value)
     }
 
+    fn positive_u32(&self, var: &'static str, default: u32) -> Result<u32, ConfigError> {
+        let value = self.parse(var, default)?;
+        if value == 0 {
+            return Err(ConfigError {
+                var,
+                reason: "must be at least 1".into(),
+            });
+        }
+        Ok(value)
+    }
+
     fn optional_positive(&self, var: &'static str) -> Result<Option<usize>, ConfigError> {
         self.raw(var).map(|_| self.positive(var, 1)).transpose()
     }
@@ -611,6 +645,18 @@ mod tests {
             ),
             ("ARGON2_MEMORY_KIB", "1", "ARGON2_MEMORY_KIB"),
             (
+                "PASSWORD_HASH_CONCURRENCY",
+                "0",
+                "PASSWORD_HASH_CONCURRENCY",
+            ),
+            ("PASSWORD_HASH_QUEUE", "0", "PASSWORD_HASH_QUEUE"),
+            ("PASSWORD_HASH_WAIT_MS", "0", "PASSWORD_HASH_WAIT_MS"),
+            (
+                "REGISTRATION_RATE_LIMIT_PER_MINUTE",
+                "0",
+                "REGISTRATION_RATE_LIMIT_PER_MINUTE",
+            ),
+            (
                 "REFRESH_TOKEN_TTL_SECS",
                 "999999999",
                 "REFRESH_TOKEN_TTL_SECS",
@@ -658,6 +704,13 @@ mod tests {
         assert_eq!(s.auth.jwt_ttl, Duration::from_secs(900));
         assert_eq!(s.auth.refresh_ttl, Duration::from_secs(30 * 86400));
         assert_eq!(s.auth.argon2, Argon2Settings::default());
+        assert_eq!(s.auth.hash_capacity.queue, 64);
+        assert_eq!(s.registration_rate_limit_per_minute, 5);
+        assert_eq!(s.auth.hash_capacity.wait, Duration::from_millis(2000));
+        assert_eq!(
+            s.auth.hash_capacity.concurrency,
+            std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
+        );
         assert_eq!(s.http.auth_rate_limit_per_minute, 10);
         assert_eq!(s.fanout_deadline, Duration::from_millis(5000));
         assert_eq!(s.jobs.workers, 4);

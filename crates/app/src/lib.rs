@@ -320,8 +320,10 @@ fn wire(settings: &Settings, db: Option<&Databases>, secret: Vec<u8>) -> anyhow:
         }
     };
     let runner = Arc::new(JobRunner::new(mailer, settings.mail.domain()));
-    let hasher: Arc<dyn PasswordHasher> =
-        Arc::new(Argon2Hasher::new(settings.auth.argon2).map_err(anyhow::Error::msg)?);
+    let hasher: Arc<dyn PasswordHasher> = Arc::new(
+        Argon2Hasher::new(settings.auth.argon2, settings.auth.hash_capacity)
+            .map_err(anyhow::Error::msg)?,
+    );
     let tokens = Arc::new(JwtTokens::new(settings.auth.jwt(secret))?);
     let live = Live::start(
         Arc::new(Chat::new(chat, users.clone(), bus.clone())),
@@ -338,7 +340,8 @@ fn wire(settings: &Settings, db: Option<&Databases>, secret: Vec<u8>) -> anyhow:
                 refresh_tokens.clone(),
                 settings.fanout_deadline,
             )
-            .with_job_max_attempts(settings.jobs.max_attempts),
+            .with_job_max_attempts(settings.jobs.max_attempts)
+            .with_registration_limit(settings.registration_rate_limit_per_minute),
         ),
         jobs: Arc::new(Jobs::new(queue.clone())),
         posts: Arc::new(Posts::new(posts, users.clone()).with_events(bus.clone())),

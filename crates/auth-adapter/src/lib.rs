@@ -5,4 +5,4 @@ mod jwt;
 mod password;
 
 pub use jwt::{JwtSettings, JwtTokens, MIN_SECRET_BYTES, SecretError};
-pub use password::{Argon2Hasher, Argon2Settings};
+pub use password::{Argon2Hasher, Argon2Settings, HashCapacity};

@@ -38,6 +38,11 @@ pub enum Error {
     #[error("the {entity} was changed by someone else; fetch it again")]
     VersionMismatch { entity: &'static str },
 
+    /// The caller made too many attempts of this kind; nothing was done. Retrying after
+    /// `retry_after` may work.
+    #[error("too many attempts; retry in {} s", retry_after.as_secs().max(1))]
+    RateLimited { retry_after: std::time::Duration },
+
     /// The work did not finish within its deadline and was cancelled.
     #[error("deadline exceeded: {0}")]
     DeadlineExceeded(&'static str),

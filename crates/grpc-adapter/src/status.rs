@@ -18,6 +18,7 @@ pub fn status(error: Error) -> Status {
         Error::Forbidden(detail) => Status::permission_denied(detail),
         Error::Conflict(detail) => Status::aborted(detail),
         Error::VersionMismatch { .. } => Status::failed_precondition(error.to_string()),
+        Error::RateLimited { .. } => Status::resource_exhausted(error.to_string()),
         Error::DeadlineExceeded(detail) => Status::deadline_exceeded(detail),
         Error::Validation(errors) => Status::with_error_details(
             Code::InvalidArgument,
@@ -69,6 +70,12 @@ mod tests {
                 Code::FailedPrecondition,
             ),
             (Error::DeadlineExceeded("slow"), Code::DeadlineExceeded),
+            (
+                Error::RateLimited {
+                    retry_after: std::time::Duration::from_secs(3),
+                },
+                Code::ResourceExhausted,
+            ),
             (
                 Error::from(domain::FieldError::new("email", "bad")),
                 Code::InvalidArgument,

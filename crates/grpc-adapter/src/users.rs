@@ -5,6 +5,7 @@ use std::sync::Arc;
 use domain::users::{Role, User, UserId};
 use domain::{Cursor, Limit, Version};
 use ports::auth::AuthService;
+use ports::rate_limit::ClientKey;
 use ports::users::{CreateUser, ListUsers, UpdateUser, UserService};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
@@ -77,10 +78,11 @@ impl user_service_server::UserService for UsersGrpc {
         let started = std::time::Instant::now();
         let result = async move {
             let deadline = Deadline::of(&request);
+            let client = ClientKey::of(request.remote_addr().map(|a| a.ip()));
             let r = request.into_inner();
             let command = CreateUser::parse(&r.name, &r.email, &r.password)
                 .map_err(|errors| status(errors.into()))?;
-            let user = deadline.bound(self.users.create(command)).await?;
+            let user = deadline.bound(self.users.create(command, client)).await?;
             Ok(Response::new(user_pb(&user)))
         }
         .await;

@@ -139,20 +139,9 @@ impl From<TokenPair> for TokenResponse {
     }
 }
 
-/// The client's address as a limiter key. IPv6 clients are keyed by their /64, which is
-/// what one subscriber usually gets: per-address keys would give them 2^64 budgets.
-fn client_ip(req: &HttpRequest) -> String {
-    match req.peer_addr().map(|a| a.ip()) {
-        Some(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
-            let s = v6.segments();
-            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-        }
-        Some(std::net::IpAddr::V6(v6)) => v6
-            .to_ipv4_mapped()
-            .map_or_else(|| v6.to_string(), |v4| v4.to_string()),
-        Some(ip) => ip.to_string(),
-        None => "unknown".to_owned(),
-    }
+/// The client's address as the rate limits key it.
+pub(crate) fn client_key(req: &HttpRequest) -> ports::rate_limit::ClientKey {
+    ports::rate_limit::ClientKey::of(req.peer_addr().map(|a| a.ip()))
 }
 
 fn rate_limited(wait: std::time::Duration) -> ApiError {
@@ -180,6 +169,7 @@ fn fingerprint(value: &str) -> String {
         (status = 422, description = "Missing or unknown fields", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many attempts (per IP and per account)", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "Database unavailable, or password hashing at capacity", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn login(
     auth: web::Data<dyn AuthService>,
@@ -191,8 +181,8 @@ pub(crate) async fn login(
     limits
         .login
         .check(&[
-            format!("ip:{}", client_ip(&req)),
-            format!("account:{}", fingerprint(&account)),
+            &format!("ip:{}", client_key(&req)),
+            &format!("account:{}", fingerprint(&account)),
         ])
         .map_err(rate_limited)?;
     let pair = auth.login(&body.email, &body.password).await?;
@@ -217,8 +207,8 @@ pub(crate) async fn refresh(
     limits
         .refresh
         .check(&[
-            format!("ip:{}", client_ip(&req)),
-            format!("token:{}", fingerprint(&body.refresh_token)),
+            &format!("ip:{}", client_key(&req)),
+            &format!("token:{}", fingerprint(&body.refresh_token)),
         ])
         .map_err(rate_limited)?;
     let pair = auth.refresh(&body.refresh_token).await?;

@@ -14,7 +14,6 @@ mod middleware;
 mod openapi;
 mod posts;
 mod problem;
-mod rate_limit;
 mod server;
 mod users;
 mod ws;

@@ -211,6 +211,12 @@ fn domain_problem(error: &Error) -> Problem {
             problem.detail = error.to_string();
             problem
         }
+        Error::RateLimited { retry_after } => {
+            let mut problem = Problem::for_status(StatusCode::TOO_MANY_REQUESTS);
+            problem.detail = "too many attempts; retry later".into();
+            problem.retry_after = Some(retry_after.as_secs().max(1));
+            problem
+        }
         Error::DeadlineExceeded(detail) => {
             let mut problem = Problem::for_status(StatusCode::GATEWAY_TIMEOUT);
             problem.detail = (*detail).to_owned();

@@ -16,8 +16,8 @@ use ports::users::UserService;
 
 use crate::idempotency::FingerprintKey;
 use crate::problem::{ApiError, Problem};
-use crate::rate_limit::RateLimiter;
 use crate::{auth, health, jobs, middleware, openapi, posts, users};
+use ports::rate_limit::RateLimiter;
 
 /// The use cases the routes call.
 #[derive(Clone)]

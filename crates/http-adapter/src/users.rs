@@ -192,8 +192,10 @@ pub(crate) fn user_id(raw: &str) -> Result<UserId, ApiError> {
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many registrations from this client address (`REGISTRATION_RATE_LIMIT_PER_MINUTE`)", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 500, description = "Internal error", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable, or password hashing at capacity", body = Problem, content_type = "application/problem+json"),
         (status = 504, description = "Request deadline exceeded", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn create_user(
@@ -203,9 +205,10 @@ pub(crate) async fn create_user(
 ) -> Result<HttpResponse, ApiError> {
     let command =
         CreateUser::parse(&body.name, &body.email, &body.password).map_err(domain::Error::from)?;
+    let client = crate::auth::client_key(&req);
     // Registration is anonymous: the key alone identifies the request.
     idempotent(&req, "anonymous".to_owned(), || async move {
-        let user = users.create(command).await?;
+        let user = users.create(command, client).await?;
         Ok(HttpResponse::Created()
             .insert_header((header::LOCATION, format!("/api/users/{}", user.id)))
             .insert_header((ETAG, etag(user.version)))

@@ -11,6 +11,7 @@ pub mod health;
 pub mod jobs;
 pub mod live;
 pub mod posts;
+pub mod rate_limit;
 pub mod users;
 
 #[cfg(test)]

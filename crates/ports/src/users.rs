@@ -8,6 +8,8 @@ use domain::posts::{Post, PostRepository};
 use domain::users::{Email, Role, User, UserChanges, UserId, UserName, UserRepository};
 use domain::{Cursor, Error, Limit, Page, ValidationErrors, Version};
 
+use crate::rate_limit::{ClientKey, RateLimiter};
+
 /// Registers a user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreateUser {
@@ -85,9 +87,12 @@ pub struct ListUsers {
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait UserService: Send + Sync + 'static {
-    /// Registers a user with the `user` role. [`Error::Duplicate`] when the e-mail is
-    /// taken (ignoring case).
-    async fn create(&self, command: CreateUser) -> Result<User, Error>;
+    /// Registers a user with the `user` role, for an anonymous caller from `client`.
+    /// [`Error::RateLimited`] past the registration budget of `client` (every transport
+    /// counts against the same one), before anything else is looked at;
+    /// [`Error::Duplicate`] when the e-mail is taken (ignoring case), found before the
+    /// password is hashed.
+    async fn create(&self, command: CreateUser, client: ClientKey) -> Result<User, Error>;
 
     /// [`Error::NotFound`] when no user has this id.
     async fn get(&self, id: UserId) -> Result<User, Error>;
@@ -132,6 +137,8 @@ pub struct Users {
     refresh_tokens: Arc<dyn RefreshTokenStore>,
     fanout_deadline: Duration,
     job_max_attempts: u32,
+    /// Registrations per client address; shared by every transport.
+    registrations: RateLimiter,
 }
 
 impl Users {
@@ -149,7 +156,17 @@ impl Users {
             refresh_tokens,
             fanout_deadline,
             job_max_attempts: 5,
+            registrations: RateLimiter::per_minute(Self::REGISTRATIONS_PER_MINUTE),
         }
+    }
+
+    /// Registrations allowed per client address and minute unless configured.
+    pub const REGISTRATIONS_PER_MINUTE: u32 = 5;
+
+    /// At most `per_minute` registrations per client address (IPv6: per /64).
+    pub fn with_registration_limit(mut self, per_minute: u32) -> Self {
+        self.registrations = RateLimiter::per_minute(per_minute);
+        self
     }
 
     /// How many times background jobs started here (the welcome e-mail) are tried.
@@ -161,7 +178,23 @@ impl Users {
 
 #[async_trait]
 impl UserService for Users {
-    async fn create(&self, command: CreateUser) -> Result<User, Error> {
+    async fn create(&self, command: CreateUser, client: ClientKey) -> Result<User, Error> {
+        self.registrations
+            .check(&[client.as_str()])
+            .map_err(|retry_after| Error::RateLimited { retry_after })?;
+        // A taken address is answered before the (costly, bounded) hash. It says no
+        // more than the 409 after a hash would: that the address is registered.
+        if self
+            .repo
+            .credentials_by_email(&command.email)
+            .await?
+            .is_some()
+        {
+            return Err(Error::Duplicate {
+                entity: "user",
+                field: "email",
+            });
+        }
         let hash = self.hasher.hash(&command.password).await?;
         let user = User::new(command.name, command.email);
         // Stored with the user in one transaction: every registered user gets the
@@ -356,10 +389,14 @@ mod tests {
             })
             .times(1)
             .returning(|u, _, _| Ok(u.clone()));
+        repo.expect_credentials_by_email().returning(|_| Ok(None));
         let users = users(repo);
 
         let created = users
-            .create(CreateUser::parse("Ada", "ada@example.com", PASSWORD).unwrap())
+            .create(
+                CreateUser::parse("Ada", "ada@example.com", PASSWORD).unwrap(),
+                ClientKey::of(None),
+            )
             .await
             .unwrap();
         assert_eq!(created.email.as_str(), "ada@example.com");
@@ -374,12 +411,70 @@ mod tests {
                 field: "email",
             })
         });
+        repo.expect_credentials_by_email().returning(|_| Ok(None));
         let users = users(repo);
         let err = users
-            .create(CreateUser::parse("Ada", "ada@example.com", PASSWORD).unwrap())
+            .create(
+                CreateUser::parse("Ada", "ada@example.com", PASSWORD).unwrap(),
+                ClientKey::of(None),
+            )
             .await
             .unwrap_err();
         assert!(matches!(err, Error::Duplicate { field: "email", .. }));
+    }
+
+    #[tokio::test]
+    async fn a_taken_address_is_refused_before_the_password_is_hashed() {
+        let mut repo = MockUserRepository::new();
+        let taken = user("Ada", "ada@example.com");
+        repo.expect_credentials_by_email().returning(move |_| {
+            Ok(Some(domain::users::Credentials {
+                user: taken.clone(),
+                password_hash: None,
+            }))
+        });
+        repo.expect_create().never();
+        let mut hasher = MockPasswordHasher::new();
+        hasher.expect_hash().never();
+        let users = Users::new(
+            Arc::new(repo),
+            Arc::new(MockPostRepository::new()),
+            Arc::new(hasher),
+            Arc::new(MockRefreshTokenStore::new()),
+            Duration::from_secs(5),
+        );
+        let err = users
+            .create(
+                CreateUser::parse("Ada", "ADA@example.com", PASSWORD).unwrap(),
+                ClientKey::of(None),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Duplicate { field: "email", .. }));
+    }
+
+    #[tokio::test]
+    async fn registrations_past_the_budget_of_a_client_are_refused_before_any_work() {
+        let mut repo = MockUserRepository::new();
+        repo.expect_credentials_by_email()
+            .times(2)
+            .returning(|_| Ok(None));
+        repo.expect_create()
+            .times(2)
+            .returning(|u, _, _| Ok(u.clone()));
+        let users = users(repo).with_registration_limit(2);
+        let client = ClientKey::of(Some("203.0.113.9".parse().unwrap()));
+        let register =
+            |n: u32| CreateUser::parse("Ada", &format!("ada{n}@example.com"), PASSWORD).unwrap();
+        users.create(register(1), client.clone()).await.unwrap();
+        users.create(register(2), client.clone()).await.unwrap();
+        let refused = users.create(register(3), client).await.unwrap_err();
+        assert!(
+            matches!(refused, Error::RateLimited { retry_after } if retry_after >= Duration::from_secs(1)),
+            "{refused:?}"
+        );
+        // Another address has its own budget (the mock would panic on a third create
+        // if the refused one had reached the repository).
     }
 
     #[tokio::test]

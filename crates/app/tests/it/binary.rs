@@ -15,6 +15,8 @@ pub(crate) fn app() -> Command {
         .env("PORT", "0")
         .env("GRPC_PORT", "0")
         .env("LOG_FORMAT", "json")
+        // Tests sign up many users from one address; the limit has its own test.
+        .env("REGISTRATION_RATE_LIMIT_PER_MINUTE", "100000")
         .env_remove("RUST_LOG")
         .env_remove("JWT_SECRET")
         .env_remove("ADMIN_PASSWORD")
@@ -78,19 +80,27 @@ pub(crate) type Lines = tokio::io::Lines<BufReader<tokio::process::ChildStdout>>
 
 /// Reads the JSON log until the server says where it listens.
 pub(crate) async fn listening(child: &mut tokio::process::Child) -> (String, Lines) {
+    let (log, lines) = listening_line(child).await;
+    (log["address"].as_str().unwrap().to_owned(), lines)
+}
+
+/// The server's `listening` log line (with `address` and `grpc_address`).
+pub(crate) async fn listening_line(
+    child: &mut tokio::process::Child,
+) -> (serde_json::Value, Lines) {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let address = tokio::time::timeout(Duration::from_secs(15), async {
+    let log = tokio::time::timeout(Duration::from_secs(15), async {
         while let Some(line) = lines.next_line().await.unwrap() {
             let log: serde_json::Value = serde_json::from_str(&line).expect("JSON logs");
             if log["message"] == "listening" {
-                return log["address"].as_str().unwrap().to_owned();
+                return log;
             }
         }
         panic!("the server exited before listening");
     })
     .await
     .expect("the server starts");
-    (address, lines)
+    (log, lines)
 }
 
 /// Reads the rest of the log as it comes (a full pipe would block the server at its

@@ -13,6 +13,7 @@ mod jobs;
 mod lifecycle;
 mod metrics;
 mod posts;
+mod security;
 mod support;
 mod under_load;
 mod users;

@@ -49,7 +49,7 @@ struct Slow;
 
 #[async_trait]
 impl UserService for Slow {
-    async fn create(&self, _: CreateUser) -> Result<User, Error> {
+    async fn create(&self, _: CreateUser, _: ports::rate_limit::ClientKey) -> Result<User, Error> {
         unreachable!()
     }
     async fn get(&self, _: UserId) -> Result<User, Error> {

@@ -17,13 +17,13 @@ async fn create_returns_201_with_location_and_the_user() {
     let mut users = MockUserService::new();
     users
         .expect_create()
-        .withf(|c| {
+        .withf(|c, _| {
             c.name.as_str() == "Ada"
                 && c.email.as_str() == "Ada@Example.com"
                 && c.password.expose() == "correct horse battery"
         })
         .times(1)
-        .returning(|c| Ok(domain::users::User::new(c.name, c.email)));
+        .returning(|c, _| Ok(domain::users::User::new(c.name, c.email)));
 
     let reply = send(
         state(users),
@@ -155,7 +155,7 @@ async fn bodies_that_are_not_json_get_400_415_or_413() {
 #[actix_web::test]
 async fn a_taken_email_is_409() {
     let mut users = MockUserService::new();
-    users.expect_create().returning(|_| {
+    users.expect_create().returning(|_, _| {
         Err(Error::Duplicate {
             entity: "user",
             field: "email",

@@ -1,0 +1,265 @@
+//! Rate limits on what anonymous or unproven callers may try: registration, login,
+//! refresh. Each key (a client address, an account) has a token bucket of `limit`
+//! attempts that refills evenly over `window`; the state is per process.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Who an anonymous request comes from, as the limits count it: an IPv4 address, or
+/// the /64 of an IPv6 one, which is what one subscriber usually gets (per-address keys
+/// would give them 2^64 budgets). IPv4-mapped IPv6 addresses count as IPv4.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClientKey(String);
+
+impl ClientKey {
+    pub fn of(ip: Option<IpAddr>) -> Self {
+        Self(match ip {
+            Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+                Some(v4) => v4.to_string(),
+                None => {
+                    let s = v6.segments();
+                    format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+                }
+            },
+            Some(IpAddr::V4(v4)) => v4.to_string(),
+            None => "unknown".to_owned(),
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ClientKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Keys tracked at most. Past it, keys with a full bucket go first (forgetting them
+/// loses nothing), then the tenth that owes the least: a flood of fresh keys, each one
+/// attempt deep, cannot push out a key that many attempts have drained.
+const MAX_KEYS: usize = 100_000;
+
+/// A token bucket per key (GCRA: one instant per key, the time its bucket is full
+/// again), so memory is constant per key whatever the limit.
+#[derive(Debug)]
+pub struct RateLimiter {
+    limit: u32,
+    /// Time for one attempt to be given back.
+    interval: Duration,
+    /// How far ahead of now a key's full-again time may be: `window - interval`.
+    burst: Duration,
+    max_keys: usize,
+    full_at: Mutex<HashMap<String, Instant>>,
+}
+
+impl RateLimiter {
+    /// `limit` attempts per minute and key (at least one).
+    pub fn per_minute(limit: u32) -> Self {
+        Self::new(limit, Duration::from_secs(60))
+    }
+
+    /// `limit` attempts per `window` and key (at least one).
+    pub fn new(limit: u32, window: Duration) -> Self {
+        Self::with_capacity(limit, window, MAX_KEYS)
+    }
+
+    fn with_capacity(limit: u32, window: Duration, max_keys: usize) -> Self {
+        let limit = limit.max(1);
+        let interval = window / limit;
+        Self {
+            limit,
+            interval,
+            burst: window.saturating_sub(interval),
+            max_keys: max_keys.max(1),
+            full_at: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn limit(&self) -> u32 {
+        self.limit
+    }
+
+    /// Spends one attempt under every key, or none when any key has none left; then
+    /// says how long until that key has one again.
+    pub fn check(&self, keys: &[&str]) -> Result<(), Duration> {
+        self.check_at(keys, Instant::now(), true)
+    }
+
+    /// Whether every key has an attempt left, spending nothing: for limits that count
+    /// only some outcomes (failed logins), checked before and recorded after.
+    pub fn peek(&self, keys: &[&str]) -> Result<(), Duration> {
+        self.check_at(keys, Instant::now(), false)
+    }
+
+    /// Spends one attempt under every key, even past the limit (the attempt happened).
+    pub fn record(&self, keys: &[&str]) {
+        let now = Instant::now();
+        let mut table = self.table();
+        self.make_room(&mut table, keys, now);
+        for key in keys {
+            let next = self.spent(table.get(*key).copied(), now);
+            table.insert((*key).to_owned(), next);
+        }
+    }
+
+    /// Gives a key its whole budget back.
+    pub fn reset(&self, key: &str) {
+        self.table().remove(key);
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+        self.full_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The key's full-again time after one more attempt.
+    fn spent(&self, full_at: Option<Instant>, now: Instant) -> Instant {
+        full_at.map_or(now, |at| at.max(now)) + self.interval
+    }
+
+    fn check_at(&self, keys: &[&str], now: Instant, spend: bool) -> Result<(), Duration> {
+        let mut table = self.table();
+        let mut wait: Option<Duration> = None;
+        for key in keys {
+            if let Some(full_at) = table.get(*key) {
+                let ahead = full_at.saturating_duration_since(now);
+                if ahead > self.burst {
+                    let retry = ahead - self.burst;
+                    wait = Some(wait.map_or(retry, |w| w.max(retry)));
+                }
+            }
+        }
+        if let Some(wait) = wait {
+            return Err(wait.max(Duration::from_secs(1)));
+        }
+        if spend {
+            self.make_room(&mut table, keys, now);
+            for key in keys {
+                let next = self.spent(table.get(*key).copied(), now);
+                table.insert((*key).to_owned(), next);
+            }
+        }
+        Ok(())
+    }
+
+    fn make_room(&self, table: &mut HashMap<String, Instant>, keys: &[&str], now: Instant) {
+        let new_keys = keys.iter().filter(|k| !table.contains_key(**k)).count();
+        if table.len() + new_keys <= self.max_keys {
+            return;
+        }
+        table.retain(|_, full_at| *full_at > now);
+        if table.len() + new_keys <= self.max_keys {
+            return;
+        }
+        // Evict the tenth that owes the least (ties: any of them).
+        let evict = (self.max_keys / 10).max(1) + new_keys;
+        let mut owed: Vec<Duration> = table
+            .values()
+            .map(|at| at.saturating_duration_since(now))
+            .collect();
+        let nth = evict.min(owed.len()) - 1;
+        let (_, threshold, _) = owed.select_nth_unstable(nth);
+        let threshold = *threshold;
+        let mut removed = 0;
+        table.retain(|_, at| {
+            if removed < evict && at.saturating_duration_since(now) <= threshold {
+                removed += 1;
+                false
+            } else {
+                true
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_of_the_limit_then_one_attempt_per_interval() {
+        let limiter = RateLimiter::per_minute(3);
+        let start = Instant::now();
+        for i in 0..3 {
+            limiter
+                .check_at(&["ip:1"], start + Duration::from_secs(i), true)
+                .unwrap();
+        }
+        let wait = limiter
+            .check_at(&["ip:1"], start + Duration::from_secs(10), true)
+            .unwrap_err();
+        // One attempt comes back every 20 s: the first at 20 s.
+        assert_eq!(wait, Duration::from_secs(10));
+        // Another key has its own budget.
+        limiter
+            .check_at(&["ip:2"], start + Duration::from_secs(10), true)
+            .unwrap();
+        limiter
+            .check_at(&["ip:1"], start + Duration::from_secs(20), true)
+            .unwrap();
+        assert!(
+            limiter
+                .check_at(&["ip:1"], start + Duration::from_secs(21), true)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn a_refused_attempt_consumes_no_budget_of_the_other_keys() {
+        let limiter = RateLimiter::per_minute(1);
+        let now = Instant::now();
+        limiter.check_at(&["ip:1"], now, true).unwrap();
+        limiter
+            .check_at(&["ip:1", "account:ada"], now, true)
+            .unwrap_err();
+        limiter.check_at(&["account:ada"], now, true).unwrap();
+    }
+
+    #[test]
+    fn peek_spends_nothing_record_spends_and_reset_restores() {
+        let limiter = RateLimiter::per_minute(2);
+        for _ in 0..5 {
+            limiter.peek(&["account:ada"]).unwrap();
+        }
+        limiter.record(&["account:ada"]);
+        limiter.record(&["account:ada"]);
+        assert!(limiter.peek(&["account:ada"]).is_err());
+        limiter.reset("account:ada");
+        limiter.peek(&["account:ada"]).unwrap();
+    }
+
+    #[test]
+    fn a_flood_of_fresh_keys_cannot_evict_a_drained_key() {
+        let limiter = RateLimiter::with_capacity(5, Duration::from_secs(3600), 1000);
+        let start = Instant::now();
+        for _ in 0..5 {
+            limiter.check_at(&["account:victim"], start, true).unwrap();
+        }
+        for n in 0..10_000 {
+            let key = format!("account:fresh-{n}");
+            limiter.check_at(&[&key], start, true).unwrap();
+        }
+        assert!(limiter.table().len() <= 1000);
+        assert!(
+            limiter.check_at(&["account:victim"], start, true).is_err(),
+            "the drained key kept its count"
+        );
+    }
+
+    #[test]
+    fn client_keys_group_ipv6_by_64_and_unmap_ipv4() {
+        let key = |s: &str| ClientKey::of(Some(s.parse().unwrap())).to_string();
+        assert_eq!(key("203.0.113.7"), "203.0.113.7");
+        assert_eq!(key("::ffff:203.0.113.7"), "203.0.113.7");
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(key("2001:db8:1:2:bbbb::9"), "2001:db8:1:2::/64");
+        assert_eq!(ClientKey::of(None).as_str(), "unknown");
+    }
+}
