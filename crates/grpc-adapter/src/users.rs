@@ -6,7 +6,7 @@ use domain::users::{Role, User, UserId};
 use domain::{Cursor, Limit, Version};
 use ports::auth::AuthService;
 use ports::rate_limit::ClientKey;
-use ports::users::{CreateUser, ListUsers, UpdateUser, UserService};
+use ports::users::{CreateUser, ListUsers, UpdateUser, UserService, UserView};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
@@ -56,6 +56,22 @@ fn user_pb(user: &User) -> pb::User {
     }
 }
 
+/// A user as the caller may see them: private fields left empty on a public profile.
+fn view_pb(view: &UserView) -> pb::User {
+    match view {
+        UserView::Full(user) => user_pb(user),
+        UserView::Public(profile) => pb::User {
+            id: profile.id.to_string(),
+            name: profile.name.as_str().to_owned(),
+            created_at: Some(timestamp(profile.created_at)),
+            ..pb::User::default()
+        },
+    }
+}
+
+/// The most users one `ListUsers` call streams, as one REST page.
+const MAX_USERS_PER_CALL: u32 = 100;
+
 fn user_id(raw: &str) -> Result<UserId, Status> {
     raw.parse()
         .map_err(|_| invalid("id", "must be a user id (UUID)"))
@@ -96,11 +112,11 @@ impl user_service_server::UserService for UsersGrpc {
     ) -> Result<Response<pb::User>, Status> {
         let started = std::time::Instant::now();
         let result = async move {
-            authenticate(&*self.auth, &request)?;
+            let caller = authenticate(&*self.auth, &request)?;
             let deadline = Deadline::of(&request);
             let id = user_id(&request.get_ref().id)?;
-            let user = deadline.bound(self.users.get(id)).await?;
-            Ok(Response::new(user_pb(&user)))
+            let user = deadline.bound(self.users.get(caller, id)).await?;
+            Ok(Response::new(view_pb(&user)))
         }
         .await;
         crate::observe("GetUser", started, &result);
@@ -144,7 +160,7 @@ impl user_service_server::UserService for UsersGrpc {
     ) -> Result<Response<Self::ListUsersStream>, Status> {
         let started = std::time::Instant::now();
         let result = async move {
-            authenticate(&*self.auth, &request)?;
+            let caller = authenticate(&*self.auth, &request)?;
             let deadline = Deadline::of(&request);
             let r = request.into_inner();
             let limit = match r.page_size {
@@ -155,7 +171,10 @@ impl user_service_server::UserService for UsersGrpc {
                 "" => None,
                 raw => Some(Cursor::decode(raw).map_err(|e| status(e.for_field("after").into()))?),
             };
-            let mut remaining = (r.max_users > 0).then_some(r.max_users);
+            let mut remaining = match r.max_users {
+                0 => MAX_USERS_PER_CALL,
+                n => n.min(MAX_USERS_PER_CALL),
+            };
             // One page buffered ahead of the reader at most: a reader that stops reading
             // stops the paging, not the memory.
             let (sink, stream) = outbound::channel(limit.get() as usize);
@@ -165,21 +184,21 @@ impl user_service_server::UserService for UsersGrpc {
                 let produce = async {
                     loop {
                         let page = users
-                            .list(ListUsers { limit, cursor })
+                            .list(caller, ListUsers { limit, cursor })
                             .await
                             .map_err(status)?;
                         for user in &page.items {
-                            if remaining == Some(0) {
+                            if remaining == 0 {
                                 return Ok(());
                             }
                             let item = pb::ListUsersResponse {
-                                user: Some(user_pb(user)),
+                                user: Some(view_pb(user)),
                                 cursor: user.cursor().encode(),
                             };
                             if sink.send(item).await.is_err() {
                                 return Ok(());
                             }
-                            remaining = remaining.map(|n| n - 1);
+                            remaining -= 1;
                         }
                         match page.next_cursor {
                             Some(next) => cursor = Some(next),

@@ -85,15 +85,30 @@ pub(crate) fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
     Ok(principal)
 }
 
-/// Guards a scope for admins: `401` without a valid token, `403` for anyone else.
+/// Guards a scope for admins: `401` without a valid token, `403` for anyone who is not
+/// an admin now. The token's role claim is not enough: it outlives a demotion, so the
+/// role stored now decides, and the handlers behind see that principal.
 pub(crate) async fn require_admin(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let principal = authenticate(req.request())?;
-    if !principal.is_admin() {
+    let claimed = authenticate(req.request())?;
+    if !claimed.is_admin() {
         return Err(ApiError::from(domain::Error::Forbidden("admins only")).into());
     }
+    let users = req
+        .app_data::<web::Data<dyn ports::users::UserService>>()
+        .ok_or_else(|| ApiError::from(domain::Error::internal("no UserService configured")))?
+        .clone();
+    let current = match users.current_principal(claimed).await {
+        Ok(current) => current,
+        Err(domain::Error::Unauthorized(_)) => return Err(invalid_token().into()),
+        Err(e) => return Err(ApiError::from(e).into()),
+    };
+    if !current.is_admin() {
+        return Err(ApiError::from(domain::Error::Forbidden("admins only")).into());
+    }
+    req.extensions_mut().insert(current);
     next.call(req).await
 }
 
@@ -139,6 +154,13 @@ impl From<TokenPair> for TokenResponse {
     }
 }
 
+/// A token pair, which no cache may keep (RFC 6749 §5.1).
+fn tokens(pair: TokenPair) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .json(TokenResponse::from(pair))
+}
+
 /// The client's address as the rate limits key it.
 pub(crate) fn client_key(req: &HttpRequest) -> ports::rate_limit::ClientKey {
     ports::rate_limit::ClientKey::of(req.peer_addr().map(|a| a.ip()))
@@ -176,7 +198,7 @@ pub(crate) async fn login(
     limits: web::Data<RateLimits>,
     req: HttpRequest,
     Json(body): Json<LoginRequest>,
-) -> Result<web::Json<TokenResponse>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let account = body.email.trim().to_ascii_lowercase();
     limits
         .login
@@ -186,7 +208,7 @@ pub(crate) async fn login(
         ])
         .map_err(rate_limited)?;
     let pair = auth.login(&body.email, &body.password).await?;
-    Ok(web::Json(pair.into()))
+    Ok(tokens(pair))
 }
 
 /// Spend a refresh token for a new token pair.
@@ -203,7 +225,7 @@ pub(crate) async fn refresh(
     limits: web::Data<RateLimits>,
     req: HttpRequest,
     Json(body): Json<RefreshRequest>,
-) -> Result<web::Json<TokenResponse>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     limits
         .refresh
         .check(&[
@@ -212,7 +234,7 @@ pub(crate) async fn refresh(
         ])
         .map_err(rate_limited)?;
     let pair = auth.refresh(&body.refresh_token).await?;
-    Ok(web::Json(pair.into()))
+    Ok(tokens(pair))
 }
 
 /// Revoke a refresh token.

@@ -4,7 +4,7 @@ use actix_web::http::header::{self, ETAG};
 use actix_web::{HttpRequest, HttpResponse, web};
 use domain::users::{User, UserId};
 use domain::{Cursor, Limit, Page};
-use ports::users::{CreateUser, ListUsers, UpdateUser, UserService};
+use ports::users::{CreateUser, ListUsers, PublicProfile, UpdateUser, UserService, UserView};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
@@ -93,7 +93,7 @@ pub(crate) fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<S
 }
 
 // Public so clients' tests and the benchmarks can build one.
-/// A user as the API shows it.
+/// A user's whole record, as the user themself and admins see it.
 #[derive(Serialize, ToSchema)]
 pub struct UserResponse {
     id: Uuid,
@@ -127,6 +127,61 @@ impl From<User> for UserResponse {
     }
 }
 
+/// What anyone signed in sees of another user: no e-mail address, no role.
+#[derive(Serialize, ToSchema)]
+// Not read, but it makes the schema closed (`additionalProperties: false`), so a whole
+// record can never pass for a public profile.
+#[serde(deny_unknown_fields)]
+pub(crate) struct PublicUserResponse {
+    id: Uuid,
+    name: String,
+    /// RFC 3339, UTC.
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    /// The user's latest 20 posts, newest first; only with `?include=posts`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false, nullable = false)]
+    posts: Option<Vec<PostResponse>>,
+}
+
+impl From<PublicProfile> for PublicUserResponse {
+    fn from(p: PublicProfile) -> Self {
+        Self {
+            id: p.id.as_uuid(),
+            name: p.name.into_inner(),
+            created_at: p.created_at,
+            posts: None,
+        }
+    }
+}
+
+/// `GET /api/users/{id}`: the whole record (for the user themself and admins) or the
+/// public profile, with `posts` when asked for.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub(crate) enum UserRead {
+    Full(UserWithPostsResponse),
+    Public(PublicUserResponse),
+}
+
+/// A user as the caller may see them: the whole record for themself and for admins,
+/// the public profile otherwise.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub(crate) enum UserBody {
+    Full(UserResponse),
+    Public(PublicUserResponse),
+}
+
+impl From<UserView> for UserBody {
+    fn from(view: UserView) -> Self {
+        match view {
+            UserView::Full(user) => Self::Full(user.into()),
+            UserView::Public(profile) => Self::Public(profile.into()),
+        }
+    }
+}
+
 /// A user with their latest posts (`?include=posts`).
 #[derive(Serialize, ToSchema)]
 pub(crate) struct UserWithPostsResponse {
@@ -149,16 +204,16 @@ pub(crate) struct GetParams {
 /// One page of users, newest first.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct UserPage {
-    items: Vec<UserResponse>,
+    items: Vec<UserBody>,
     /// Pass as `cursor` to get the next page; `null` on the last page.
     next_cursor: Option<String>,
 }
 
-impl From<Page<User>> for UserPage {
-    fn from(page: Page<User>) -> Self {
+impl From<Page<UserView>> for UserPage {
+    fn from(page: Page<UserView>) -> Self {
         Self {
             next_cursor: page.next_cursor.map(|c| c.encode()),
-            items: page.items.into_iter().map(UserResponse::from).collect(),
+            items: page.items.into_iter().map(UserBody::from).collect(),
         }
     }
 }
@@ -210,6 +265,7 @@ pub(crate) async fn create_user(
     idempotent(&req, "anonymous".to_owned(), || async move {
         let user = users.create(command, client).await?;
         Ok(HttpResponse::Created()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
             .insert_header((header::LOCATION, format!("/api/users/{}", user.id)))
             .insert_header((ETAG, etag(user.version)))
             .json(UserResponse::from(user)))
@@ -223,8 +279,8 @@ pub(crate) async fn create_user(
     params(("id" = Uuid, Path, description = "The user's id"), GetParams,
         ("If-None-Match" = Option<String>, Header, nullable = false, description = "An ETag seen before: 304 if unchanged")),
     responses(
-        (status = 200, description = "The user (with `posts` when `include=posts`; no ETag then)",
-            body = UserWithPostsResponse, headers(("ETag" = String))),
+        (status = 200, description = "The user: the whole record for the user themself and admins, the public profile (no `email`, `role`) for anyone else; with `posts` when `include=posts`. An `ETag` only on a whole record without `include`",
+            body = UserRead, headers(("ETag" = String))),
         (status = 304, description = "Not modified since the given ETag"),
         (status = 400, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, invalid or expired token", body = Problem, content_type = "application/problem+json"),
@@ -235,7 +291,7 @@ pub(crate) async fn create_user(
         (status = 504, description = "Request deadline exceeded", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn get_user(
-    _caller: Authenticated,
+    Authenticated(caller): Authenticated,
     users: web::Data<dyn UserService>,
     req: HttpRequest,
     id: web::Path<String>,
@@ -245,11 +301,22 @@ pub(crate) async fn get_user(
     match params.include.as_deref() {
         None => {}
         Some("posts") => {
-            let found = users.get_with_posts(id).await?;
-            return Ok(HttpResponse::Ok().json(UserWithPostsResponse {
-                user: found.user.into(),
-                posts: found.posts.into_iter().map(PostResponse::from).collect(),
-            }));
+            let found = users.get_with_posts(caller, id).await?;
+            let posts = found.posts.into_iter().map(PostResponse::from).collect();
+            return Ok(match found.user {
+                UserView::Full(user) => no_store(HttpResponse::Ok().json(UserRead::Full(
+                    UserWithPostsResponse {
+                        user: user.into(),
+                        posts,
+                    },
+                ))),
+                UserView::Public(profile) => {
+                    HttpResponse::Ok().json(UserRead::Public(PublicUserResponse {
+                        posts: Some(posts),
+                        ..profile.into()
+                    }))
+                }
+            });
         }
         Some(_) => {
             return Err(
@@ -257,17 +324,39 @@ pub(crate) async fn get_user(
             );
         }
     }
-    let user = users.get(id).await?;
-    Ok(crate::etag::conditional(
-        &req,
-        user.version,
-        UserResponse::from(user),
-    ))
+    match users.get(caller, id).await? {
+        UserView::Full(user) => Ok(no_store(crate::etag::conditional(
+            &req,
+            user.version,
+            UserResponse::from(user),
+        ))),
+        UserView::Public(profile) => Ok(HttpResponse::Ok().json(PublicUserResponse::from(profile))),
+    }
 }
 
-/// `200` with the user and their `ETag`.
+/// `200` with the whole record and its `ETag`.
 fn with_etag(user: User) -> HttpResponse {
-    crate::etag::ok(user.version, UserResponse::from(user))
+    no_store(crate::etag::ok(user.version, UserResponse::from(user)))
+}
+
+/// A response carrying someone's private fields is for the caller alone: no cache
+/// along the way may keep it.
+pub(crate) fn no_store(mut response: HttpResponse) -> HttpResponse {
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    response
+}
+
+fn private_if(
+    private: bool,
+    mut builder: actix_web::HttpResponseBuilder,
+) -> actix_web::HttpResponseBuilder {
+    if private {
+        builder.insert_header((header::CACHE_CONTROL, "no-store"));
+    }
+    builder
 }
 
 /// Change a user's name and/or e-mail.
@@ -321,7 +410,7 @@ pub(crate) async fn update_user(
     security(("bearer" = [])),
     params(ListParams),
     responses(
-        (status = 200, description = "A page of users", body = UserPage),
+        (status = 200, description = "A page of users: whole records for admins (and the caller's own), public profiles otherwise", body = UserPage),
         (status = 400, description = "Unreadable query string", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, invalid or expired token", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid limit or cursor", body = Problem, content_type = "application/problem+json"),
@@ -330,13 +419,14 @@ pub(crate) async fn update_user(
         (status = 504, description = "Request deadline exceeded", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn list_users(
-    _caller: Authenticated,
+    Authenticated(caller): Authenticated,
     users: web::Data<dyn UserService>,
     params: web::Query<ListParams>,
-) -> Result<web::Json<UserPage>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let (limit, cursor) = page_params(params.limit.as_deref(), params.cursor.as_deref())?;
-    let page = users.list(ListUsers { limit, cursor }).await?;
-    Ok(web::Json(page.into()))
+    let page = users.list(caller, ListUsers { limit, cursor }).await?;
+    let private = page.items.iter().any(|u| matches!(u, UserView::Full(_)));
+    Ok(private_if(private, HttpResponse::Ok()).json(UserPage::from(page)))
 }
 
 /// `limit` and `cursor` of a listing's query string, with every invalid one reported.
@@ -372,8 +462,9 @@ pub(crate) async fn me(
     Authenticated(caller): Authenticated,
     users: web::Data<dyn UserService>,
 ) -> Result<HttpResponse, ApiError> {
-    match users.get(caller.user_id).await {
-        Ok(user) => Ok(with_etag(user)),
+    match users.get(caller, caller.user_id).await {
+        Ok(UserView::Full(user)) => Ok(with_etag(user)),
+        Ok(UserView::Public(_)) => Err(domain::Error::internal("one's own record is whole").into()),
         // A valid token for a deleted account proves nothing any more.
         Err(domain::Error::NotFound { .. }) => Err(invalid_token()),
         Err(e) => Err(e.into()),

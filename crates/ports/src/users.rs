@@ -63,10 +63,56 @@ impl UpdateUser {
     }
 }
 
+/// What anyone signed in may see of another user: no e-mail address, no role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicProfile {
+    pub id: UserId,
+    pub name: UserName,
+    pub created_at: time::OffsetDateTime,
+}
+
+/// A user as one caller may see them: the whole record for the user themself and for
+/// admins (by the role stored now), the public profile for everyone else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserView {
+    Full(User),
+    Public(PublicProfile),
+}
+
+impl UserView {
+    /// `viewer` must carry the role stored now (see [`UserService::current_principal`]).
+    fn of(user: User, viewer: &Principal) -> Self {
+        if viewer.may_manage(user.id) {
+            Self::Full(user)
+        } else {
+            Self::Public(PublicProfile {
+                id: user.id,
+                name: user.name,
+                created_at: user.created_at,
+            })
+        }
+    }
+
+    pub fn id(&self) -> UserId {
+        match self {
+            Self::Full(user) => user.id,
+            Self::Public(profile) => profile.id,
+        }
+    }
+
+    /// The listing position of this user, for cursors.
+    pub fn cursor(&self) -> Cursor {
+        match self {
+            Self::Full(user) => user.cursor(),
+            Self::Public(profile) => Cursor::new(profile.created_at, profile.id.as_uuid()),
+        }
+    }
+}
+
 /// A user with their latest posts (the fan-out).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserWithPosts {
-    pub user: User,
+    pub user: UserView,
     /// At most [`UserWithPosts::LATEST`], newest first.
     pub posts: Vec<Post>,
 }
@@ -94,16 +140,25 @@ pub trait UserService: Send + Sync + 'static {
     /// password is hashed.
     async fn create(&self, command: CreateUser, client: ClientKey) -> Result<User, Error>;
 
-    /// [`Error::NotFound`] when no user has this id.
-    async fn get(&self, id: UserId) -> Result<User, Error>;
+    /// The principal `claimed` (by an access token) with the role stored now: a token
+    /// outlives a demotion, so admin rights MUST be decided on this, never on the claim.
+    /// A claim of `user` is taken as it is (it can only claim less than is stored).
+    /// [`Error::Unauthorized`] when an admin's account no longer exists.
+    async fn current_principal(&self, claimed: Principal) -> Result<Principal, Error>;
 
-    /// The user and their latest posts, fetched concurrently under the fan-out
-    /// deadline. [`Error::NotFound`] when no user has this id;
+    /// A user as `actor` may see them ([`UserView`]). [`Error::NotFound`] when no user
+    /// has this id.
+    async fn get(&self, actor: Principal, id: UserId) -> Result<UserView, Error>;
+
+    /// The user (as `actor` may see them) and their latest posts, fetched concurrently
+    /// under the fan-out deadline. [`Error::NotFound`] when no user has this id;
     /// [`Error::DeadlineExceeded`] past the deadline, with the outstanding work dropped.
-    async fn get_with_posts(&self, id: UserId) -> Result<UserWithPosts, Error>;
+    async fn get_with_posts(&self, actor: Principal, id: UserId) -> Result<UserWithPosts, Error>;
 
-    /// Changes a user, if `expected` (when given) is still their version. [`Error::Forbidden`] unless `actor` is that user or an admin, or
-    /// when a non-admin asks for a role; [`Error::NotFound`] for an unknown id,
+    /// Changes a user, if `expected` (when given) is still their version.
+    /// [`Error::Forbidden`] unless `actor` is that user or an admin (by the role stored
+    /// now), or when a non-admin asks for a role; a changed role ends the user's
+    /// sessions (every refresh-token family); [`Error::NotFound`] for an unknown id,
     /// [`Error::Duplicate`] when the new e-mail belongs to another user,
     /// [`Error::VersionMismatch`] when `expected` is stale, [`Error::Conflict`] when an
     /// admin would demote themselves. An empty update returns the user unchanged.
@@ -115,11 +170,11 @@ pub trait UserService: Send + Sync + 'static {
         expected: Option<Version>,
     ) -> Result<User, Error>;
 
-    /// Users newest first.
-    async fn list(&self, query: ListUsers) -> Result<Page<User>, Error>;
+    /// Users newest first, each as `actor` may see them.
+    async fn list(&self, actor: Principal, query: ListUsers) -> Result<Page<UserView>, Error>;
 
     /// Deletes a user with everything they own and ends their sessions.
-    /// [`Error::Forbidden`] unless `actor` is an admin; [`Error::Conflict`] for the
+    /// [`Error::Forbidden`] unless `actor` is an admin (by the role stored now); [`Error::Conflict`] for the
     /// actor's own account (an admin never locks themselves out by a slip);
     /// [`Error::NotFound`] for an unknown id.
     async fn delete(&self, actor: Principal, id: UserId) -> Result<(), Error>;
@@ -212,11 +267,27 @@ impl UserService for Users {
         Ok(user)
     }
 
-    async fn get(&self, id: UserId) -> Result<User, Error> {
-        self.repo.get(&id).await
+    async fn current_principal(&self, claimed: Principal) -> Result<Principal, Error> {
+        if !claimed.is_admin() {
+            return Ok(claimed);
+        }
+        match self.repo.get(&claimed.user_id).await {
+            Ok(user) => Ok(Principal {
+                user_id: user.id,
+                role: user.role,
+            }),
+            Err(Error::NotFound { .. }) => Err(Error::Unauthorized("invalid or expired token")),
+            Err(e) => Err(e),
+        }
     }
 
-    async fn get_with_posts(&self, id: UserId) -> Result<UserWithPosts, Error> {
+    async fn get(&self, actor: Principal, id: UserId) -> Result<UserView, Error> {
+        let actor = self.current_principal(actor).await?;
+        Ok(UserView::of(self.repo.get(&id).await?, &actor))
+    }
+
+    async fn get_with_posts(&self, actor: Principal, id: UserId) -> Result<UserWithPosts, Error> {
+        let actor = self.current_principal(actor).await?;
         let latest = Limit::new(UserWithPosts::LATEST)?;
         // Two independent reads, run concurrently: the wait is the slower of the two,
         // not their sum. try_join! drops the other branch as soon as one fails, and the
@@ -229,7 +300,7 @@ impl UserService for Users {
         };
         match tokio::time::timeout(self.fanout_deadline, both).await {
             Ok(Ok((user, page))) => Ok(UserWithPosts {
-                user,
+                user: UserView::of(user, &actor),
                 posts: page.items,
             }),
             Ok(Err(error)) => Err(error),
@@ -246,6 +317,7 @@ impl UserService for Users {
         command: UpdateUser,
         expected: Option<Version>,
     ) -> Result<User, Error> {
+        let actor = self.current_principal(actor).await?;
         if !actor.may_manage(id) {
             return Err(Error::Forbidden("you may only change your own account"));
         }
@@ -265,15 +337,29 @@ impl UserService for Users {
                 _ => Ok(user),
             };
         }
+        // A role change ends the user's sessions: a refresh would otherwise carry the
+        // old rights on for the family's lifetime.
+        let role_changes = match command.role {
+            Some(role) => self.repo.get(&id).await?.role != role,
+            None => false,
+        };
         let changes = UserChanges::new(command.name, command.email).with_role(command.role);
-        self.repo.update(&id, &changes, expected).await
+        let user = self.repo.update(&id, &changes, expected).await?;
+        if role_changes {
+            self.refresh_tokens.revoke_all_for_user(&id).await?;
+            tracing::info!(user_id = %id, by = %actor.user_id, role = user.role.as_str(), "role changed; sessions ended");
+        }
+        Ok(user)
     }
 
-    async fn list(&self, query: ListUsers) -> Result<Page<User>, Error> {
-        self.repo.list(query.limit, query.cursor).await
+    async fn list(&self, actor: Principal, query: ListUsers) -> Result<Page<UserView>, Error> {
+        let actor = self.current_principal(actor).await?;
+        let page = self.repo.list(query.limit, query.cursor).await?;
+        Ok(page.map(|user| UserView::of(user, &actor)))
     }
 
     async fn delete(&self, actor: Principal, id: UserId) -> Result<(), Error> {
+        let actor = self.current_principal(actor).await?;
         if !actor.is_admin() {
             return Err(Error::Forbidden("only an admin can delete users"));
         }
@@ -358,6 +444,18 @@ mod tests {
             user_id: UserId::generate(),
             role: Role::Admin,
         }
+    }
+
+    /// `repo` answers that `admin` is stored with `role` now.
+    fn stored(repo: &mut MockUserRepository, admin: Principal, role: Role) {
+        repo.expect_get()
+            .withf(move |id| *id == admin.user_id)
+            .returning(move |_| {
+                let mut u = user("Root", "root@example.com");
+                u.id = admin.user_id;
+                u.role = role;
+                Ok(u)
+            });
     }
 
     const PASSWORD: &str = "correct horse battery";
@@ -569,10 +667,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn admins_may_change_roles() {
+    async fn admins_may_change_roles_which_ends_the_sessions_of_that_user() {
         let existing = user("Ada", "ada@example.com");
         let id = existing.id;
+        let admin = as_admin();
         let mut repo = MockUserRepository::new();
+        stored(&mut repo, admin, Role::Admin);
+        let before = existing.clone();
+        repo.expect_get()
+            .with(eq(id))
+            .returning(move |_| Ok(before.clone()));
         repo.expect_update()
             .withf(|_, c, _| c.role == Some(Role::Admin))
             .times(1)
@@ -581,22 +685,52 @@ mod tests {
                 c.apply_to(&mut u);
                 Ok(u)
             });
-        let promoted = users(repo)
-            .update(
-                as_admin(),
-                id,
-                UpdateUser::parse(None, None, Some("admin")).unwrap(),
-                None,
-            )
-            .await
-            .unwrap();
+        let mut tokens = MockRefreshTokenStore::new();
+        tokens
+            .expect_revoke_all_for_user()
+            .with(eq(id))
+            .times(1)
+            .returning(|_| Ok(()));
+        let promoted = Users::new(
+            Arc::new(repo),
+            Arc::new(MockPostRepository::new()),
+            Arc::new(hasher()),
+            Arc::new(tokens),
+            Duration::from_secs(5),
+        )
+        .update(
+            admin,
+            id,
+            UpdateUser::parse(None, None, Some("admin")).unwrap(),
+            None,
+        )
+        .await
+        .unwrap();
         assert_eq!(promoted.role, Role::Admin);
+    }
+
+    #[tokio::test]
+    async fn a_demoted_admin_with_an_old_token_has_no_admin_rights() {
+        let admin = as_admin();
+        let target = UserId::generate();
+        let mut repo = MockUserRepository::new();
+        stored(&mut repo, admin, Role::User);
+        repo.expect_update().never();
+        repo.expect_delete().never();
+        let users = users(repo);
+        let promote = UpdateUser::parse(None, None, Some("admin")).unwrap();
+        let promoted = users.update(admin, admin.user_id, promote, None).await;
+        assert!(matches!(promoted, Err(Error::Forbidden(_))), "{promoted:?}");
+        let deleted = users.delete(admin, target).await;
+        assert!(matches!(deleted, Err(Error::Forbidden(_))), "{deleted:?}");
     }
 
     #[tokio::test]
     async fn only_admins_delete_and_deleting_ends_every_session() {
         let id = UserId::generate();
+        let admin = as_admin();
         let mut repo = MockUserRepository::new();
+        stored(&mut repo, admin, Role::Admin);
         repo.expect_delete()
             .with(eq(id))
             .times(1)
@@ -617,16 +751,17 @@ mod tests {
 
         let refused = users.delete(as_user(id), id).await;
         assert!(matches!(refused, Err(Error::Forbidden(_))));
-        users.delete(as_admin(), id).await.unwrap();
+        users.delete(admin, id).await.unwrap();
     }
 
     #[tokio::test]
     async fn an_admin_may_neither_delete_nor_demote_themselves() {
+        let admin = as_admin();
         let mut repo = MockUserRepository::new();
+        stored(&mut repo, admin, Role::Admin);
         repo.expect_delete().never();
         repo.expect_update().never();
         let users = users(repo);
-        let admin = as_admin();
         let deleted = users.delete(admin, admin.user_id).await;
         assert!(matches!(deleted, Err(Error::Conflict(_))), "{deleted:?}");
         let demote = UpdateUser::parse(None, None, Some("user")).unwrap();

@@ -240,3 +240,187 @@ async fn registrations_are_limited_per_client_address_across_both_transports() {
         "no e-mail for a refused registration"
     );
 }
+
+fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+/// Attack: any signed-in user read every user's e-mail address and role, one by one or
+/// the whole table at once (gRPC `ListUsers` with `max_users = 0`). Now another user's
+/// record is the public profile, unless the caller is an admin now.
+#[tokio::test]
+async fn another_users_email_and_role_are_private_on_every_read() {
+    let app = spawn_app().await;
+    let (ada, ada_token) = app.signed_in("Ada", "ada@example.com").await;
+    let (bob, _) = app.signed_in("Bob", "bob@example.com").await;
+    let admin = app.admin_token().await;
+    let ada_id = ada["id"].as_str().unwrap();
+    let bob_id = bob["id"].as_str().unwrap();
+    let public = |v: &serde_json::Value| {
+        let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        keys.retain(|k| *k != "posts");
+        keys.join(",")
+    };
+
+    for path in [
+        format!("/api/users/{bob_id}"),
+        format!("/api/users/{bob_id}?include=posts"),
+    ] {
+        let (status, body) = app.get_as(&ada_token, &path).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(public(&body), "created_at,id,name", "{path}: {body}");
+        let (_, as_admin) = app.get_as(&admin, &path).await;
+        assert_eq!(as_admin["email"], "bob@example.com", "{path}");
+        let (_, own) = app.get_as(&ada_token, &path.replace(bob_id, ada_id)).await;
+        assert_eq!(own["email"], "ada@example.com", "{path}");
+    }
+    let (_, page) = app.get_as(&ada_token, "/api/users?limit=100").await;
+    for item in page["items"].as_array().unwrap() {
+        let own = item["id"] == ada["id"];
+        assert_eq!(item.get("email").is_some(), own, "{item}");
+        assert_eq!(item.get("role").is_some(), own, "{item}");
+    }
+    let own = app
+        .client
+        .get(app.url("/api/users/me"))
+        .bearer_auth(&ada_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.headers()["cache-control"], "no-store");
+
+    let mut grpc = UserServiceClient::connect(app.grpc_address.clone())
+        .await
+        .unwrap();
+    let other = grpc
+        .get_user(authed(pb::GetUserRequest { id: bob_id.into() }, &ada_token))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(other.name, "Bob");
+    assert_eq!(other.email, "");
+    assert_eq!(other.role, pb::Role::Unspecified as i32);
+    assert_eq!(other.version, 0);
+    let seen = grpc
+        .get_user(authed(pb::GetUserRequest { id: bob_id.into() }, &admin))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(seen.email, "bob@example.com");
+}
+
+/// `ListUsers` streams at most 100 users per call, with a cursor to go on.
+#[tokio::test]
+async fn grpc_list_users_is_paged_at_100_per_call() {
+    let app = spawn_app().await;
+    let (_, token) = app.signed_in("Ada", "ada@example.com").await;
+    let db = app.db.as_ref().unwrap();
+    db.count(
+        "WITH made AS (INSERT INTO users (id, name, email, password_hash, role, created_at, updated_at, version) \
+         SELECT gen_random_uuid(), 'Seed', 'seed' || n || '@example.com', NULL, 'user', now() - n * interval '1 second', now(), 1 \
+         FROM generate_series(1, 150) AS n RETURNING 1) SELECT count(*) AS n FROM made",
+    )
+    .await;
+    let mut grpc = UserServiceClient::connect(app.grpc_address.clone())
+        .await
+        .unwrap();
+    let read = |after: String| {
+        let request = authed(
+            pb::ListUsersRequest {
+                page_size: 50,
+                after,
+                max_users: 0,
+            },
+            &token,
+        );
+        let mut grpc = grpc.clone();
+        async move {
+            let mut stream = grpc.list_users(request).await.unwrap().into_inner();
+            let mut got = Vec::new();
+            while let Some(item) = stream.message().await.unwrap() {
+                got.push(item);
+            }
+            got
+        }
+    };
+    let first = read(String::new()).await;
+    assert_eq!(first.len(), 100, "one call streams at most 100");
+    let rest = read(first.last().unwrap().cursor.clone()).await;
+    assert_eq!(rest.len(), 51, "the cursor continues: 151 users in all");
+    let _ = &mut grpc;
+}
+
+/// Attack: admin A demotes admin B; B, with the access token issued before, promoted
+/// themself again and deleted A. Now every admin decision uses the role stored now, and
+/// a role change ends the demoted user's refresh tokens.
+#[tokio::test]
+async fn a_demoted_admin_keeps_no_admin_power_from_an_old_token() {
+    let app = spawn_app().await;
+    let a = app.admin_token().await;
+    let (b, _) = app.signed_in("Bea", "bea@example.com").await;
+    let b_id = b["id"].as_str().unwrap();
+    let (status, _) = app
+        .patch_as(&a, &format!("/api/users/{b_id}"), json!({"role": "admin"}))
+        .await;
+    assert_eq!(status, 200);
+    let b_admin = app.login("bea@example.com", PASSWORD).await;
+    let b_token = b_admin["access_token"].as_str().unwrap();
+    let b_refresh = b_admin["refresh_token"].as_str().unwrap();
+    let (_, a_me) = app.get_as(&a, "/api/users/me").await;
+    let a_id = a_me["id"].as_str().unwrap();
+    // B is an admin for now: their token works for admin rights.
+    let (status, _) = app.get_as(b_token, "/api/admin/jobs").await;
+    assert_eq!(status, 200);
+
+    let (status, _) = app
+        .patch_as(&a, &format!("/api/users/{b_id}"), json!({"role": "user"}))
+        .await;
+    assert_eq!(status, 200);
+
+    // B's token still says admin.
+    let (status, body) = app
+        .patch_as(
+            b_token,
+            &format!("/api/users/{b_id}"),
+            json!({"role": "admin"}),
+        )
+        .await;
+    assert_eq!(status, 403, "self-promotion with the old token: {body}");
+    assert_eq!(
+        app.delete_as(b_token, &format!("/api/admin/users/{a_id}"))
+            .await,
+        403
+    );
+    let (status, _) = app.get_as(b_token, "/api/admin/jobs").await;
+    assert_eq!(status, 403);
+    let (_, a_seen) = app.get_as(b_token, &format!("/api/users/{a_id}")).await;
+    assert!(a_seen.get("email").is_none(), "{a_seen}");
+    let (status, _) = app
+        .post("/api/auth/refresh", json!({"refresh_token": b_refresh}))
+        .await;
+    assert_eq!(status, 401, "the demotion ended B's sessions");
+    let (_, b_now) = app.get_as(&a, &format!("/api/users/{b_id}")).await;
+    assert_eq!(b_now["role"], "user");
+
+    // Over gRPC too.
+    let mut grpc = UserServiceClient::connect(app.grpc_address.clone())
+        .await
+        .unwrap();
+    let refused = grpc
+        .update_user(authed(
+            pb::UpdateUserRequest {
+                id: b_id.into(),
+                role: Some(pb::Role::Admin as i32),
+                ..Default::default()
+            },
+            b_token,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+}

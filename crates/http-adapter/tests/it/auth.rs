@@ -1,6 +1,6 @@
 use actix_web::test::{self, TestRequest};
 use domain::Error;
-use domain::auth::{AccessToken, RefreshToken};
+use domain::auth::{AccessToken, Principal, RefreshToken};
 use http_adapter::{HttpConfig, app};
 use mockall::predicate::eq;
 use ports::auth::TokenPair;
@@ -58,6 +58,38 @@ async fn bad_tokens_are_401_invalid_token() {
 }
 
 #[actix_web::test]
+async fn the_admin_scope_decides_on_the_role_stored_now_not_on_the_claim() {
+    let target = uuid::Uuid::now_v7();
+    let mut users = MockUserService::new();
+    // The token still says admin; the account was demoted since.
+    users.expect_current_principal().returning(|claimed| {
+        Ok(Principal {
+            role: domain::users::Role::User,
+            ..claimed
+        })
+    });
+    users.expect_delete().never();
+    let demoted = send(
+        state(users),
+        as_admin(TestRequest::delete().uri(&format!("/api/admin/users/{target}"))),
+    )
+    .await;
+    demoted.assert_problem(403);
+
+    let mut users = MockUserService::new();
+    users
+        .expect_current_principal()
+        .returning(|_| Err(Error::Unauthorized("invalid or expired token")));
+    users.expect_delete().never();
+    let deleted = send(
+        state(users),
+        as_admin(TestRequest::delete().uri(&format!("/api/admin/users/{target}"))),
+    )
+    .await;
+    deleted.assert_problem(401);
+}
+
+#[actix_web::test]
 async fn the_admin_scope_is_403_for_users_and_works_for_admins() {
     let target = uuid::Uuid::now_v7();
     let forbidden = send(
@@ -67,7 +99,7 @@ async fn the_admin_scope_is_403_for_users_and_works_for_admins() {
     .await;
     forbidden.assert_problem(403);
 
-    let mut users = MockUserService::new();
+    let mut users = stored_roles_as_claimed(MockUserService::new());
     users
         .expect_delete()
         .withf(move |actor, id| actor.is_admin() && id.as_uuid() == target)
@@ -80,7 +112,7 @@ async fn the_admin_scope_is_403_for_users_and_works_for_admins() {
     .await;
     assert_eq!(deleted.status, 204);
 
-    let mut users = MockUserService::new();
+    let mut users = stored_roles_as_claimed(MockUserService::new());
     users
         .expect_delete()
         .returning(|_, id| Err(Error::not_found("user", id)));
@@ -118,12 +150,12 @@ async fn me_is_routed_before_the_id_route_and_is_401_once_the_account_is_gone() 
     let mut users = MockUserService::new();
     users
         .expect_get()
-        .with(eq(user_id()))
+        .withf(|_, id| *id == user_id())
         .times(1)
-        .returning(|_| {
+        .returning(|_, _| {
             let mut u = ada();
             u.id = user_id();
-            Ok(u)
+            Ok(ports::users::UserView::Full(u))
         });
     let reply = send(
         state(users),
@@ -136,7 +168,7 @@ async fn me_is_routed_before_the_id_route_and_is_401_once_the_account_is_gone() 
     let mut users = MockUserService::new();
     users
         .expect_get()
-        .returning(|id| Err(Error::not_found("user", id)));
+        .returning(|_, _| Err(Error::Unauthorized("invalid or expired token")));
     let gone = send(
         state(users),
         as_user(TestRequest::get().uri("/api/users/me")),

@@ -25,7 +25,7 @@ async fn an_unavailable_dependency_is_503_with_retry_after() {
     let mut users = MockUserService::new();
     users
         .expect_get()
-        .returning(|_| Err(Error::unavailable("pool timed out")));
+        .returning(|_, _| Err(Error::unavailable("pool timed out")));
     let reply = send(
         state(users),
         as_user(TestRequest::get().uri(&format!("/api/users/{}", uuid::Uuid::now_v7()))),
@@ -38,7 +38,7 @@ async fn an_unavailable_dependency_is_503_with_retry_after() {
 #[actix_web::test]
 async fn an_internal_error_is_500_without_internals() {
     let mut users = MockUserService::new();
-    users.expect_get().returning(|_| {
+    users.expect_get().returning(|_, _| {
         Err(Error::internal(
             "SELECT \"users\".\"id\" FROM \"users\": relation does not exist (diesel::result::Error)",
         ))

@@ -20,7 +20,7 @@ async fn a_panicking_handler_gets_a_500_problem_and_the_server_keeps_serving() {
     users
         .expect_get()
         .times(1)
-        .returning(|_| panic!("bug in a handler"));
+        .returning(|_, _| panic!("bug in a handler"));
     let service = test::init_service(app(state(users), HttpConfig::default())).await;
 
     let uri = format!("/api/users/{}", uuid::Uuid::now_v7());
@@ -52,11 +52,14 @@ impl UserService for Slow {
     async fn create(&self, _: CreateUser, _: ports::rate_limit::ClientKey) -> Result<User, Error> {
         unreachable!()
     }
-    async fn get(&self, _: UserId) -> Result<User, Error> {
-        tokio::time::sleep(Duration::from_secs(30)).await;
-        Ok(ada())
+    async fn current_principal(&self, claimed: Principal) -> Result<Principal, Error> {
+        Ok(claimed)
     }
-    async fn get_with_posts(&self, _: UserId) -> Result<UserWithPosts, Error> {
+    async fn get(&self, _: Principal, _: UserId) -> Result<ports::users::UserView, Error> {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        Ok(ports::users::UserView::Full(ada()))
+    }
+    async fn get_with_posts(&self, _: Principal, _: UserId) -> Result<UserWithPosts, Error> {
         unreachable!()
     }
     async fn update(
@@ -68,7 +71,11 @@ impl UserService for Slow {
     ) -> Result<User, Error> {
         unreachable!()
     }
-    async fn list(&self, _: ListUsers) -> Result<Page<User>, Error> {
+    async fn list(
+        &self,
+        _: Principal,
+        _: ListUsers,
+    ) -> Result<Page<ports::users::UserView>, Error> {
         unreachable!()
     }
     async fn delete(&self, _: Principal, _: UserId) -> Result<(), Error> {
@@ -157,7 +164,7 @@ async fn every_log_line_of_a_request_carries_its_request_id() {
     let mut users = MockUserService::new();
     users
         .expect_get()
-        .returning(|_| Err(Error::internal("disk on fire")));
+        .returning(|_, _| Err(Error::internal("disk on fire")));
     let reply = send(
         state(users),
         as_user(

@@ -172,18 +172,18 @@ async fn include_posts_returns_the_user_with_posts_and_maps_the_deadline_to_504(
     let mut users = MockUserService::new();
     users
         .expect_get_with_posts()
-        .withf(|id| *id == user_id())
-        .returning(|id| {
+        .withf(|_, id| *id == user_id())
+        .returning(|_, id| {
             let mut user = ada();
             user.id = id;
             Ok(UserWithPosts {
                 posts: vec![post_by(id), post_by(id)],
-                user,
+                user: ports::users::UserView::Full(user),
             })
         });
     users
         .expect_get_with_posts()
-        .returning(|_| Err(Error::DeadlineExceeded("too slow")));
+        .returning(|_, _| Err(Error::DeadlineExceeded("too slow")));
     let state = state(users);
 
     let reply = send(

@@ -159,7 +159,13 @@ pub async fn send_with(state: ApiState, config: HttpConfig, req: TestRequest) ->
 
 /// A service whose every method must not be called.
 pub fn untouched() -> MockUserService {
-    MockUserService::new()
+    stored_roles_as_claimed(MockUserService::new())
+}
+
+/// Every claimed role is the one stored now (the admin scope asks).
+pub fn stored_roles_as_claimed(mut users: MockUserService) -> MockUserService {
+    users.expect_current_principal().returning(Ok);
+    users
 }
 
 pub fn ada() -> User {

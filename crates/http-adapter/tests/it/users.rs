@@ -1,6 +1,5 @@
 use actix_web::test::TestRequest;
 use domain::{Cursor, Error, Limit, Page};
-use mockall::predicate::eq;
 use ports::users::MockUserService;
 
 use crate::support::*;
@@ -179,11 +178,11 @@ async fn get_answers_200_404_or_400() {
     let mut users = MockUserService::new();
     users
         .expect_get()
-        .with(eq(id))
-        .returning(move |_| Ok(user.clone()));
+        .withf(move |_, got| *got == id)
+        .returning(move |_, _| Ok(ports::users::UserView::Full(user.clone())));
     users
         .expect_get()
-        .returning(|id| Err(Error::not_found("user", id)));
+        .returning(|_, id| Err(Error::not_found("user", id)));
     let state = state(users);
 
     let found = send(
@@ -269,11 +268,11 @@ async fn list_defaults_to_20_and_returns_an_opaque_next_cursor() {
     let mut users = MockUserService::new();
     users
         .expect_list()
-        .withf(|q| q.limit == Limit::DEFAULT && q.cursor.is_none())
+        .withf(|_, q| q.limit == Limit::DEFAULT && q.cursor.is_none())
         .times(1)
-        .returning(move |_| {
+        .returning(move |_, _| {
             Ok(Page {
-                items: vec![user.clone()],
+                items: vec![ports::users::UserView::Full(user.clone())],
                 next_cursor: Some(next),
             })
         });
@@ -290,9 +289,9 @@ async fn list_passes_limit_and_cursor_through() {
     let mut users = MockUserService::new();
     users
         .expect_list()
-        .withf(move |q| q.limit.get() == 100 && q.cursor == Some(cursor))
+        .withf(move |_, q| q.limit.get() == 100 && q.cursor == Some(cursor))
         .times(1)
-        .returning(|_| {
+        .returning(|_, _| {
             Ok(Page {
                 items: vec![],
                 next_cursor: None,
