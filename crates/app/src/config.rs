@@ -267,7 +267,14 @@ impl Settings {
                 shutdown_grace: env.secs("SHUTDOWN_GRACE_SECS", http_defaults.shutdown_grace)?,
                 body_limit: env.positive("BODY_LIMIT_BYTES", http_defaults.body_limit)?,
                 workers: env.optional_positive("HTTP_WORKERS")?,
-                auth_rate_limit_per_minute: env.parse("AUTH_RATE_LIMIT_PER_MINUTE", 10)?,
+                auth_rate_limit_per_minute: env.positive_u32(
+                    "AUTH_RATE_LIMIT_PER_MINUTE",
+                    http_defaults.auth_rate_limit_per_minute,
+                )?,
+                auth_account_failures_per_hour: env.positive_u32(
+                    "AUTH_ACCOUNT_FAILURES_PER_HOUR",
+                    http_defaults.auth_account_failures_per_hour,
+                )?,
                 cors_allowed_origins: env
                     .raw("CORS_ALLOWED_ORIGINS")
                     .map(|raw| {
@@ -712,6 +719,7 @@ mod tests {
             std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
         );
         assert_eq!(s.http.auth_rate_limit_per_minute, 10);
+        assert_eq!(s.http.auth_account_failures_per_hour, 100);
         assert_eq!(s.fanout_deadline, Duration::from_millis(5000));
         assert_eq!(s.jobs.workers, 4);
         assert_eq!(s.jobs.max_attempts, 5);

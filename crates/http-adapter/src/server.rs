@@ -53,7 +53,14 @@ async fn metrics(renderer: Option<web::Data<MetricsRenderer>>) -> HttpResponse {
 /// Budgets for the credential endpoints, shared by every worker of a server.
 #[derive(Debug)]
 pub(crate) struct RateLimits {
+    /// Every login attempt, per client address.
     pub(crate) login: RateLimiter,
+    /// Failed logins per account and client address: only failures count, so nobody
+    /// but the one failing is refused by it.
+    pub(crate) login_failures: RateLimiter,
+    /// Failed logins per account from every address together, per hour: the ceiling on
+    /// guessing one password from many addresses.
+    pub(crate) account_failures: RateLimiter,
     pub(crate) refresh: RateLimiter,
 }
 
@@ -61,6 +68,11 @@ impl RateLimits {
     fn new(config: &HttpConfig) -> Self {
         Self {
             login: RateLimiter::per_minute(config.auth_rate_limit_per_minute),
+            login_failures: RateLimiter::per_minute(config.auth_rate_limit_per_minute),
+            account_failures: RateLimiter::new(
+                config.auth_account_failures_per_hour,
+                Duration::from_secs(3600),
+            ),
             refresh: RateLimiter::per_minute(config.auth_rate_limit_per_minute),
         }
     }
@@ -83,8 +95,11 @@ pub struct HttpConfig {
     pub body_limit: usize,
     /// Worker threads; `None` for one per core.
     pub workers: Option<usize>,
-    /// Login and refresh attempts allowed per minute, per client IP and per account.
+    /// Login and refresh attempts allowed per minute and client address; failed logins
+    /// per minute, account and client address.
     pub auth_rate_limit_per_minute: u32,
+    /// Failed logins per account and hour, from every address together.
+    pub auth_account_failures_per_hour: u32,
     /// Keys the `Idempotency-Key` request fingerprints; shared by every instance.
     pub fingerprint_key: FingerprintKey,
     /// Origins allowed to call the API from a browser (CORS); empty: none, and no CORS
@@ -106,6 +121,7 @@ impl Default for HttpConfig {
             body_limit: 64 * 1024,
             workers: None,
             auth_rate_limit_per_minute: 10,
+            auth_account_failures_per_hour: 100,
             fingerprint_key: FingerprintKey(random_key()),
             cors_allowed_origins: Vec::new(),
             hsts: false,

@@ -424,3 +424,48 @@ async fn a_demoted_admin_keeps_no_admin_power_from_an_old_token() {
         .unwrap_err();
     assert_eq!(refused.code(), Code::PermissionDenied);
 }
+
+/// A client whose connections come from `ip` (any of 127/8 reaches the server).
+fn client_from(ip: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(Some(ip.parse().unwrap()))
+        .build()
+        .unwrap()
+}
+
+/// Attack: every login attempt, success included, counted against `account:<email>`, so
+/// one request every 6 s from anywhere kept the real owner at 429 for ever. Now only
+/// failures count, per account and address, under a per-account hourly ceiling.
+#[tokio::test]
+async fn failures_from_elsewhere_do_not_lock_the_owner_out() {
+    let db = TestDb::new().await;
+    let mut app = spawn_with(settings(
+        Some(db.url()),
+        &[("AUTH_RATE_LIMIT_PER_MINUTE", "3")],
+    ))
+    .await;
+    app.db = Some(db);
+    app.create_user("Vic", "victim@example.com").await;
+    let attacker = client_from("127.0.0.2");
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let response = attacker
+            .post(app.url("/api/auth/login"))
+            .json(&json!({"email": "victim@example.com", "password": "guess guess guess"}))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses, [401, 401, 401, 429, 429, 429]);
+    for n in 3..6 {
+        let owner = client_from(&format!("127.0.0.{n}"));
+        let response = owner
+            .post(app.url("/api/auth/login"))
+            .json(&json!({"email": "victim@example.com", "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "the owner from 127.0.0.{n}");
+    }
+}

@@ -249,13 +249,16 @@ async fn failed_logins_are_401_and_the_11th_attempt_in_a_minute_is_429() {
 }
 
 #[actix_web::test]
-async fn the_account_budget_holds_across_ip_addresses() {
+async fn the_account_failure_ceiling_holds_across_ip_addresses() {
     let mut auth = token_auth();
     auth.expect_login()
         .times(10)
         .returning(|_, _| Err(Error::Unauthorized("invalid email or password")));
-    let service =
-        test::init_service(app(with_auth(untouched(), auth), HttpConfig::default())).await;
+    let config = HttpConfig {
+        auth_account_failures_per_hour: 10,
+        ..HttpConfig::default()
+    };
+    let service = test::init_service(app(with_auth(untouched(), auth), config)).await;
     for n in 0..11u8 {
         let response = call(
             &service,
@@ -269,6 +272,48 @@ async fn the_account_budget_holds_across_ip_addresses() {
         .await;
         let expected = if n < 10 { 401 } else { 429 };
         assert_eq!(response.status(), expected, "attempt {n}");
+    }
+}
+
+#[actix_web::test]
+async fn only_failures_count_against_an_account_and_only_from_where_they_come() {
+    let mut auth = token_auth();
+    auth.expect_login()
+        .withf(|_, password| password == "guess guess guess")
+        .returning(|_, _| Err(Error::Unauthorized("invalid email or password")));
+    auth.expect_login().returning(|_, _| Ok(pair()));
+    let config = HttpConfig {
+        auth_rate_limit_per_minute: 3,
+        ..HttpConfig::default()
+    };
+    let service = test::init_service(app(with_auth(untouched(), auth), config)).await;
+    let attempt = |password: &str, peer: &str| {
+        post_json(
+            "/api/auth/login",
+            &format!(r#"{{"email":"ada@example.com","password":"{password}"}}"#),
+        )
+        .peer_addr(peer.parse().unwrap())
+        .to_request()
+    };
+    // An attacker exhausts what the account allows from their address...
+    for n in 0..3 {
+        let response = call(
+            &service,
+            attempt("guess guess guess", &format!("10.9.0.1:{}", 4000 + n)),
+        )
+        .await;
+        assert_eq!(response.status(), 401);
+    }
+    let refused = call(&service, attempt("guess guess guess", "10.9.0.1:4100")).await;
+    assert_eq!(refused.status(), 429);
+    // ...which does not refuse the owner elsewhere, whose successes count for nothing.
+    for n in 0..5u8 {
+        let response = call(
+            &service,
+            attempt("correct horse battery", &format!("10.8.0.{n}:4000")),
+        )
+        .await;
+        assert_eq!(response.status(), 200, "owner's login {n}");
     }
 }
 
