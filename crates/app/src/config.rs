@@ -329,6 +329,18 @@ impl Settings {
                 queue: env.positive("WS_OUTBOUND_QUEUE", 256)?,
                 max_subscribers: env.positive("WS_MAX_CONNECTIONS", 10_000)?,
                 max_subscriptions: 100,
+                max_per_user: env.positive(
+                    "LIVE_MAX_CONNECTIONS_PER_USER",
+                    ports::live::LiveConfig::default().max_per_user,
+                )?,
+                max_per_client: env.positive(
+                    "LIVE_MAX_CONNECTIONS_PER_IP",
+                    ports::live::LiveConfig::default().max_per_client,
+                )?,
+                messages_per_sec_per_user: env.positive_u32(
+                    "LIVE_MAX_MESSAGES_PER_SEC_PER_USER",
+                    ports::live::LiveConfig::default().messages_per_sec_per_user,
+                )?,
             },
             grpc_port: env.parse("GRPC_PORT", 50051)?,
             grpc: grpc_adapter::GrpcConfig {

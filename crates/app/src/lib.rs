@@ -341,7 +341,8 @@ fn wire(settings: &Settings, db: Option<&Databases>, secret: Vec<u8>) -> anyhow:
                 settings.fanout_deadline,
             )
             .with_job_max_attempts(settings.jobs.max_attempts)
-            .with_registration_limit(settings.registration_rate_limit_per_minute),
+            .with_registration_limit(settings.registration_rate_limit_per_minute)
+            .with_events(bus.clone()),
         ),
         jobs: Arc::new(Jobs::new(queue.clone())),
         posts: Arc::new(Posts::new(posts, users.clone()).with_events(bus.clone())),

@@ -143,6 +143,10 @@ impl AccessTokens for JwtTokens {
     }
 
     fn verify(&self, token: &str) -> Result<Principal, Error> {
+        self.verify_until(token).map(|(principal, _)| principal)
+    }
+
+    fn verify_until(&self, token: &str) -> Result<(Principal, time::OffsetDateTime), Error> {
         // A JWT is a few hundred bytes; refuse to parse anything huge.
         if token.len() > 4096 {
             return Err(unauthorized());
@@ -158,7 +162,11 @@ impl AccessTokens for JwtTokens {
             .map_err(|_| unauthorized())?;
         let user_id: UserId = data.claims.sub.parse().map_err(|_| unauthorized())?;
         let role = Role::parse(&data.claims.role).map_err(|_| unauthorized())?;
-        Ok(Principal { user_id, role })
+        let expires_at = i64::try_from(data.claims.exp)
+            .ok()
+            .and_then(|exp| time::OffsetDateTime::from_unix_timestamp(exp).ok())
+            .ok_or_else(unauthorized)?;
+        Ok((Principal { user_id, role }, expires_at))
     }
 }
 

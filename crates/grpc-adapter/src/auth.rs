@@ -5,15 +5,27 @@ use ports::auth::AuthService;
 use tonic::{Request, Status};
 
 pub fn authenticate<T>(auth: &dyn AuthService, request: &Request<T>) -> Result<Principal, Status> {
+    auth.authenticate(bearer(request)?).map_err(|_| invalid())
+}
+
+/// The principal and when its token expires, for streams that outlive a call.
+pub fn authenticate_until<T>(
+    auth: &dyn AuthService,
+    request: &Request<T>,
+) -> Result<(Principal, time::OffsetDateTime), Status> {
+    auth.authenticate_until(bearer(request)?)
+        .map_err(|_| invalid())
+}
+
+fn bearer<T>(request: &Request<T>) -> Result<&str, Status> {
     let Some(value) = request.metadata().get("authorization") else {
         return Err(Status::unauthenticated("missing authorization metadata"));
     };
-    let token = value
+    value
         .to_str()
         .ok()
         .and_then(ports::auth::bearer_token)
-        .ok_or_else(invalid)?;
-    auth.authenticate(token).map_err(|_| invalid())
+        .ok_or_else(invalid)
 }
 
 fn invalid() -> Status {

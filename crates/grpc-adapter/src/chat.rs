@@ -8,10 +8,12 @@ use std::time::Duration;
 use domain::auth::Principal;
 use domain::chat::{ChatMessage, MessageId};
 use ports::auth::AuthService;
-use ports::live::{Delivery, Ended, Live, LiveError, RateLimit, Subscription};
+use ports::live::{Delivery, Ended, Live, LiveError, Owner, RateLimit, Subscription};
+use ports::rate_limit::ClientKey;
+use ports::users::{UserService, UserView};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::auth::authenticate;
+use crate::auth::authenticate_until;
 use crate::outbound::{self, ResponseStream, Sink};
 use crate::pb::chat::{self as pb, client_event, server_event};
 use crate::users::timestamp;
@@ -38,12 +40,44 @@ impl Default for ChatConfig {
 pub struct ChatGrpc {
     live: Arc<Live>,
     auth: Arc<dyn AuthService>,
+    users: Arc<dyn UserService>,
     config: ChatConfig,
 }
 
 impl ChatGrpc {
-    pub fn new(live: Arc<Live>, auth: Arc<dyn AuthService>, config: ChatConfig) -> Self {
-        Self { live, auth, config }
+    pub fn new(
+        live: Arc<Live>,
+        auth: Arc<dyn AuthService>,
+        users: Arc<dyn UserService>,
+        config: ChatConfig,
+    ) -> Self {
+        Self {
+            live,
+            auth,
+            users,
+            config,
+        }
+    }
+
+    /// Who opens the stream, as stored now, and until when their token holds.
+    async fn owner<T>(&self, request: &Request<T>) -> Result<Owner, Status> {
+        let (claimed, expires_at) = authenticate_until(&*self.auth, request)?;
+        let principal = match self.users.get(claimed, claimed.user_id).await {
+            Ok(UserView::Full(user)) => Principal {
+                user_id: user.id,
+                role: user.role,
+            },
+            Ok(UserView::Public(_)) => return Err(Status::internal("internal error")),
+            Err(domain::Error::NotFound { .. } | domain::Error::Unauthorized(_)) => {
+                return Err(Status::unauthenticated("invalid or expired token"));
+            }
+            Err(e) => return Err(crate::status::status(e)),
+        };
+        Ok(Owner {
+            principal,
+            client: ClientKey::of(request.remote_addr().map(|a| a.ip())),
+            expires_at,
+        })
     }
 }
 
@@ -60,18 +94,20 @@ impl pb::chat_service_server::ChatService for ChatGrpc {
         request: Request<Streaming<pb::ClientEvent>>,
     ) -> Result<Response<Self::ChatStream>, Status> {
         let started = std::time::Instant::now();
-        let opened = authenticate(&*self.auth, &request).and_then(|principal| {
-            let subscription = self.live.connect().map_err(|_| {
-                Status::unavailable("this instance serves its maximum of live connections")
-            })?;
-            Ok((principal, subscription))
-        });
+        let opened = match self.owner(&request).await {
+            Ok(owner) => self.live.connect(owner).map_err(|refused| match refused {
+                LiveError::TooManyForUser(_) | LiveError::TooManyFromClient(_) => {
+                    Status::resource_exhausted(refused.to_string())
+                }
+                _ => Status::unavailable("this instance serves its maximum of live connections"),
+            }),
+            Err(status) => Err(status),
+        };
         crate::observe("Chat", started, &opened);
-        let (principal, subscription) = opened?;
+        let subscription = opened?;
         let (sink, stream) = outbound::channel(IN_FLIGHT);
         tokio::spawn(session(
             subscription,
-            principal,
             request.into_inner(),
             sink,
             self.config.clone(),
@@ -86,6 +122,10 @@ fn ended(subscription: &Subscription) -> Status {
         Some(Ended::Gap) => {
             Status::unavailable("messages may have been missed; reconnect and rejoin with `since`")
         }
+        Some(Ended::Revoked) => Status::unauthenticated("the account no longer exists"),
+        Some(Ended::Expired) => {
+            Status::unauthenticated("the access token expired; reconnect with a fresh one")
+        }
         Some(Ended::TooSlow) | None => Status::resource_exhausted(
             "too slow to read; reconnect and rejoin with `since` to resume",
         ),
@@ -94,7 +134,6 @@ fn ended(subscription: &Subscription) -> Status {
 
 async fn session(
     mut subscription: Subscription,
-    principal: Principal,
     mut inbound: Streaming<pb::ClientEvent>,
     sink: Sink<pb::ServerEvent>,
     config: ChatConfig,
@@ -119,7 +158,7 @@ async fn session(
                     Err(status) => break Some(status),
                 };
                 let reply = if rate.allow() {
-                    handle(&subscription, principal, event).await
+                    handle(&subscription, event).await
                 } else if rate.refused() > config.events_per_sec {
                     break Some(Status::resource_exhausted("rate limit exceeded"));
                 } else {
@@ -200,11 +239,7 @@ fn from_delivery(delivery: &Delivery) -> pb::ServerEvent {
 }
 
 /// Handles one client event; returns the direct reply, if any.
-async fn handle(
-    subscription: &Subscription,
-    principal: Principal,
-    incoming: pb::ClientEvent,
-) -> Option<pb::ServerEvent> {
+async fn handle(subscription: &Subscription, incoming: pb::ClientEvent) -> Option<pb::ServerEvent> {
     let Some(incoming) = incoming.event else {
         return Some(error(
             "invalid_frame",
@@ -238,13 +273,13 @@ async fn handle(
             room,
             text,
             client_id,
-        }) => match subscription.send(principal, &room, &text, client_id).await {
+        }) => match subscription.send(&room, &text, client_id).await {
             // The message comes back through the bus like everyone else's.
             Ok(_) => return None,
             Err(e) => failed(&e),
         },
         client_event::Event::Subscribe(pb::Subscribe { topic }) => {
-            match subscription.subscribe(&principal, &topic) {
+            match subscription.subscribe(&topic) {
                 Ok(topic) => event(server_event::Event::Subscribed(pb::Subscribed { topic })),
                 Err(e) => failed(&e),
             }

@@ -139,6 +139,7 @@ pub async fn serve(
     let chat = pb::chat::chat_service_server::ChatServiceServer::new(chat::ChatGrpc::new(
         state.live.clone(),
         state.auth.clone(),
+        state.users.clone(),
         config.chat.clone(),
     ))
     .max_decoding_message_size(config.max_message_bytes);

@@ -38,6 +38,13 @@ pub trait AuthService: Send + Sync + 'static {
 
     /// The principal an access token proves; [`Error::Unauthorized`] otherwise.
     fn authenticate(&self, access_token: &str) -> Result<Principal, Error>;
+
+    /// As [`AuthService::authenticate`], with when the token expires: live sessions
+    /// (WebSocket, gRPC chat) opened with it end then.
+    fn authenticate_until(
+        &self,
+        access_token: &str,
+    ) -> Result<(Principal, time::OffsetDateTime), Error>;
 }
 
 /// The token of an `Authorization: Bearer <token>` value (the scheme in any case), as
@@ -176,6 +183,13 @@ impl AuthService for Auth {
 
     fn authenticate(&self, access_token: &str) -> Result<Principal, Error> {
         self.tokens.verify(access_token)
+    }
+
+    fn authenticate_until(
+        &self,
+        access_token: &str,
+    ) -> Result<(Principal, time::OffsetDateTime), Error> {
+        self.tokens.verify_until(access_token)
     }
 }
 

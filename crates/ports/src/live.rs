@@ -15,13 +15,40 @@ use std::time::Instant;
 use domain::auth::Principal;
 use domain::chat::{ChatMessage, MessageId, RoomName, Since};
 use domain::events::{Event, EventBus};
-use domain::users::UserId;
+use domain::users::{Role, UserId};
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::Error;
 use crate::chat::{ChatService, room_topic};
+use crate::rate_limit::ClientKey;
+
+/// The topic of account changes (a deletion, a new role). Never delivered to
+/// subscribers: each instance's hub applies them to the live sessions of that account.
+pub const ACCOUNTS_TOPIC: &str = "accounts";
+
+/// The event that tells every instance an account changed: `role` is the role stored
+/// now, `None` when the account was deleted.
+pub fn account_changed(user: UserId, role: Option<Role>) -> Event {
+    Event {
+        topic: ACCOUNTS_TOPIC.into(),
+        name: "account.changed".into(),
+        data: serde_json::json!({
+            "user_id": user.to_string(),
+            "role": role.map(Role::as_str),
+        }),
+    }
+}
+
+/// Whose live session this is: the principal with the role stored when it opened,
+/// where it connects from, and when the token that opened it expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub principal: Principal,
+    pub client: ClientKey,
+    pub expires_at: time::OffsetDateTime,
+}
 
 /// Limits shared by every transport.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +59,12 @@ pub struct LiveConfig {
     pub max_subscribers: usize,
     /// Rooms and topics one subscriber may follow at once.
     pub max_subscriptions: usize,
+    /// Subscribers of one user at once, on this instance.
+    pub max_per_user: usize,
+    /// Subscribers from one client address (IPv6: /64) at once, on this instance.
+    pub max_per_client: usize,
+    /// Chat messages one user may send per second, over all their subscribers.
+    pub messages_per_sec_per_user: u32,
 }
 
 impl Default for LiveConfig {
@@ -40,6 +73,9 @@ impl Default for LiveConfig {
             queue: 256,
             max_subscribers: 10_000,
             max_subscriptions: 100,
+            max_per_user: 20,
+            max_per_client: 200,
+            messages_per_sec_per_user: 40,
         }
     }
 }
@@ -65,6 +101,10 @@ pub enum Ended {
     Gap,
     /// The instance is shutting down.
     ShuttingDown,
+    /// The account is gone: its sessions end.
+    Revoked,
+    /// The access token the session was opened with has expired.
+    Expired,
 }
 
 /// What a subscriber did wrong, or why the use case behind it failed.
@@ -72,6 +112,12 @@ pub enum Ended {
 pub enum LiveError {
     #[error("this instance already serves its maximum of live connections")]
     Full,
+    #[error("at most {0} live connections per user; close one first")]
+    TooManyForUser(usize),
+    #[error("at most {0} live connections from one address")]
+    TooManyFromClient(usize),
+    #[error("too many messages; slow down")]
+    RateLimited,
     #[error("join {room} before sending to it")]
     NotJoined { room: String },
     #[error("at most {0} rooms and topics at once; leave one first")]
@@ -87,6 +133,8 @@ impl LiveError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Full => "unavailable",
+            Self::TooManyForUser(_) | Self::TooManyFromClient(_) => "too_many_connections",
+            Self::RateLimited => "rate_limited",
             Self::NotJoined { .. } => "not_joined",
             Self::TooManySubscriptions(_) => "too_many_subscriptions",
             Self::UnknownTopic => "invalid_topic",
@@ -116,6 +164,23 @@ struct Subscriber {
     deliveries: mpsc::Sender<Delivery>,
     ended: Arc<EndSignal>,
     topics: HashSet<String>,
+    owner: Principal,
+    client: ClientKey,
+}
+
+/// What one user holds on this instance.
+struct PerUser {
+    subscribers: usize,
+    /// Chat messages, over all of the user's subscribers.
+    messages: RateLimit,
+}
+
+/// Everything the hub tracks, under one lock.
+#[derive(Default)]
+struct Registry {
+    subscribers: HashMap<u64, Subscriber>,
+    users: HashMap<UserId, PerUser>,
+    clients: HashMap<ClientKey, usize>,
 }
 
 /// Set once, by whoever ends the subscription first.
@@ -138,7 +203,7 @@ impl EndSignal {
 pub struct Live {
     config: LiveConfig,
     chat: Arc<dyn ChatService>,
-    subscribers: Mutex<HashMap<u64, Subscriber>>,
+    registry: Mutex<Registry>,
     next_id: AtomicU64,
     open: AtomicUsize,
     dropped_too_slow: AtomicU64,
@@ -165,7 +230,7 @@ impl Live {
         let live = Arc::new(Self {
             config,
             chat,
-            subscribers: Mutex::new(HashMap::new()),
+            registry: Mutex::new(Registry::default()),
             next_id: AtomicU64::new(1),
             open: AtomicUsize::new(0),
             dropped_too_slow: AtomicU64::new(0),
@@ -199,7 +264,7 @@ impl Live {
     /// Ends every subscription with [`Ended::ShuttingDown`] and stops the dispatcher.
     pub fn close_all(&self) {
         self.closing.cancel();
-        for subscriber in self.lock().values() {
+        for subscriber in self.lock().subscribers.values() {
             subscriber.ended.end(Ended::ShuttingDown);
         }
     }
@@ -224,30 +289,72 @@ impl Live {
         self.dropped_too_slow.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A new subscriber. [`LiveError::Full`] at the cap, and while shutting down.
-    pub fn connect(self: &Arc<Self>) -> Result<Subscription, LiveError> {
+    /// A new subscriber for `owner`. [`LiveError::Full`] at the instance's cap and
+    /// while shutting down; [`LiveError::TooManyForUser`], [`LiveError::TooManyFromClient`]
+    /// at the owner's. It ends by itself ([`Ended::Expired`]) when the owner's token
+    /// expires.
+    pub fn connect(self: &Arc<Self>, owner: Owner) -> Result<Subscription, LiveError> {
         // Count first, then check: concurrent connects cannot slip past the cap together.
         let open = self.open.fetch_add(1, Ordering::Relaxed) + 1;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(self.config.queue.max(1));
         let ended = Arc::new(EndSignal::default());
-        let mut subscribers = self.lock();
-        // Checked under the lock `close_all` sweeps with: a subscriber is either
-        // refused here or registered before the sweep, never missed by it.
-        if open > self.config.max_subscribers || self.is_closing() {
-            drop(subscribers);
+        let mut registry = self.lock();
+        let refused = if open > self.config.max_subscribers || self.is_closing() {
+            // Checked under the lock `close_all` sweeps with: a subscriber is either
+            // refused here or registered before the sweep, never missed by it.
+            Some(LiveError::Full)
+        } else if registry
+            .users
+            .get(&owner.principal.user_id)
+            .is_some_and(|u| u.subscribers >= self.config.max_per_user)
+        {
+            Some(LiveError::TooManyForUser(self.config.max_per_user))
+        } else if registry
+            .clients
+            .get(&owner.client)
+            .is_some_and(|n| *n >= self.config.max_per_client)
+        {
+            Some(LiveError::TooManyFromClient(self.config.max_per_client))
+        } else {
+            None
+        };
+        if let Some(refused) = refused {
+            drop(registry);
             self.open.fetch_sub(1, Ordering::Relaxed);
-            return Err(LiveError::Full);
+            return Err(refused);
         }
-        subscribers.insert(
+        let per_sec = self.config.messages_per_sec_per_user;
+        registry
+            .users
+            .entry(owner.principal.user_id)
+            .or_insert_with(|| PerUser {
+                subscribers: 0,
+                messages: RateLimit::new(per_sec),
+            })
+            .subscribers += 1;
+        *registry.clients.entry(owner.client.clone()).or_default() += 1;
+        registry.subscribers.insert(
             id,
             Subscriber {
                 deliveries: tx,
                 ended: ended.clone(),
                 topics: HashSet::new(),
+                owner: owner.principal,
+                client: owner.client,
             },
         );
-        drop(subscribers);
+        drop(registry);
+        // The session lasts as long as its token: past `exp` it proves nothing.
+        let lifetime = owner.expires_at - time::OffsetDateTime::now_utc();
+        let lifetime = std::time::Duration::try_from(lifetime).unwrap_or_default();
+        let expiry = ended.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = tokio::time::sleep(lifetime) => { expiry.end(Ended::Expired); }
+                () = expiry.token.cancelled() => {}
+            }
+        });
         Ok(Subscription {
             live: self.clone(),
             id,
@@ -256,8 +363,8 @@ impl Live {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Subscriber>> {
-        self.subscribers
+    fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.registry
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -265,12 +372,22 @@ impl Live {
     async fn dispatch(&self, event: Event) {
         if event.is_gap() {
             // Live messages may have been lost: room members rejoin with `since`, which
-            // reads the gap from storage.
-            for subscriber in self.lock().values() {
-                if subscriber.topics.iter().any(|t| t.starts_with("room:")) {
+            // reads the gap from storage. So may an account change: whoever follows
+            // another user's topic reconnects, and is authorized afresh.
+            for subscriber in self.lock().subscribers.values() {
+                let own = format!("user:{}", subscriber.owner.user_id);
+                if subscriber
+                    .topics
+                    .iter()
+                    .any(|t| t.starts_with("room:") || (t.starts_with("user:") && *t != own))
+                {
                     subscriber.ended.end(Ended::Gap);
                 }
             }
+            return;
+        }
+        if event.topic == ACCOUNTS_TOPIC {
+            self.account_changed(&event);
             return;
         }
         let delivery = if event.name == "chat.message" {
@@ -296,7 +413,7 @@ impl Live {
         } else {
             Delivery::Event(Arc::new(event.clone()))
         };
-        for subscriber in self.lock().values() {
+        for subscriber in self.lock().subscribers.values() {
             if !subscriber.topics.contains(&event.topic) {
                 continue;
             }
@@ -304,6 +421,42 @@ impl Live {
                 // Full (or gone): never buffer without bound for a slow reader.
                 if subscriber.ended.end(Ended::TooSlow) {
                     self.count_too_slow();
+                }
+            }
+        }
+    }
+}
+
+impl Live {
+    /// Applies an account change to this instance's sessions of that account: a deleted
+    /// account's sessions end; a new role is what they may follow from now on.
+    fn account_changed(&self, event: &Event) {
+        let Some(user) = event.data["user_id"]
+            .as_str()
+            .and_then(|s| s.parse::<UserId>().ok())
+        else {
+            return;
+        };
+        let role = event.data["role"]
+            .as_str()
+            .and_then(|r| Role::parse(r).ok());
+        let own = format!("user:{user}");
+        let mut registry = self.lock();
+        for subscriber in registry.subscribers.values_mut() {
+            if subscriber.owner.user_id != user {
+                continue;
+            }
+            match role {
+                None => {
+                    subscriber.ended.end(Ended::Revoked);
+                }
+                Some(role) => {
+                    subscriber.owner.role = role;
+                    if role != Role::Admin {
+                        subscriber
+                            .topics
+                            .retain(|t| !t.starts_with("user:") || *t == own);
+                    }
                 }
             }
         }
@@ -367,23 +520,44 @@ impl Subscription {
 
     /// Sends a message to a joined room. It comes back through the bus like everyone
     /// else's, tagged with `client_id`.
+    ///
+    /// [`LiveError::RateLimited`] past the owner's message budget, which all of their
+    /// subscribers share.
     pub async fn send(
         &self,
-        actor: Principal,
         room: &str,
         text: &str,
         client_id: Option<String>,
     ) -> Result<ChatMessage, LiveError> {
-        let joined = RoomName::parse(room).is_ok_and(|name| self.follows(&room_topic(&name)));
-        if !joined {
-            return Err(LiveError::NotJoined { room: room.into() });
-        }
+        let topic = RoomName::parse(room).map(|name| room_topic(&name)).ok();
+        let actor = {
+            let mut registry = self.live.lock();
+            let Some(me) = registry.subscribers.get(&self.id) else {
+                return Err(LiveError::NotJoined { room: room.into() });
+            };
+            if !topic.as_ref().is_some_and(|t| me.topics.contains(t)) {
+                return Err(LiveError::NotJoined { room: room.into() });
+            }
+            let actor = me.owner;
+            let allowed = registry
+                .users
+                .get_mut(&actor.user_id)
+                .is_some_and(|u| u.messages.allow());
+            if !allowed {
+                return Err(LiveError::RateLimited);
+            }
+            actor
+        };
         Ok(self.live.chat.send(actor, room, text, client_id).await?)
     }
 
-    /// Follows `posts` (anyone) or `user:{id}` (that user or an admin). Returns the
-    /// topic in the canonical form events are published under.
-    pub fn subscribe(&self, actor: &Principal, topic: &str) -> Result<String, LiveError> {
+    /// Follows `posts` (anyone) or `user:{id}` (that user or an admin, by the role the
+    /// session holds now). Returns the topic in the canonical form events are published
+    /// under.
+    pub fn subscribe(&self, topic: &str) -> Result<String, LiveError> {
+        let Some(actor) = self.live.lock().subscribers.get(&self.id).map(|s| s.owner) else {
+            return Err(LiveError::Full);
+        };
         let canonical = if topic == "posts" {
             topic.to_owned()
         } else if let Some(user) = topic.strip_prefix("user:") {
@@ -406,8 +580,8 @@ impl Subscription {
 
     /// Whether the topic is new to this subscriber.
     fn follow_topic(&self, topic: String) -> Result<bool, LiveError> {
-        let mut subscribers = self.live.lock();
-        let Some(me) = subscribers.get_mut(&self.id) else {
+        let mut registry = self.live.lock();
+        let Some(me) = registry.subscribers.get_mut(&self.id) else {
             return Ok(false);
         };
         if me.topics.contains(&topic) {
@@ -425,22 +599,33 @@ impl Subscription {
     fn unfollow(&self, topic: &str) -> bool {
         self.live
             .lock()
+            .subscribers
             .get_mut(&self.id)
             .is_some_and(|me| me.topics.remove(topic))
-    }
-
-    fn follows(&self, topic: &str) -> bool {
-        self.live
-            .lock()
-            .get(&self.id)
-            .is_some_and(|me| me.topics.contains(topic))
     }
 }
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        self.live.lock().remove(&self.id);
+        let mut registry = self.live.lock();
+        if let Some(gone) = registry.subscribers.remove(&self.id) {
+            if let Some(user) = registry.users.get_mut(&gone.owner.user_id) {
+                user.subscribers -= 1;
+                if user.subscribers == 0 {
+                    registry.users.remove(&gone.owner.user_id);
+                }
+            }
+            if let Some(n) = registry.clients.get_mut(&gone.client) {
+                *n -= 1;
+                if *n == 0 {
+                    registry.clients.remove(&gone.client);
+                }
+            }
+        }
+        drop(registry);
         self.live.open.fetch_sub(1, Ordering::Relaxed);
+        // Stops the expiry timer with the session.
+        self.ended.token.cancel();
     }
 }
 

@@ -194,6 +194,8 @@ pub struct Users {
     job_max_attempts: u32,
     /// Registrations per client address; shared by every transport.
     registrations: RateLimiter,
+    /// Where account changes go, so every instance's live sessions follow them.
+    events: Option<Arc<dyn domain::events::EventBus>>,
 }
 
 impl Users {
@@ -212,6 +214,23 @@ impl Users {
             fanout_deadline,
             job_max_attempts: 5,
             registrations: RateLimiter::per_minute(Self::REGISTRATIONS_PER_MINUTE),
+            events: None,
+        }
+    }
+
+    /// Announces deletions and role changes on `bus`: live sessions on every instance
+    /// end or lose what the account may no longer follow.
+    pub fn with_events(mut self, bus: Arc<dyn domain::events::EventBus>) -> Self {
+        self.events = Some(bus);
+        self
+    }
+
+    async fn announce(&self, user: UserId, role: Option<Role>) {
+        if let Some(bus) = &self.events
+            && let Err(error) = bus.publish(&crate::live::account_changed(user, role)).await
+        {
+            // The sessions then live until their tokens expire (JWT_TTL_SECS at most).
+            tracing::warn!(%error, user_id = %user, "announcing an account change failed");
         }
     }
 
@@ -347,6 +366,7 @@ impl UserService for Users {
         let user = self.repo.update(&id, &changes, expected).await?;
         if role_changes {
             self.refresh_tokens.revoke_all_for_user(&id).await?;
+            self.announce(id, Some(user.role)).await;
             tracing::info!(user_id = %id, by = %actor.user_id, role = user.role.as_str(), "role changed; sessions ended");
         }
         Ok(user)
@@ -372,6 +392,7 @@ impl UserService for Users {
         // Postgres drops the tokens with the user (ON DELETE CASCADE); other stores rely
         // on this. Either way the user's sessions end now.
         self.refresh_tokens.revoke_all_for_user(&id).await?;
+        self.announce(id, None).await;
         tracing::info!(user_id = %id, by = %actor.user_id, "user deleted");
         Ok(())
     }

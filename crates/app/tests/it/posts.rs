@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use crate::support::*;
 
 impl TestApp {
-    async fn write_post(&self, token: &str, title: &str) -> Value {
+    pub(crate) async fn write_post(&self, token: &str, title: &str) -> Value {
         let response = self
             .client
             .post(self.url("/api/posts"))

@@ -469,3 +469,150 @@ async fn failures_from_elsewhere_do_not_lock_the_owner_out() {
         assert_eq!(response.status(), 200, "the owner from 127.0.0.{n}");
     }
 }
+
+mod live {
+    use std::time::Duration;
+
+    use grpc_adapter::pb::chat::chat_service_client::ChatServiceClient;
+    use grpc_adapter::pb::chat::{self as chat_pb, client_event};
+    use serde_json::json;
+    use tokio_stream::StreamExt;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    use tonic::Code;
+
+    use super::authed;
+    use crate::support::*;
+    use crate::ws::{close_code, connect, recv, send};
+
+    /// Attack, continued: a demoted admin's open WebSocket kept following another
+    /// user's private topic, and a deleted user's sessions lived on. Account changes now
+    /// reach every instance's hub over the event bus.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_demotion_takes_away_other_users_topics_and_a_deletion_ends_the_sessions() {
+        let app = spawn_app().await;
+        let root = app.admin_token().await;
+        let (ada, ada_token) = app.signed_in("Ada", "ada@example.com").await;
+        let ada_id = ada["id"].as_str().unwrap().to_owned();
+        let (bea, _) = app.signed_in("Bea", "bea@example.com").await;
+        let bea_id = bea["id"].as_str().unwrap().to_owned();
+        let (status, _) = app
+            .patch_as(
+                &root,
+                &format!("/api/users/{bea_id}"),
+                json!({"role": "admin"}),
+            )
+            .await;
+        assert_eq!(status, 200);
+        let bea_token = app.login("bea@example.com", PASSWORD).await["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+
+        let mut watcher = connect(&app, &bea_token).await;
+        for topic in ["posts".to_owned(), format!("user:{ada_id}")] {
+            send(&mut watcher, json!({"type": "subscribe", "topic": topic})).await;
+            assert_eq!(recv(&mut watcher).await["type"], "subscribed");
+        }
+        app.write_post(&ada_token, "Before").await;
+        let topics = [recv(&mut watcher).await, recv(&mut watcher).await]
+            .map(|f| f["topic"].as_str().unwrap().to_owned());
+        assert_eq!(topics, ["posts".to_owned(), format!("user:{ada_id}")]);
+
+        let (status, _) = app
+            .patch_as(
+                &root,
+                &format!("/api/users/{bea_id}"),
+                json!({"role": "user"}),
+            )
+            .await;
+        assert_eq!(status, 200);
+        // Events travel in order: the demotion is applied before these posts arrive.
+        app.write_post(&ada_token, "After one").await;
+        app.write_post(&ada_token, "After two").await;
+        for title in ["After one", "After two"] {
+            let frame = recv(&mut watcher).await;
+            assert_eq!(frame["topic"], "posts", "no more of user:{ada_id}: {frame}");
+            assert_eq!(frame["data"]["title"], title);
+        }
+        send(
+            &mut watcher,
+            json!({"type": "subscribe", "topic": format!("user:{ada_id}")}),
+        )
+        .await;
+        assert_eq!(recv(&mut watcher).await["code"], "forbidden");
+
+        // Ada, on a WebSocket and a gRPC chat stream, is deleted.
+        let mut ada_ws = connect(&app, &ada_token).await;
+        let (events, inbound) = tokio::sync::mpsc::channel(4);
+        let mut chat = ChatServiceClient::connect(app.grpc_address.clone())
+            .await
+            .unwrap();
+        let mut ada_grpc = chat
+            .chat(authed(
+                tokio_stream::wrappers::ReceiverStream::new(inbound),
+                &ada_token,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        events
+            .send(chat_pb::ClientEvent {
+                event: Some(client_event::Event::Ping(chat_pb::Ping {})),
+            })
+            .await
+            .unwrap();
+        assert!(ada_grpc.next().await.unwrap().is_ok(), "the stream is open");
+        assert_eq!(
+            app.delete_as(&root, &format!("/api/admin/users/{ada_id}"))
+                .await,
+            204
+        );
+        assert_eq!(close_code(&mut ada_ws).await, Some(CloseCode::Policy));
+        let ended = tokio::time::timeout(Duration::from_secs(5), ada_grpc.next())
+            .await
+            .expect("the stream ends within 5 s");
+        assert_eq!(ended.unwrap().unwrap_err().code(), Code::Unauthenticated);
+        // And the token opens no new session.
+        let url = app.url("/api/ws").replace("http://", "ws://");
+        let mut request =
+            tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url)
+                .unwrap();
+        request.headers_mut().insert(
+            "authorization",
+            format!("Bearer {ada_token}").parse().unwrap(),
+        );
+        match tokio_tungstenite::connect_async(request).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), 401);
+            }
+            other => panic!("a deleted user's token opened a session: {other:?}"),
+        }
+    }
+
+    /// A live session ends when the token it was opened with expires.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_live_session_ends_when_its_token_expires() {
+        let db = test_support::TestDb::new().await;
+        let mut app = spawn_with(settings(Some(db.url()), &[("JWT_TTL_SECS", "2")])).await;
+        app.db = Some(db);
+        let (_, token) = app.signed_in("Ada", "ada@example.com").await;
+        let mut ws = connect(&app, &token).await;
+        let mut chat = ChatServiceClient::connect(app.grpc_address.clone())
+            .await
+            .unwrap();
+        let (_events, inbound) = tokio::sync::mpsc::channel::<chat_pb::ClientEvent>(1);
+        let mut stream = chat
+            .chat(authed(
+                tokio_stream::wrappers::ReceiverStream::new(inbound),
+                &token,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(close_code(&mut ws).await, Some(CloseCode::Policy));
+        let ended = tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .expect("ends with the token");
+        assert_eq!(ended.unwrap().unwrap_err().code(), Code::Unauthenticated);
+    }
+}

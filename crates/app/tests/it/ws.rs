@@ -8,7 +8,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::support::*;
 
-type Ws =
+pub(crate) type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 pub(crate) async fn connect(app: &TestApp, token: &str) -> Ws {
@@ -44,7 +44,7 @@ pub(crate) async fn recv(ws: &mut Ws) -> Value {
 }
 
 /// The close code the server ends with, within 10 s.
-async fn close_code(ws: &mut Ws) -> Option<CloseCode> {
+pub(crate) async fn close_code(ws: &mut Ws) -> Option<CloseCode> {
     loop {
         match tokio::time::timeout(Duration::from_secs(10), ws.next())
             .await
@@ -321,6 +321,7 @@ async fn a_client_too_slow_to_read_is_closed_with_1013_while_others_keep_receivi
             ("JWT_SECRET", ""),
             ("WS_OUTBOUND_QUEUE", "8"),
             ("WS_MAX_MESSAGES_PER_SEC", "100000"),
+            ("LIVE_MAX_MESSAGES_PER_SEC_PER_USER", "100000"),
         ],
     ))
     .await;

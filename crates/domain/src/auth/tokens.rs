@@ -31,4 +31,8 @@ pub trait AccessTokens: Send + Sync + 'static {
     /// with a current or previous key, with the expected algorithm, issuer and audience,
     /// inside its validity window (`nbf` ≤ now < `exp`, within the configured leeway).
     fn verify(&self, token: &str) -> Result<Principal, Error>;
+
+    /// As [`AccessTokens::verify`], with the instant the token expires (its `exp`):
+    /// a live session opened with it ends then.
+    fn verify_until(&self, token: &str) -> Result<(Principal, time::OffsetDateTime), Error>;
 }

@@ -13,7 +13,8 @@ use domain::auth::Principal;
 use domain::chat::MessageId;
 pub use hub::{WsConfig, WsHub};
 use ports::auth::AuthService;
-use ports::live::{Ended, LiveError, RateLimit, Subscription};
+use ports::live::{Ended, LiveError, Owner, RateLimit, Subscription};
+use ports::users::{UserService, UserView};
 use protocol::{ClientFrame, MessageView, ServerFrame, error};
 
 use crate::problem::{ApiError, Problem};
@@ -32,27 +33,58 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     );
 }
 
-/// The caller, from `Authorization: Bearer` or, for browsers (which cannot set headers
-/// on a WebSocket), `?access_token=`. The query string is never logged.
-fn principal(req: &HttpRequest) -> Result<Principal, ApiError> {
-    if req
-        .headers()
-        .contains_key(actix_web::http::header::AUTHORIZATION)
-    {
-        return crate::auth::authenticate(req);
-    }
-    let token =
-        web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+/// The caller's token, from `Authorization: Bearer` or, for browsers (which cannot set
+/// headers on a WebSocket), `?access_token=`. The query string is never logged.
+fn token(req: &HttpRequest) -> Result<String, ApiError> {
+    if let Some(header) = req.headers().get(actix_web::http::header::AUTHORIZATION) {
+        return header
+            .to_str()
             .ok()
-            .and_then(|q| q.get("access_token").cloned());
-    let Some(token) = token else {
-        return crate::auth::authenticate(req);
-    };
+            .and_then(ports::auth::bearer_token)
+            .map(str::to_owned)
+            .ok_or_else(crate::auth::invalid_token);
+    }
+    web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+        .ok()
+        .and_then(|q| q.get("access_token").cloned())
+        .ok_or_else(|| {
+            crate::auth::authenticate(req)
+                .err()
+                .unwrap_or_else(crate::auth::invalid_token)
+        })
+}
+
+/// Who opens the session, as stored now (a live session outlasts many requests, so it
+/// starts from the account as it is, not as the token remembers it), and until when.
+async fn owner(req: &HttpRequest) -> Result<Owner, ApiError> {
+    let token = token(req)?;
     let auth = req
         .app_data::<web::Data<dyn AuthService>>()
         .ok_or_else(|| ApiError::from(domain::Error::internal("no AuthService configured")))?;
-    auth.authenticate(&token)
-        .map_err(|_| crate::auth::invalid_token())
+    let (claimed, expires_at) = auth
+        .authenticate_until(&token)
+        .map_err(|_| crate::auth::invalid_token())?;
+    let users = req
+        .app_data::<web::Data<dyn UserService>>()
+        .ok_or_else(|| ApiError::from(domain::Error::internal("no UserService configured")))?;
+    let principal = match users.get(claimed, claimed.user_id).await {
+        Ok(UserView::Full(user)) => Principal {
+            user_id: user.id,
+            role: user.role,
+        },
+        Ok(UserView::Public(_)) => {
+            return Err(domain::Error::internal("one's own record is whole").into());
+        }
+        Err(domain::Error::NotFound { .. } | domain::Error::Unauthorized(_)) => {
+            return Err(crate::auth::invalid_token());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Owner {
+        principal,
+        client: crate::auth::client_key(req),
+        expires_at,
+    })
 }
 
 async fn connect(
@@ -60,11 +92,16 @@ async fn connect(
     body: web::Payload,
     hub: web::Data<WsHub>,
 ) -> Result<HttpResponse, ApiError> {
-    let principal = principal(&req)?;
-    let subscription = hub
-        .live
-        .connect()
-        .map_err(|_| ApiError::problem(Problem::for_status(StatusCode::SERVICE_UNAVAILABLE)))?;
+    let owner = owner(&req).await?;
+    let subscription = hub.live.connect(owner).map_err(|refused| match refused {
+        LiveError::TooManyForUser(_) | LiveError::TooManyFromClient(_) => {
+            let mut problem = Problem::for_status(StatusCode::TOO_MANY_REQUESTS);
+            problem.detail = refused.to_string();
+            problem.retry_after = Some(1);
+            ApiError::problem(problem)
+        }
+        _ => ApiError::problem(Problem::for_status(StatusCode::SERVICE_UNAVAILABLE)),
+    })?;
     let (response, session, stream) = actix_ws::handle(&req, body).map_err(|e| {
         ApiError::problem(Problem::new(
             StatusCode::BAD_REQUEST,
@@ -78,8 +115,8 @@ async fn connect(
         .aggregate_continuations()
         .max_continuation_size(hub.config.max_frame_bytes);
     let config = hub.config.clone();
-    // The subscription (and its slot under the cap) ends with this task, however it ends.
-    actix_web::rt::spawn(run(config, subscription, principal, session, stream));
+    // The subscription (and its slot under the caps) ends with this task, however it ends.
+    actix_web::rt::spawn(run(config, subscription, session, stream));
     Ok(response)
 }
 
@@ -98,6 +135,11 @@ fn ended(subscription: &Subscription) -> Option<CloseReason> {
             CloseCode::Again,
             "messages may have been missed; reconnect and resume",
         ),
+        Some(Ended::Revoked) => close(CloseCode::Policy, "the account no longer exists"),
+        Some(Ended::Expired) => close(
+            CloseCode::Policy,
+            "the access token expired; reconnect with a fresh one",
+        ),
         Some(Ended::TooSlow) | None => {
             close(CloseCode::Again, "too slow to read; reconnect and resume")
         }
@@ -107,7 +149,6 @@ fn ended(subscription: &Subscription) -> Option<CloseReason> {
 async fn run(
     config: WsConfig,
     mut subscription: Subscription,
-    principal: Principal,
     mut session: Session,
     mut stream: actix_ws::AggregatedMessageStream,
 ) {
@@ -153,7 +194,7 @@ async fn run(
                     continue;
                 }
                 let reply = match incoming {
-                    Ok(AggregatedMessage::Text(text)) => handle(&subscription, principal, &text).await,
+                    Ok(AggregatedMessage::Text(text)) => handle(&subscription, &text).await,
                     Ok(AggregatedMessage::Binary(_)) => Some(error("unsupported", "send JSON text frames")),
                     Ok(AggregatedMessage::Ping(bytes)) => {
                         let pong = tokio::time::timeout(config.heartbeat, session.pong(&bytes));
@@ -208,7 +249,7 @@ async fn write(
 }
 
 /// Handles one client frame; returns the direct reply, if any.
-async fn handle(subscription: &Subscription, principal: Principal, text: &str) -> Option<String> {
+async fn handle(subscription: &Subscription, text: &str) -> Option<String> {
     let frame: ClientFrame = match serde_json::from_str(text) {
         Ok(frame) => frame,
         Err(e) if e.classify() == serde_json::error::Category::Data => {
@@ -244,12 +285,12 @@ async fn handle(subscription: &Subscription, principal: Principal, text: &str) -
             room,
             text,
             client_id,
-        } => match subscription.send(principal, &room, &text, client_id).await {
+        } => match subscription.send(&room, &text, client_id).await {
             // The message comes back through the bus like everyone else's.
             Ok(_) => return None,
             Err(e) => error_frame(&e),
         },
-        ClientFrame::Subscribe { topic } => match subscription.subscribe(&principal, &topic) {
+        ClientFrame::Subscribe { topic } => match subscription.subscribe(&topic) {
             Ok(canonical) => ServerFrame::Subscribed { topic: &canonical }.to_text(),
             Err(e) => error_frame(&e),
         },
