@@ -616,3 +616,226 @@ mod live {
         assert_eq!(ended.unwrap().unwrap_err().code(), Code::Unauthenticated);
     }
 }
+
+mod live_limits {
+    use std::time::{Duration, Instant};
+
+    use grpc_adapter::pb::chat as chat_pb;
+    use grpc_adapter::pb::chat::chat_service_client::ChatServiceClient;
+    use serde_json::json;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tonic::Code;
+
+    use super::authed;
+    use crate::support::*;
+    use crate::ws::{Ws, connect, join, recv, send};
+
+    /// The status of a WebSocket upgrade that is refused.
+    async fn refused_upgrade(app: &TestApp, token: &str) -> (u16, String) {
+        let mut request = app
+            .url("/api/ws")
+            .replace("http://", "ws://")
+            .into_client_request()
+            .unwrap();
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        match tokio_tungstenite::connect_async(request).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => (
+                response.status().as_u16(),
+                String::from_utf8_lossy(response.body().as_deref().unwrap_or_default())
+                    .into_owned(),
+            ),
+            Ok(_) => panic!("the upgrade was accepted"),
+            Err(other) => panic!("{other}"),
+        }
+    }
+
+    async fn grpc_chat(app: &TestApp, token: &str) -> Result<(), tonic::Status> {
+        let mut chat = ChatServiceClient::connect(app.grpc_address.clone())
+            .await
+            .unwrap();
+        let (events, inbound) = tokio::sync::mpsc::channel::<chat_pb::ClientEvent>(1);
+        // Kept open for the test's life: the stream holds its slot while it runs.
+        std::mem::forget(events);
+        chat.chat(authed(
+            tokio_stream::wrappers::ReceiverStream::new(inbound),
+            token,
+        ))
+        .await
+        .map(drop)
+    }
+
+    /// Attack: one account took every live slot of an instance. Now at most
+    /// LIVE_MAX_CONNECTIONS_PER_USER per user (WebSocket and gRPC together) and
+    /// LIVE_MAX_CONNECTIONS_PER_IP per client address.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn live_connections_are_capped_per_user_and_per_address() {
+        let db = test_support::TestDb::new().await;
+        let mut app = spawn_with(settings(
+            Some(db.url()),
+            &[
+                ("LIVE_MAX_CONNECTIONS_PER_USER", "3"),
+                ("LIVE_MAX_CONNECTIONS_PER_IP", "5"),
+            ],
+        ))
+        .await;
+        app.db = Some(db);
+        let (_, ada) = app.signed_in("Ada", "ada@example.com").await;
+        let mut held: Vec<Ws> = vec![connect(&app, &ada).await, connect(&app, &ada).await];
+        grpc_chat(&app, &ada).await.unwrap();
+        let (status, body) = refused_upgrade(&app, &ada).await;
+        assert_eq!(status, 429, "{body}");
+        assert!(body.contains("/problems/rate-limited"), "{body}");
+        let refused = grpc_chat(&app, &ada).await.unwrap_err();
+        assert_eq!(refused.code(), Code::ResourceExhausted);
+        // A slot comes back when a connection ends.
+        drop(held.pop());
+        let mut back = None;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while back.is_none() && Instant::now() < deadline {
+            match tokio::time::timeout(Duration::from_secs(1), async {
+                let mut request = app
+                    .url("/api/ws")
+                    .replace("http://", "ws://")
+                    .into_client_request()
+                    .unwrap();
+                request
+                    .headers_mut()
+                    .insert("authorization", format!("Bearer {ada}").parse().unwrap());
+                tokio_tungstenite::connect_async(request).await
+            })
+            .await
+            {
+                Ok(Ok((ws, _))) => {
+                    back = Some(ws);
+                    break;
+                }
+                _ => tokio::task::yield_now().await,
+            }
+        }
+        assert!(back.is_some(), "the freed slot is usable again");
+
+        // Per address: 3 of Ada's + 2 of Bob's from 127.0.0.1 fill its 5.
+        let (_, bob) = app.signed_in("Bob", "bob@example.com").await;
+        held.push(connect(&app, &bob).await);
+        held.push(connect(&app, &bob).await);
+        let (status, _) = refused_upgrade(&app, &bob).await;
+        assert_eq!(status, 429, "the address is full");
+    }
+
+    /// A user's chat budget is shared by all their connections.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn chat_messages_are_limited_per_user_across_connections() {
+        let app = spawn_with(settings(
+            None,
+            &[
+                ("JWT_SECRET", ""),
+                ("LIVE_MAX_MESSAGES_PER_SEC_PER_USER", "4"),
+            ],
+        ))
+        .await;
+        let (_, ada) = app.signed_in("Ada", "ada@example.com").await;
+        let mut sockets = vec![
+            connect(&app, &ada).await,
+            connect(&app, &ada).await,
+            connect(&app, &ada).await,
+        ];
+        for ws in &mut sockets {
+            join(ws, "budget").await;
+        }
+        // 3 sockets × 3 messages at once: 9 against a budget of 4 per second.
+        for ws in &mut sockets {
+            for n in 0..3 {
+                send(
+                    ws,
+                    json!({"type": "message", "room": "budget", "text": format!("m{n}")}),
+                )
+                .await;
+            }
+        }
+        let mut limited = 0;
+        let mut delivered = 0;
+        // Every socket gets every delivered message, and its own refusals.
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(3) && limited + delivered / 3 < 9 {
+            for ws in &mut sockets {
+                if let Ok(frame) = tokio::time::timeout(Duration::from_millis(200), recv(ws)).await
+                {
+                    match frame["type"].as_str() {
+                        Some("message") => delivered += 1,
+                        Some("error") if frame["code"] == "rate_limited" => limited += 1,
+                        _ => panic!("{frame}"),
+                    }
+                }
+            }
+        }
+        assert_eq!(
+            delivered / 3,
+            4,
+            "4 messages delivered to each of the 3 sockets"
+        );
+        assert_eq!(limited, 5, "the other 5 were refused");
+    }
+
+    /// One user flooding a room cannot make the instance's dispatcher fall so far behind
+    /// that members of other rooms are cut off: a member of another room gets every
+    /// message in order, without a 1013.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_flooding_account_does_not_disconnect_other_rooms() {
+        let app = spawn_app().await;
+        let (_, flooder) = app.signed_in("Flood", "flood@example.com").await;
+        let (_, calm) = app.signed_in("Calm", "calm@example.com").await;
+        let (_, speaker) = app.signed_in("Speaker", "speaker@example.com").await;
+        let mut listener = connect(&app, &calm).await;
+        join(&mut listener, "calm").await;
+        let mut talker = connect(&app, &speaker).await;
+        join(&mut talker, "calm").await;
+        let mut flood = Vec::new();
+        for _ in 0..20 {
+            let mut ws = connect(&app, &flooder).await;
+            join(&mut ws, "flood").await;
+            flood.push(ws);
+        }
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flooding: Vec<_> = flood
+            .into_iter()
+            .map(|mut ws| {
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    let text = "x".repeat(2000);
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        use futures_util::SinkExt;
+                        let frame = json!({"type": "message", "room": "flood", "text": text});
+                        let sent = ws
+                            .send(tokio_tungstenite::tungstenite::Message::text(
+                                frame.to_string(),
+                            ))
+                            .await;
+                        if sent.is_err() {
+                            return;
+                        }
+                        tokio::task::yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        for n in 0..50 {
+            send(
+                &mut talker,
+                json!({"type": "message", "room": "calm", "text": format!("{n}")}),
+            )
+            .await;
+            let echo = recv(&mut talker).await;
+            assert_eq!(echo["type"], "message", "{echo}");
+            let got = recv(&mut listener).await;
+            assert_eq!(got["type"], "message", "message {n}: {got}");
+            assert_eq!(got["text"], n.to_string(), "in order");
+            tokio::time::sleep(Duration::from_millis(40)).await;
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for task in flooding {
+            task.await.unwrap();
+        }
+    }
+}
