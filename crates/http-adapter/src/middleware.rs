@@ -234,12 +234,35 @@ pub async fn problem_fallback(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let upgrade = asks_for_upgrade(req.headers());
     let response = next.call(req).await?.map_into_boxed_body();
-    if !needs_problem(response.response()) {
-        return Ok(response);
+    let mut response = if needs_problem(response.response()) {
+        let (http_req, old) = response.into_parts();
+        ServiceResponse::new(http_req, as_problem(&old, None))
+    } else {
+        response
+    };
+    if upgrade && response.status() != actix_web::http::StatusCode::SWITCHING_PROTOCOLS {
+        // A refused upgrade is written as if the connection had switched protocols:
+        // actix's encoder then sends the body without chunk framing, so a compressed
+        // (streamed, `Transfer-Encoding: chunked`) body reaches the client malformed.
+        // Kept uncompressed, the body has a length and is framed by it.
+        response.headers_mut().insert(
+            header::CONTENT_ENCODING,
+            header::HeaderValue::from_static("identity"),
+        );
     }
-    let (http_req, old) = response.into_parts();
-    Ok(ServiceResponse::new(http_req, as_problem(&old, None)))
+    Ok(response)
+}
+
+/// Whether the request asks to switch protocols (`Connection: upgrade`).
+fn asks_for_upgrade(headers: &actix_web::http::header::HeaderMap) -> bool {
+    headers.get_all(header::CONNECTION).any(|v| {
+        v.to_str().is_ok_and(|v| {
+            v.split(',')
+                .any(|token| token.trim().eq_ignore_ascii_case("upgrade"))
+        })
+    })
 }
 
 /// An error response that is not problem+json yet.

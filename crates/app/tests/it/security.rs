@@ -839,3 +839,72 @@ mod live_limits {
         }
     }
 }
+
+/// Found by a real HTTP client: a refused WebSocket upgrade with `Accept-Encoding:
+/// gzip` was a gzip body announced as `Transfer-Encoding: chunked` but written without
+/// chunk framing. Every refusal of an upgrade is now a well-formed response.
+#[tokio::test]
+async fn a_refused_upgrade_is_a_well_formed_problem_whatever_the_encoding() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = spawn_memory_app().await;
+    let host = app.address.trim_start_matches("http://").to_owned();
+    for path in ["/api/ws", "/api/ws?access_token=garbage", "/api/users"] {
+        let mut socket = tokio::net::TcpStream::connect(&host).await.unwrap();
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Accept-Encoding: gzip\r\n\r\n"
+        );
+        socket.write_all(request.as_bytes()).await.unwrap();
+        // Read the head, then exactly what it says the body is.
+        let mut raw = Vec::new();
+        let head_end = loop {
+            let mut chunk = [0u8; 4096];
+            let n = tokio::time::timeout(Duration::from_secs(5), socket.read(&mut chunk))
+                .await
+                .expect("an answer")
+                .unwrap();
+            assert!(n > 0, "closed before the head ended: {raw:?}");
+            raw.extend_from_slice(&chunk[..n]);
+            if let Some(at) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at + 4;
+            }
+        };
+        let head = String::from_utf8_lossy(&raw[..head_end]).to_lowercase();
+        assert!(head.starts_with("http/1.1 401"), "{path}: {head}");
+        assert!(!head.contains("transfer-encoding"), "{path}: {head}");
+        assert!(!head.contains("content-encoding: gzip"), "{path}: {head}");
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .expect("a length-delimited body")
+            .trim()
+            .parse()
+            .unwrap();
+        while raw.len() < head_end + length {
+            let mut chunk = [0u8; 4096];
+            let n = socket.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "the body ended early");
+            raw.extend_from_slice(&chunk[..n]);
+        }
+        let problem: serde_json::Value =
+            serde_json::from_slice(&raw[head_end..head_end + length]).expect("a JSON problem");
+        assert_eq!(problem["status"], 401, "{path}");
+    }
+    // And an ordinary HTTP client, sending what browsers send, reads it cleanly.
+    let response = app
+        .client
+        .get(app.url("/api/ws"))
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let body: serde_json::Value = response.json().await.expect("a readable problem");
+    assert_eq!(body["type"], "/problems/unauthorized");
+}
