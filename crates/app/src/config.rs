@@ -54,6 +54,9 @@ pub struct Settings {
     pub ws: http_adapter::WsConfig,
     /// Limits of live subscriptions, shared by WebSockets and gRPC chat streams.
     pub live: ports::live::LiveConfig,
+    /// Where `/metrics` is served alone (e.g. `127.0.0.1:9090`); `None` serves it on the
+    /// API's port.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// The gRPC port (`GRPC_PORT`, 0 picks a free one); gRPC listens on `host` too.
     pub grpc_port: u16,
     pub grpc: grpc_adapter::GrpcConfig,
@@ -217,6 +220,7 @@ impl fmt::Debug for Settings {
             .field("postgres_event_bus", &self.postgres_event_bus)
             .field("ws", &self.ws)
             .field("live", &self.live)
+            .field("metrics_addr", &self.metrics_addr)
             .field("grpc_port", &self.grpc_port)
             .field("grpc", &self.grpc)
             .finish()
@@ -341,6 +345,13 @@ impl Settings {
                     "LIVE_MAX_MESSAGES_PER_SEC_PER_USER",
                     ports::live::LiveConfig::default().messages_per_sec_per_user,
                 )?,
+            },
+            metrics_addr: match env.raw("METRICS_ADDR") {
+                None => None,
+                Some(raw) => Some(raw.trim().parse().map_err(|_| ConfigError {
+                    var: "METRICS_ADDR",
+                    reason: format!("`{raw}` is not an address and port, e.g. 127.0.0.1:9090"),
+                })?),
             },
             grpc_port: env.parse("GRPC_PORT", 50051)?,
             grpc: grpc_adapter::GrpcConfig {
@@ -670,6 +681,7 @@ mod tests {
             ),
             ("PASSWORD_HASH_QUEUE", "0", "PASSWORD_HASH_QUEUE"),
             ("PASSWORD_HASH_WAIT_MS", "0", "PASSWORD_HASH_WAIT_MS"),
+            ("METRICS_ADDR", "localhost", "METRICS_ADDR"),
             (
                 "REGISTRATION_RATE_LIMIT_PER_MINUTE",
                 "0",

@@ -52,6 +52,10 @@ pub struct Application {
     workers: Option<WorkerPool>,
     ws: Arc<http_adapter::WsHub>,
     grpc: Grpc,
+    /// `/metrics` on its own address (`METRICS_ADDR`), when configured.
+    metrics: Option<(u16, actix_web::dev::Server)>,
+    /// Ends the background tasks of this application (the job counts of `/metrics`).
+    background: CancellationToken,
     grace: std::time::Duration,
 }
 
@@ -79,8 +83,26 @@ impl Application {
         let workers = (settings.jobs.workers > 0).then(|| {
             WorkerPool::start(wiring.queue.clone(), wiring.runner.clone(), &settings.jobs)
         });
-        let state = wiring.state;
+        let mut state = wiring.state;
         let ws = state.ws.clone();
+        let background = CancellationToken::new();
+        refresh_job_counts(wiring.queue.clone(), background.clone());
+        let metrics = match (&settings.metrics_addr, state.metrics.take()) {
+            (Some(address), Some(renderer)) => {
+                let listener = TcpListener::bind(address)
+                    .with_context(|| format!("cannot listen for metrics on {address}"))?;
+                let port = listener.local_addr()?.port();
+                let server = http_adapter::metrics_server(listener, renderer)
+                    .context("cannot start the metrics server")?;
+                Some((port, server))
+            }
+            (None, renderer) => {
+                // Served on the API's port, as before.
+                state.metrics = renderer;
+                None
+            }
+            (Some(_), None) => None,
+        };
         let mut http = settings.http.clone();
         http.fingerprint_key = fingerprint_key(&secret);
 
@@ -112,8 +134,15 @@ impl Application {
                 state: wiring.grpc,
                 config: settings.grpc.clone(),
             },
+            metrics,
+            background,
             grace: settings.http.shutdown_grace,
         })
+    }
+
+    /// The port `/metrics` is served on when `METRICS_ADDR` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, _)| *port)
     }
 
     pub fn port(&self) -> u16 {
@@ -129,6 +158,10 @@ impl Application {
     /// grace period, and closes the pool.
     pub async fn run_until(mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let handle = self.server.handle();
+        let metrics = self.metrics.take().map(|(_, server)| {
+            let handle = server.handle();
+            (handle, tokio::spawn(server))
+        });
         let mut http = Fused(Some(tokio::spawn(self.server)));
         let grpc_stop = CancellationToken::new();
         let mut grpc = Fused(Some(tokio::spawn(grpc_adapter::serve(
@@ -175,6 +208,13 @@ impl Application {
                 .context("HTTP server failed while stopping")
         };
         let (http_result, grpc_result, ()) = tokio::join!(http_drained, grpc_drained, workers);
+        self.background.cancel();
+        if let Some((handle, task)) = metrics {
+            handle.stop(true).await;
+            if let Ok(Err(error)) = task.await {
+                tracing::warn!(%error, "the metrics server failed");
+            }
+        }
         if let Some(db) = self.db {
             db.main.close();
             db.jobs.close();
@@ -330,7 +370,7 @@ fn wire(settings: &Settings, db: Option<&Databases>, secret: Vec<u8>) -> anyhow:
         bus.clone(),
         settings.live.clone(),
     );
-    let metrics = metrics_renderer(db, queue.clone(), live.clone());
+    let metrics = metrics_renderer(db, live.clone());
     let state = ApiState {
         users: Arc::new(
             Users::new(
@@ -410,11 +450,11 @@ fn prometheus() -> Option<PrometheusHandle> {
         .clone()
 }
 
-/// `GET /metrics`: samples what is cheaper to read at scrape time than to track
-/// (pool sizes, queue depth, live connections), then renders everything.
+/// `GET /metrics`: samples what is cheap to read at scrape time (pool sizes, live
+/// connections), then renders everything off the HTTP worker. Nothing here touches the
+/// database: job counts come from [`refresh_job_counts`].
 fn metrics_renderer(
     db: Option<&Databases>,
-    queue: Arc<dyn JobQueue>,
     live: Arc<Live>,
 ) -> Option<http_adapter::MetricsRenderer> {
     let handle = prometheus()?;
@@ -424,7 +464,6 @@ fn metrics_renderer(
     Some(Arc::new(move || {
         let handle = handle.clone();
         let pools = pools.clone();
-        let queue = queue.clone();
         let live = live.clone();
         Box::pin(async move {
             for (name, pool) in &pools {
@@ -435,9 +474,34 @@ fn metrics_renderer(
                 metrics::gauge!("db_pool_idle_connections", "pool" => *name).set(stats.idle as f64);
                 metrics::gauge!("db_pool_waiting", "pool" => *name).set(stats.waiting as f64);
             }
-            // A scrape must answer even while the database is away: the queue depth
-            // then keeps its last value.
-            match tokio::time::timeout(std::time::Duration::from_secs(2), queue.counts()).await {
+            let stats = live.stats();
+            metrics::gauge!("live_connections").set(stats.open as f64);
+            metrics::counter!("live_dropped_slow_total").absolute(stats.dropped_too_slow);
+            // Rendering walks every series: on the blocking pool, an HTTP worker keeps
+            // serving meanwhile.
+            tokio::task::spawn_blocking(move || handle.render())
+                .await
+                .unwrap_or_default()
+        })
+    }))
+}
+
+/// How often the job counts of `/metrics` are read from the queue.
+const JOB_COUNTS_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Keeps the `jobs{state}` gauges current: one task reads the counts every
+/// [`JOB_COUNTS_EVERY`], however often `/metrics` is scraped, until `stop`.
+fn refresh_job_counts(queue: Arc<dyn JobQueue>, stop: CancellationToken) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(JOB_COUNTS_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = every.tick() => {}
+            }
+            // While the database is away the gauges keep their last values.
+            match tokio::time::timeout(std::time::Duration::from_secs(5), queue.counts()).await {
                 Ok(Ok(counts)) => {
                     for (state, n) in counts {
                         metrics::gauge!("jobs", "state" => state.as_str()).set(n as f64);
@@ -446,12 +510,8 @@ fn metrics_renderer(
                 Ok(Err(error)) => tracing::debug!(%error, "job counts unavailable for metrics"),
                 Err(_) => tracing::debug!("job counts timed out for metrics"),
             }
-            let stats = live.stats();
-            metrics::gauge!("live_connections").set(stats.open as f64);
-            metrics::counter!("live_dropped_slow_total").absolute(stats.dropped_too_slow);
-            handle.render()
-        })
-    }))
+        }
+    });
 }
 
 /// Runs only the job workers (`app worker`), until `shutdown` completes.

@@ -54,7 +54,7 @@ pub async fn request_context(
     let route = req
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method());
     let span = tracing::info_span!(
         "request",
         request_id = %request_id,
@@ -112,7 +112,7 @@ pub async fn request_context(
     let status = status.as_u16();
     metrics::counter!(
         "http_requests_total",
-        "method" => method.clone(),
+        "method" => method,
         "route" => route.clone(),
         "status" => status.to_string()
     )
@@ -253,6 +253,22 @@ pub async fn problem_fallback(
         );
     }
     Ok(response)
+}
+
+/// The method as a metrics label: the methods the API serves, and `other` for any
+/// other token a client sends, so label sets stay bounded whatever arrives.
+fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::PUT => "PUT",
+        _ => "other",
+    }
 }
 
 /// Whether the request asks to switch protocols (`Connection: upgrade`).

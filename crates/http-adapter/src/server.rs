@@ -50,6 +50,27 @@ async fn metrics(renderer: Option<web::Data<MetricsRenderer>>) -> HttpResponse {
     }
 }
 
+/// A server for `GET /metrics` alone, on its own listener (`METRICS_ADDR`): scrapes
+/// stay off the API's port and workers, and the API's port answers 404 for them.
+pub fn metrics_server(
+    listener: TcpListener,
+    renderer: MetricsRenderer,
+) -> std::io::Result<actix_web::dev::Server> {
+    let renderer = web::Data::new(renderer);
+    Ok(HttpServer::new(move || {
+        App::new()
+            .app_data(renderer.clone())
+            .route("/metrics", web::get().to(metrics))
+            .default_service(web::to(|| async {
+                Problem::for_status(StatusCode::NOT_FOUND).response()
+            }))
+    })
+    .disable_signals()
+    .workers(1)
+    .listen(listener)?
+    .run())
+}
+
 /// Budgets for the credential endpoints, shared by every worker of a server.
 #[derive(Debug)]
 pub(crate) struct RateLimits {

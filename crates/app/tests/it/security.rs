@@ -908,3 +908,92 @@ async fn a_refused_upgrade_is_a_well_formed_problem_whatever_the_encoding() {
     let body: serde_json::Value = response.json().await.expect("a readable problem");
     assert_eq!(body["type"], "/problems/unauthorized");
 }
+
+mod metrics {
+    use std::time::{Duration, Instant};
+
+    use crate::support::*;
+
+    async fn scrape(app: &TestApp, base: &str) -> (u16, String) {
+        let response = app
+            .client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    /// Attack: every new method token became a new label set, growing the metrics
+    /// without bound. Now the API's methods, and `other`.
+    #[tokio::test]
+    async fn metric_labels_stay_bounded_whatever_methods_arrive() {
+        let app = spawn_memory_app().await;
+        for n in 0..30 {
+            let method = reqwest::Method::from_bytes(format!("XM{n}").as_bytes()).unwrap();
+            app.client
+                .request(method, app.url("/api/users"))
+                .send()
+                .await
+                .unwrap();
+        }
+        let (_, text) = scrape(&app, &app.address).await;
+        assert!(
+            !text.contains("method=\"XM"),
+            "a client's method became a label"
+        );
+        assert!(
+            text.lines().any(|l| l.starts_with("http_requests_total")
+                && l.contains("method=\"other\"")
+                && l.contains("route=\"/api/users\"")),
+            "{text}"
+        );
+    }
+
+    /// Attack: each scrape counted the jobs table on the request's worker, waiting up to
+    /// 2 s while the database was away, so scrapes could hold the HTTP workers. Job counts
+    /// now come from one task every 15 s; a scrape touches no database.
+    #[tokio::test]
+    async fn a_scrape_never_waits_for_the_database() {
+        let app = spawn_app().await;
+        let db = app.db.as_ref().unwrap();
+        db.cut_off().await;
+        for _ in 0..5 {
+            let asked = Instant::now();
+            let (status, text) = scrape(&app, &app.address).await;
+            assert_eq!(status, 200);
+            assert!(text.contains("db_pool_connections"));
+            assert!(
+                asked.elapsed() < Duration::from_secs(1),
+                "a scrape waited {:?} for the database",
+                asked.elapsed()
+            );
+        }
+        db.restore().await;
+    }
+
+    /// METRICS_ADDR serves `/metrics` alone on its own address; the API's port
+    /// answers 404 for it.
+    #[tokio::test]
+    async fn metrics_addr_moves_metrics_off_the_api_port() {
+        let app = spawn_with(settings(
+            None,
+            &[("JWT_SECRET", ""), ("METRICS_ADDR", "127.0.0.1:0")],
+        ))
+        .await;
+        let (status, _) = scrape(&app, &app.address).await;
+        assert_eq!(status, 404);
+        let metrics = app.metrics_address.clone().expect("a metrics address");
+        let (status, text) = scrape(&app, &metrics).await;
+        assert_eq!(status, 200);
+        assert!(text.contains("build_info"), "{text}");
+        let elsewhere = app
+            .client
+            .get(format!("{metrics}/api/health"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(elsewhere.status(), 404, "only /metrics there");
+        app.stop().await.unwrap();
+    }
+}

@@ -11,6 +11,8 @@ pub struct TestApp {
     pub address: String,
     /// `http://127.0.0.1:{grpc port}`, for tonic clients.
     pub grpc_address: String,
+    /// `http://127.0.0.1:{port}` of `/metrics` when `METRICS_ADDR` is set.
+    pub metrics_address: Option<String>,
     pub client: reqwest::Client,
     pub db: Option<TestDb>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -65,6 +67,9 @@ pub async fn spawn_with(settings: Settings) -> TestApp {
     let application = Application::build(&settings).await.expect("build the app");
     let address = format!("http://127.0.0.1:{}", application.port());
     let grpc_address = format!("http://127.0.0.1:{}", application.grpc_port());
+    let metrics_address = application
+        .metrics_port()
+        .map(|port| format!("http://127.0.0.1:{port}"));
     let (tx, rx) = oneshot::channel();
     let server = tokio::spawn(application.run_until(async {
         let _ = rx.await;
@@ -72,6 +77,7 @@ pub async fn spawn_with(settings: Settings) -> TestApp {
     TestApp {
         address,
         grpc_address,
+        metrics_address,
         client: reqwest::Client::new(),
         db: None,
         shutdown: Some(tx),
