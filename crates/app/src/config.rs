@@ -270,6 +270,8 @@ impl Settings {
                 )?,
                 shutdown_grace: env.secs("SHUTDOWN_GRACE_SECS", http_defaults.shutdown_grace)?,
                 body_limit: env.positive("BODY_LIMIT_BYTES", http_defaults.body_limit)?,
+                max_connections: env
+                    .positive("HTTP_MAX_CONNECTIONS", http_defaults.max_connections)?,
                 workers: env.optional_positive("HTTP_WORKERS")?,
                 auth_rate_limit_per_minute: env.positive_u32(
                     "AUTH_RATE_LIMIT_PER_MINUTE",
@@ -359,6 +361,18 @@ impl Settings {
                     events_per_sec: env.parse("WS_MAX_MESSAGES_PER_SEC", 20u32)?.max(1),
                     ..grpc_adapter::ChatConfig::default()
                 },
+                max_connections: env.positive(
+                    "GRPC_MAX_CONNECTIONS",
+                    grpc_adapter::GrpcConfig::default().max_connections,
+                )?,
+                handshake_timeout: env.secs(
+                    "GRPC_HANDSHAKE_TIMEOUT_SECS",
+                    grpc_adapter::GrpcConfig::default().handshake_timeout,
+                )?,
+                max_connection_age: env.secs(
+                    "GRPC_MAX_CONNECTION_AGE_SECS",
+                    grpc_adapter::GrpcConfig::default().max_connection_age,
+                )?,
                 ..grpc_adapter::GrpcConfig::default()
             },
             jobs: JobSettings {

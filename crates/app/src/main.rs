@@ -59,6 +59,9 @@ fn main() -> ExitCode {
     // Telemetry lives outside the runtime: its exporter flushes with blocking I/O.
     let telemetry = (!matches!(command, Command::Openapi | Command::Healthcheck))
         .then(|| telemetry::init(&settings));
+    if matches!(command, Command::Serve | Command::Worker) {
+        raise_open_files_limit();
+    }
     // A multi-thread runtime: actix-web still gives each HTTP worker its own thread,
     // while gRPC, database connection drivers and background tasks share the
     // work-stealing pool.
@@ -87,6 +90,18 @@ fn main() -> ExitCode {
         telemetry.shutdown();
     }
     code
+}
+
+/// Every connection is a descriptor, and the usual soft limit (1024) is far below what
+/// the connection caps allow: raise it to the hard limit the system grants.
+fn raise_open_files_limit() {
+    match rlimit::Resource::NOFILE.get() {
+        Ok((soft, hard)) => match rlimit::increase_nofile_limit(hard) {
+            Ok(now) => tracing::info!(soft, hard, now, "open files limit"),
+            Err(error) => tracing::warn!(soft, hard, %error, "cannot raise the open files limit"),
+        },
+        Err(error) => tracing::warn!(%error, "cannot read the open files limit"),
+    }
 }
 
 /// The admin password: never from argv, where other users can read it.

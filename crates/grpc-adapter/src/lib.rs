@@ -10,6 +10,7 @@ mod auth;
 mod chat;
 mod deadline;
 mod health;
+mod incoming;
 mod outbound;
 pub mod status;
 mod users;
@@ -24,7 +25,6 @@ use ports::health::HealthService;
 use ports::live::Live;
 use ports::users::UserService;
 use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
 
 /// Counts a call by method and status code, and times it (for streams: until the
 /// stream is open).
@@ -87,6 +87,14 @@ pub struct GrpcConfig {
     /// How often a health `Watch` re-checks.
     pub health_poll: Duration,
     pub chat: ChatConfig,
+    /// Connections open at once; the next is closed as soon as it is accepted.
+    pub max_connections: usize,
+    /// A connection that has not sent the HTTP/2 preface by then is closed.
+    pub handshake_timeout: Duration,
+    /// A connection older than this is asked to go away (GOAWAY) so clients rebalance;
+    /// calls still running get `max_connection_age_grace` to finish.
+    pub max_connection_age: Duration,
+    pub max_connection_age_grace: Duration,
 }
 
 impl Default for GrpcConfig {
@@ -97,6 +105,10 @@ impl Default for GrpcConfig {
             keepalive: Duration::from_secs(30),
             health_poll: Duration::from_secs(5),
             chat: ChatConfig::default(),
+            max_connections: 10_000,
+            handshake_timeout: Duration::from_secs(10),
+            max_connection_age: Duration::from_secs(60 * 60),
+            max_connection_age_grace: Duration::from_secs(5 * 60),
         }
     }
 }
@@ -143,6 +155,12 @@ pub async fn serve(
         config.chat.clone(),
     ))
     .max_decoding_message_size(config.max_message_bytes);
+    let incoming = incoming::admit(
+        listener,
+        config.max_connections,
+        config.handshake_timeout,
+        stop.clone(),
+    );
     let health = tonic_health::pb::health_server::HealthServer::new(health::HealthGrpc::new(
         state.health.clone(),
         config.health_poll,
@@ -168,11 +186,12 @@ pub async fn serve(
         .max_concurrent_streams(config.max_concurrent_streams)
         .http2_keepalive_interval(Some(config.keepalive))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-        .tcp_nodelay(true)
+        .max_connection_age(config.max_connection_age)
+        .max_connection_age_grace(config.max_connection_age_grace)
         .add_service(users)
         .add_service(chat)
         .add_service(health)
         .add_optional_service(reflection)
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await
 }

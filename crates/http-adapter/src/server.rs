@@ -116,6 +116,9 @@ pub struct HttpConfig {
     pub body_limit: usize,
     /// Worker threads; `None` for one per core.
     pub workers: Option<usize>,
+    /// Connections open at once, over every worker; past it new ones wait in the
+    /// listen backlog.
+    pub max_connections: usize,
     /// Login and refresh attempts allowed per minute and client address; failed logins
     /// per minute, account and client address.
     pub auth_rate_limit_per_minute: u32,
@@ -141,6 +144,7 @@ impl Default for HttpConfig {
             shutdown_grace: Duration::from_secs(30),
             body_limit: 64 * 1024,
             workers: None,
+            max_connections: 10_000,
             auth_rate_limit_per_minute: 10,
             auth_account_failures_per_hour: 100,
             fingerprint_key: FingerprintKey(random_key()),
@@ -297,9 +301,13 @@ pub fn server(
     .keep_alive(config.keep_alive)
     .client_disconnect_timeout(config.client_disconnect_timeout)
     .shutdown_timeout(config.shutdown_grace.as_secs());
-    if let Some(workers) = config.workers {
-        builder = builder.workers(workers);
-    }
+    let workers = config
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get));
+    // actix counts connections per worker.
+    builder = builder
+        .workers(workers)
+        .max_connections(config.max_connections.div_ceil(workers).max(1));
     Ok(builder.listen(listener)?.run())
 }
 

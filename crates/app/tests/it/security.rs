@@ -997,3 +997,107 @@ mod metrics {
         app.stop().await.unwrap();
     }
 }
+
+mod connections {
+    use std::time::{Duration, Instant};
+
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpStream;
+
+    use crate::binary::{app, listening_line, read_log, sigterm};
+
+    async fn idle(address: &str, n: usize) -> Vec<(TcpStream, Instant)> {
+        let mut open = Vec::with_capacity(n);
+        for _ in 0..n {
+            let stream = TcpStream::connect(address).await.expect("connect");
+            open.push((stream, Instant::now()));
+        }
+        open
+    }
+
+    /// Whether the server closes `stream` by `deadline`.
+    async fn closed_by(stream: &mut TcpStream, deadline: Instant) -> bool {
+        let mut byte = [0u8; 1];
+        matches!(
+            tokio::time::timeout_at(deadline.into(), stream.read(&mut byte)).await,
+            Ok(Ok(0) | Err(_))
+        )
+    }
+
+    /// Attack: thousands of TCP connections that never speak. gRPC kept each for ever;
+    /// now one that has not sent the HTTP/2 preface within 10 s is closed, and neither
+    /// port's idle connections keep the API from answering.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn idle_connections_neither_starve_the_api_nor_stay_open_on_grpc() {
+        rlimit::increase_nofile_limit(u64::MAX).unwrap();
+        let mut child = app().env("RUST_LOG", "info").spawn().unwrap();
+        let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(
+            child.stdout.take().unwrap(),
+        ));
+        let mut start_up = Vec::new();
+        let listening = loop {
+            let line = lines.next_line().await.unwrap().expect("the server starts");
+            let log: serde_json::Value = serde_json::from_str(&line).unwrap();
+            if log["message"] == "listening" {
+                break log;
+            }
+            start_up.push(line);
+        };
+        let http = listening["address"].as_str().unwrap().to_owned();
+        let grpc = listening["grpc_address"].as_str().unwrap().to_owned();
+        let log = read_log(lines);
+
+        let mut grpc_idle = idle(&grpc, 2000).await;
+        let http_idle = idle(&http, 2000).await;
+        let asked = Instant::now();
+        let health = reqwest::Client::new()
+            .get(format!("http://{http}/api/health"))
+            .timeout(Duration::from_secs(1))
+            .send()
+            .await
+            .expect("health answers within 1 s beside 4,000 idle connections");
+        assert_eq!(health.status(), 200);
+        assert!(asked.elapsed() < Duration::from_secs(1));
+
+        let mut still_open = 0;
+        for (stream, opened) in &mut grpc_idle {
+            if !closed_by(stream, *opened + Duration::from_secs(15)).await {
+                still_open += 1;
+            }
+        }
+        assert_eq!(still_open, 0, "idle gRPC connections open after 15 s");
+        drop(http_idle);
+        sigterm(&child);
+        child.wait().await.unwrap();
+        log.await.unwrap();
+        let limit = start_up
+            .iter()
+            .find(|l| l.contains("open files limit"))
+            .expect("the open files limit is logged");
+        assert!(
+            limit.contains("\"soft\"") && limit.contains("\"hard\""),
+            "{limit}"
+        );
+    }
+
+    /// Past GRPC_MAX_CONNECTIONS, a new gRPC connection is closed at once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn grpc_connections_past_the_cap_are_closed_at_once() {
+        let mut child = app().env("GRPC_MAX_CONNECTIONS", "3").spawn().unwrap();
+        let (listening, lines) = listening_line(&mut child).await;
+        let grpc = listening["grpc_address"].as_str().unwrap().to_owned();
+        let _log = read_log(lines);
+        let mut held = idle(&grpc, 3).await;
+        let mut fourth = TcpStream::connect(&grpc).await.unwrap();
+        assert!(
+            closed_by(&mut fourth, Instant::now() + Duration::from_secs(2)).await,
+            "the fourth connection is closed"
+        );
+        // The three within the cap are still open (their handshake time is not over).
+        for (stream, _) in &mut held {
+            assert!(!closed_by(stream, Instant::now() + Duration::from_millis(100)).await);
+        }
+        sigterm(&child);
+        child.wait().await.unwrap();
+    }
+}
