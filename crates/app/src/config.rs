@@ -109,6 +109,8 @@ pub struct AuthSettings {
     pub jwt_ttl: Duration,
     pub jwt_leeway: Duration,
     pub refresh_ttl: Duration,
+    /// A session's absolute lifetime, however often it is refreshed.
+    pub refresh_absolute_ttl: Duration,
     pub argon2: Argon2Settings,
     /// How many hashes run and wait at once.
     pub hash_capacity: HashCapacity,
@@ -141,6 +143,7 @@ impl fmt::Debug for AuthSettings {
             .field("jwt_ttl", &self.jwt_ttl)
             .field("jwt_leeway", &self.jwt_leeway)
             .field("refresh_ttl", &self.refresh_ttl)
+            .field("refresh_absolute_ttl", &self.refresh_absolute_ttl)
             .field("argon2", &self.argon2)
             .field("hash_capacity", &self.hash_capacity)
             .finish()
@@ -392,6 +395,7 @@ impl Settings {
                 jwt_ttl: Duration::ZERO,
                 jwt_leeway: Duration::ZERO,
                 refresh_ttl: Duration::ZERO,
+                refresh_absolute_ttl: Duration::ZERO,
                 argon2: Argon2Settings::default(),
                 hash_capacity: HashCapacity::default(),
             },
@@ -430,6 +434,12 @@ impl Settings {
                 "REFRESH_TOKEN_TTL_SECS",
                 Duration::from_secs(30 * 24 * 60 * 60),
                 Duration::from_secs,
+                DAY * 365,
+            )?,
+            refresh_absolute_ttl: env.duration(
+                "REFRESH_ABSOLUTE_TTL_DAYS",
+                ports::auth::Auth::REFRESH_ABSOLUTE_TTL,
+                |days| DAY * u32::try_from(days).unwrap_or(u32::MAX),
                 DAY * 365,
             )?,
             argon2: Argon2Settings {
@@ -512,6 +522,20 @@ impl Settings {
 /// between instances.
 fn check_secrets(auth: &AuthSettings, has_database: bool) -> Result<(), ConfigError> {
     let min = auth_adapter::MIN_SECRET_BYTES;
+    if let Some(secret) = &auth.jwt_secret
+        && let Some(reason) = guessable(secret)
+    {
+        return Err(ConfigError {
+            var: "JWT_SECRET",
+            reason: format!("{reason}; generate one, e.g. `openssl rand -hex 32`"),
+        });
+    }
+    if let Some(reason) = auth.jwt_previous_secrets.iter().find_map(|s| guessable(s)) {
+        return Err(ConfigError {
+            var: "JWT_PREVIOUS_SECRETS",
+            reason: format!("a key {reason}"),
+        });
+    }
     match &auth.jwt_secret {
         Some(secret) if secret.len() < min => {
             return Err(ConfigError {
@@ -540,6 +564,26 @@ fn check_secrets(auth: &AuthSettings, has_database: bool) -> Result<(), ConfigEr
         });
     }
     Ok(())
+}
+
+/// The placeholder `.env.example` once shipped; anyone can read it.
+const EXAMPLE_SECRET: &[u8] = b"change-me-to-the-output-of-openssl-rand-hex-32";
+
+/// Why a signing key is one an attacker could guess, if it is: a published
+/// placeholder, or too few distinct bytes to be random (`aaaa…`, `abab…`).
+fn guessable(secret: &[u8]) -> Option<&'static str> {
+    if secret == EXAMPLE_SECRET
+        || secret
+            .windows(9)
+            .any(|w| w.eq_ignore_ascii_case(b"change-me"))
+    {
+        return Some("is a placeholder (it contains `change-me`)");
+    }
+    let distinct = secret
+        .iter()
+        .collect::<std::collections::HashSet<_>>()
+        .len();
+    (distinct < 16).then_some("has fewer than 16 distinct bytes: it is not random")
 }
 
 struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
@@ -697,6 +741,11 @@ mod tests {
             ("PASSWORD_HASH_WAIT_MS", "0", "PASSWORD_HASH_WAIT_MS"),
             ("METRICS_ADDR", "localhost", "METRICS_ADDR"),
             (
+                "REFRESH_ABSOLUTE_TTL_DAYS",
+                "400",
+                "REFRESH_ABSOLUTE_TTL_DAYS",
+            ),
+            (
                 "REGISTRATION_RATE_LIMIT_PER_MINUTE",
                 "0",
                 "REGISTRATION_RATE_LIMIT_PER_MINUTE",
@@ -737,6 +786,23 @@ mod tests {
     }
 
     #[test]
+    fn guessable_signing_keys_are_refused() {
+        for secret in [
+            "change-me-to-the-output-of-openssl-rand-hex-32",
+            "please-CHANGE-ME-0123456789abcdef0123456789",
+            "abababababababababababababababababababab",
+            "0123456789abcde0123456789abcde0123456789",
+        ] {
+            let err = from(&[("JWT_SECRET", secret)]).unwrap_err();
+            assert_eq!(err.var, "JWT_SECRET", "{secret}");
+            let err = from(&[("JWT_PREVIOUS_SECRETS", secret)]).unwrap_err();
+            assert_eq!(err.var, "JWT_PREVIOUS_SECRETS", "{secret}");
+        }
+        // 16 distinct bytes will do (as will `openssl rand -hex 32`).
+        from(&[("JWT_SECRET", SECRET)]).unwrap();
+    }
+
+    #[test]
     fn a_database_needs_a_jwt_secret_but_memory_does_not() {
         let err = from(&[("DATABASE_URL", "postgres://db/app")]).unwrap_err();
         assert_eq!(err.var, "JWT_SECRET");
@@ -748,6 +814,7 @@ mod tests {
         let s = from(&[]).unwrap();
         assert_eq!(s.auth.jwt_ttl, Duration::from_secs(900));
         assert_eq!(s.auth.refresh_ttl, Duration::from_secs(30 * 86400));
+        assert_eq!(s.auth.refresh_absolute_ttl, Duration::from_secs(30 * 86400));
         assert_eq!(s.auth.argon2, Argon2Settings::default());
         assert_eq!(s.auth.hash_capacity.queue, 64);
         assert_eq!(s.registration_rate_limit_per_minute, 5);

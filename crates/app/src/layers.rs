@@ -124,7 +124,8 @@ pub fn describe(loaded: &Loaded) -> String {
     for (var, source, value) in &loaded.sources {
         let shown = if SECRETS.contains(&var.as_str()) {
             "<redacted>".to_owned()
-        } else if var.ends_with("_URL") {
+        } else if var.ends_with("_URL") || var.ends_with("_ENDPOINT") || value.contains("://") {
+            // Every address may carry credentials (user info, a token in the query).
             postgres_adapter::redact_url(value)
         } else {
             value.clone()
@@ -212,7 +213,7 @@ mod tests {
             known.borrow_mut().push(var.to_owned());
             match var {
                 "DATABASE_URL" => Some("postgres://localhost/app".to_owned()),
-                "JWT_SECRET" => Some("x".repeat(32)),
+                "JWT_SECRET" => Some("0123456789abcdef0123456789abcdef".to_owned()),
                 _ => None,
             }
         };

@@ -55,6 +55,7 @@ pub async fn request_context(
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = method_label(req.method());
+    let docs_page = req.path().starts_with("/api/docs");
     let span = tracing::info_span!(
         "request",
         request_id = %request_id,
@@ -94,6 +95,13 @@ pub async fn request_context(
                 res.headers_mut().insert(X_REQUEST_ID, value);
             }
             secure(res.headers_mut(), hsts);
+            if docs_page {
+                // The reference page runs its own scripts and styles, from here only.
+                res.headers_mut().insert(
+                    header::CONTENT_SECURITY_POLICY,
+                    HeaderValue::from_static(DOCS_CSP),
+                );
+            }
             (res.status(), Ok(res))
         }
         Err(error) => {
@@ -139,7 +147,20 @@ struct WithRequestId {
 
 /// Headers every response carries: no MIME sniffing, no framing, no referrer leaks,
 /// and HSTS when the service is reached over TLS (`HSTS=true`).
+/// What an API response may make a browser do: nothing (it is data, never a page).
+const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The reference page (`/api/docs`): its own scripts, styles and the API, nothing from
+/// elsewhere, no inline script; Swagger UI sets inline styles and uses `data:` icons.
+const DOCS_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+     img-src 'self' data:; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; \
+     form-action 'none'";
+
 fn secure(headers: &mut actix_web::http::header::HeaderMap, hsts: bool) {
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(API_CSP),
+    );
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

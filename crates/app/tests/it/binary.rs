@@ -489,11 +489,21 @@ async fn app_config_prints_the_layers_with_secrets_redacted() {
         .env("PORT", "7100")
         .env("JWT_SECRET", crate::support::JWT_SECRET)
         .env("DATABASE_URL", "postgres://app:hunter2-db@db:5432/app")
+        .env(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "https://tenant:otlp-token-42@collector.example:4318",
+        )
+        .env("SMTP_URL", "smtps://mailer:smtp-pass-77@smtp.example:465")
         .output()
         .await
         .unwrap();
     assert!(output.status.success(), "{output:?}");
     let text = String::from_utf8(output.stdout).unwrap();
+    // Every URL-valued setting is redacted, in both halves of the output.
+    for secret in ["otlp-token-42", "smtp-pass-77", "tenant:", "mailer:"] {
+        assert!(!text.contains(secret), "{secret} shown: {text}");
+    }
+    assert!(text.contains("collector.example:4318"), "{text}");
     assert!(text.contains("DB_MAX_CONNECTIONS = 17"), "{text}");
     assert!(text.contains("PORT = 7100    # environment"), "{text}");
     assert!(text.contains("port: 7100"), "{text}");
