@@ -390,13 +390,16 @@ fn wire(settings: &Settings, db: Option<&Databases>, secret: Vec<u8>) -> anyhow:
         metrics,
         idempotency,
         health: Arc::new(HealthChecker::new(vec![probe])),
-        auth: Arc::new(Auth::new(
-            users,
-            hasher,
-            tokens,
-            refresh_tokens,
-            settings.auth.refresh_ttl,
-        )),
+        auth: Arc::new(
+            Auth::new(
+                users,
+                hasher,
+                tokens,
+                refresh_tokens,
+                settings.auth.refresh_ttl,
+            )
+            .with_refresh_absolute_ttl(settings.auth.refresh_absolute_ttl),
+        ),
     };
     let grpc = grpc_adapter::GrpcState {
         users: state.users.clone(),

@@ -286,6 +286,59 @@ pub async fn a_users_jobs_are_stored_with_the_user_and_only_then(
     assert_eq!(ids, [job.id]);
 }
 
+/// A job's payload names its user (address, name) and its errors may too: deleting the
+/// user deletes the job. Jobs about nobody stay.
+pub async fn a_deleted_users_jobs_go_with_them(queue: &impl JobQueue, users: &impl UserRepository) {
+    let ada = User::new(
+        UserName::parse("Ada").expect("name"),
+        Email::parse("ada@example.com").expect("email"),
+    );
+    let grace = User::new(
+        UserName::parse("Grace").expect("name"),
+        Email::parse("grace@example.com").expect("email"),
+    );
+    let ada_job = NewJob::now(
+        JobPayload::WelcomeEmail {
+            user_id: ada.id.as_uuid(),
+            email: "ada@example.com".into(),
+            name: "Ada".into(),
+        },
+        5,
+    );
+    let grace_job = NewJob::now(
+        JobPayload::WelcomeEmail {
+            user_id: grace.id.as_uuid(),
+            email: "grace@example.com".into(),
+            name: "Grace".into(),
+        },
+        5,
+    );
+    for (user, job) in [(&ada, &ada_job), (&grace, &grace_job)] {
+        users
+            .create(
+                user,
+                &PasswordHash::new("$argon2id$x"),
+                std::slice::from_ref(job),
+            )
+            .await
+            .expect("create");
+    }
+    // A failed attempt leaves an error beside the payload.
+    let claimed = queue
+        .claim(Duration::from_secs(30))
+        .await
+        .expect("claim")
+        .expect("a job");
+    queue
+        .fail(&claimed, "550 no such mailbox: ada@example.com", later())
+        .await
+        .expect("fail");
+    users.delete(&ada.id).await.expect("delete");
+    let left = queue.list(None, Limit::DEFAULT, None).await.expect("list");
+    let ids: Vec<_> = left.items.iter().map(|j| j.id).collect();
+    assert_eq!(ids, [grace_job.id], "only the job of the user still there");
+}
+
 pub async fn a_waiting_worker_wakes_when_a_job_is_enqueued(
     queue: &impl JobQueue,
     _users: &impl UserRepository,

@@ -101,6 +101,7 @@ macro_rules! job_queue_contract {
             dead_jobs_can_be_retried_and_others_cannot,
             a_released_job_is_queued_again_without_using_an_attempt,
             a_users_jobs_are_stored_with_the_user_and_only_then,
+            a_deleted_users_jobs_go_with_them,
             a_waiting_worker_wakes_when_a_job_is_enqueued,
         );
     };
@@ -132,6 +133,8 @@ macro_rules! refresh_token_store_contract {
             a_valid_token_rotates_once,
             reusing_a_spent_token_revokes_its_whole_family,
             unknown_and_expired_tokens_are_invalid,
+            a_family_past_its_absolute_lifetime_is_invalid,
+            the_owner_of_a_token_is_read_without_spending_it,
             a_revoked_token_is_invalid_and_revoking_is_idempotent,
             revoking_a_user_kills_all_their_tokens_only,
             concurrent_rotations_of_one_token_succeed_at_most_once,

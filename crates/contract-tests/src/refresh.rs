@@ -36,6 +36,7 @@ async fn login(store: &impl RefreshTokenStore, user: &User) -> RefreshTokenHash 
             user_id: user.id,
             family_id: Uuid::now_v7(),
             expires_at: later(),
+            family_expires_at: later(),
         })
         .await
         .expect("insert");
@@ -125,6 +126,7 @@ pub async fn unknown_and_expired_tokens_are_invalid(
             user_id: ada.id,
             family_id: Uuid::now_v7(),
             expires_at: domain::now() - Duration::seconds(1),
+            family_expires_at: later(),
         })
         .await
         .expect("insert");
@@ -144,6 +146,70 @@ pub async fn unknown_and_expired_tokens_are_invalid(
             .expect("never stored"),
         Rotation::Invalid
     );
+}
+
+/// A family ends at its absolute time, however fresh its newest token.
+pub async fn a_family_past_its_absolute_lifetime_is_invalid(
+    store: &impl RefreshTokenStore,
+    users: &impl UserRepository,
+) {
+    let ada = stored_user(users, "ada@example.com").await;
+    let ended = token();
+    store
+        .insert(&NewRefreshToken {
+            hash: ended,
+            user_id: ada.id,
+            family_id: Uuid::now_v7(),
+            expires_at: later(),
+            family_expires_at: domain::now() - Duration::seconds(1),
+        })
+        .await
+        .expect("insert");
+    assert_eq!(
+        store
+            .rotate(&ended, &token(), later())
+            .await
+            .expect("rotate"),
+        Rotation::Invalid
+    );
+    // Rotations within the lifetime expire with the family, not later.
+    let ending = token();
+    store
+        .insert(&NewRefreshToken {
+            hash: ending,
+            user_id: ada.id,
+            family_id: Uuid::now_v7(),
+            expires_at: later(),
+            family_expires_at: domain::now() + Duration::seconds(2),
+        })
+        .await
+        .expect("insert");
+    let next = token();
+    assert_eq!(
+        store.rotate(&ending, &next, later()).await.expect("rotate"),
+        Rotation::Rotated { user_id: ada.id }
+    );
+}
+
+/// `owner` names the holder of a token in any state and changes nothing.
+pub async fn the_owner_of_a_token_is_read_without_spending_it(
+    store: &impl RefreshTokenStore,
+    users: &impl UserRepository,
+) {
+    let ada = stored_user(users, "ada@example.com").await;
+    let first = login(store, &ada).await;
+    assert_eq!(store.owner(&first).await.expect("owner"), Some(ada.id));
+    assert_eq!(store.owner(&first).await.expect("again"), Some(ada.id));
+    assert_eq!(store.owner(&token()).await.expect("unknown"), None);
+    // Still unspent: it rotates.
+    assert_eq!(
+        store
+            .rotate(&first, &token(), later())
+            .await
+            .expect("rotate"),
+        Rotation::Rotated { user_id: ada.id }
+    );
+    assert_eq!(store.owner(&first).await.expect("spent"), Some(ada.id));
 }
 
 pub async fn a_revoked_token_is_invalid_and_revoking_is_idempotent(

@@ -38,7 +38,8 @@ impl RoomName {
     }
 }
 
-/// Message text: 1 to 4,000 characters after trimming.
+/// Message text: 1 to 4,000 characters after trimming, no control characters but line
+/// breaks and tabs (a NUL would not even fit in a Postgres `text`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageText(String);
 
@@ -53,6 +54,15 @@ impl MessageText {
         }
         if chars > Self::MAX_CHARS {
             return Err(FieldError::new("text", "must be at most 4000 characters"));
+        }
+        if text
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+        {
+            return Err(FieldError::new(
+                "text",
+                "must not contain control characters (line breaks and tabs are fine)",
+            ));
         }
         Ok(Self(text.to_owned()))
     }
@@ -171,5 +181,22 @@ mod tests {
         assert!(MessageText::parse(&"x".repeat(4000)).is_ok());
         assert!(MessageText::parse(&"x".repeat(4001)).is_err());
         assert!(MessageText::parse("   ").is_err());
+    }
+
+    #[test]
+    fn message_text_refuses_control_characters_but_line_breaks_and_tabs() {
+        for bad in [
+            "a\0b",
+            "bell\u{7}",
+            "esc\u{1b}[31m",
+            "del\u{7f}",
+            "c1\u{85}x",
+        ] {
+            let err = MessageText::parse(bad).unwrap_err();
+            assert_eq!(err.field, "text", "{bad:?}");
+        }
+        for good in ["two\nlines", "crlf\r\nline", "a\tb", "bidi \u{202e} text"] {
+            assert!(MessageText::parse(good).is_ok(), "{good:?}");
+        }
     }
 }

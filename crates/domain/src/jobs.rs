@@ -33,6 +33,14 @@ impl JobPayload {
             Self::WelcomeEmail { .. } => "welcome_email",
         }
     }
+
+    /// The user this job is about: deleting them deletes the job, its payload and its
+    /// errors with them.
+    pub fn user_id(&self) -> Option<Uuid> {
+        match self {
+            Self::WelcomeEmail { user_id, .. } => Some(*user_id),
+        }
+    }
 }
 
 /// Where a job is in its life.

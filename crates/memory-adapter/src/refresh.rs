@@ -13,6 +13,7 @@ struct Stored {
     user_id: UserId,
     family_id: Uuid,
     expires_at: OffsetDateTime,
+    family_expires_at: OffsetDateTime,
     used: bool,
     revoked: bool,
 }
@@ -46,12 +47,17 @@ impl RefreshTokenStore for MemoryRefreshTokenStore {
             Stored {
                 user_id: token.user_id,
                 family_id: token.family_id,
-                expires_at: token.expires_at,
+                expires_at: token.expires_at.min(token.family_expires_at),
+                family_expires_at: token.family_expires_at,
                 used: false,
                 revoked: false,
             },
         );
         Ok(())
+    }
+
+    async fn owner(&self, presented: &RefreshTokenHash) -> Result<Option<UserId>, Error> {
+        Ok(crate::lock(&self.tokens).get(presented).map(|t| t.user_id))
     }
 
     async fn rotate(
@@ -64,7 +70,8 @@ impl RefreshTokenStore for MemoryRefreshTokenStore {
         let Some(current) = tokens.get(presented).cloned() else {
             return Ok(Rotation::Invalid);
         };
-        if current.revoked || current.expires_at <= domain::now() {
+        let now = domain::now();
+        if current.revoked || current.expires_at <= now || current.family_expires_at <= now {
             return Ok(Rotation::Invalid);
         }
         if current.used {
@@ -85,7 +92,7 @@ impl RefreshTokenStore for MemoryRefreshTokenStore {
             Stored {
                 used: false,
                 revoked: false,
-                expires_at: next_expires_at,
+                expires_at: next_expires_at.min(current.family_expires_at),
                 ..current
             },
         );

@@ -125,6 +125,10 @@ impl UserRepository for MemoryUserRepository {
             .remove(id)
             .ok_or_else(|| Error::not_found("user", id))?;
         tables.posts.retain(|_, post| post.author_id != *id);
+        // As the foreign key does in Postgres: jobs about the user go with them.
+        tables
+            .jobs
+            .retain(|_, job| job.payload.user_id() != Some(id.as_uuid()));
         Ok(())
     }
 

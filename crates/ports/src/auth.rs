@@ -64,6 +64,8 @@ pub struct Auth {
     tokens: Arc<dyn AccessTokens>,
     refresh_tokens: Arc<dyn RefreshTokenStore>,
     refresh_ttl: Duration,
+    /// A session's absolute lifetime, however often it is refreshed.
+    refresh_absolute_ttl: Duration,
 }
 
 impl Auth {
@@ -80,7 +82,17 @@ impl Auth {
             tokens,
             refresh_tokens,
             refresh_ttl,
+            refresh_absolute_ttl: Self::REFRESH_ABSOLUTE_TTL,
         }
+    }
+
+    /// A session's absolute lifetime unless configured: 30 days.
+    pub const REFRESH_ABSOLUTE_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+
+    /// Ends every session `ttl` after its login, however often it is refreshed.
+    pub fn with_refresh_absolute_ttl(mut self, ttl: Duration) -> Self {
+        self.refresh_absolute_ttl = ttl;
+        self
     }
 
     fn refresh_expiry(&self) -> time::OffsetDateTime {
@@ -96,6 +108,7 @@ impl Auth {
                 user_id: principal.user_id,
                 family_id: uuid::Uuid::now_v7(),
                 expires_at: self.refresh_expiry(),
+                family_expires_at: domain::now() + self.refresh_absolute_ttl,
             })
             .await?;
         Ok(TokenPair { access, refresh })
@@ -141,6 +154,18 @@ impl AuthService for Auth {
 
     async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, Error> {
         let presented = RefreshToken::presented(refresh_token);
+        // What the new access token needs is read before the token is spent: a failure
+        // here (the database away) leaves it usable, so the client's retry works.
+        let Some(owner) = self.refresh_tokens.owner(&presented.hash()).await? else {
+            return Err(BAD_REFRESH);
+        };
+        // The role may have changed since login: the new access token says what it is
+        // now. A deleted user has no session.
+        let user = match self.users.get(&owner).await {
+            Ok(user) => user,
+            Err(Error::NotFound { .. }) => return Err(BAD_REFRESH),
+            Err(e) => return Err(e),
+        };
         let next = RefreshToken::generate()?;
         match self
             .refresh_tokens
@@ -148,13 +173,6 @@ impl AuthService for Auth {
             .await?
         {
             Rotation::Rotated { user_id } => {
-                // The role may have changed since login: the new access token says what
-                // it is now. A deleted user has no session.
-                let user = match self.users.get(&user_id).await {
-                    Ok(user) => user,
-                    Err(Error::NotFound { .. }) => return Err(BAD_REFRESH),
-                    Err(e) => return Err(e),
-                };
                 let access = self.tokens.issue(&Principal {
                     user_id,
                     role: user.role,
@@ -325,13 +343,47 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_reused_refresh_token_is_unauthorized() {
+    async fn a_failed_user_read_leaves_the_refresh_token_unspent() {
         let mut store = MockRefreshTokenStore::new();
         let user_id = ada().id;
+        store.expect_owner().returning(move |_| Ok(Some(user_id)));
+        // The token is not spent when the user cannot be read: the retry still works.
+        store.expect_rotate().never();
+        let mut users = MockUserRepository::new();
+        users
+            .expect_get()
+            .returning(|_| Err(Error::unavailable("the database is away")));
+        let err = auth(users, MockPasswordHasher::new(), store)
+            .refresh("valid")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_refresh_token_is_unauthorized_without_a_rotation() {
+        let mut store = MockRefreshTokenStore::new();
+        store.expect_owner().returning(|_| Ok(None));
+        store.expect_rotate().never();
+        let err = auth(MockUserRepository::new(), MockPasswordHasher::new(), store)
+            .refresh("unknown")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Unauthorized(_)));
+    }
+
+    #[tokio::test]
+    async fn a_reused_refresh_token_is_unauthorized() {
+        let mut store = MockRefreshTokenStore::new();
+        let user = ada();
+        let user_id = user.id;
+        store.expect_owner().returning(move |_| Ok(Some(user_id)));
         store
             .expect_rotate()
             .returning(move |_, _, _| Ok(Rotation::Reused { user_id }));
-        let err = auth(MockUserRepository::new(), MockPasswordHasher::new(), store)
+        let mut users = MockUserRepository::new();
+        users.expect_get().returning(move |_| Ok(user.clone()));
+        let err = auth(users, MockPasswordHasher::new(), store)
             .refresh("spent")
             .await
             .unwrap_err();
@@ -346,6 +398,7 @@ mod tests {
         let mut users = MockUserRepository::new();
         users.expect_get().returning(move |_| Ok(admin.clone()));
         let mut store = MockRefreshTokenStore::new();
+        store.expect_owner().returning(move |_| Ok(Some(id)));
         store
             .expect_rotate()
             .returning(move |_, _, _| Ok(Rotation::Rotated { user_id: id }));

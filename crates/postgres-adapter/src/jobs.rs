@@ -128,7 +128,8 @@ pub(crate) async fn insert_jobs(
             .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
         diesel::sql_query(
             "INSERT INTO jobs (id, kind, payload, state, attempts, max_attempts, run_at, \
-             created_at, updated_at) VALUES ($1, $2, $3, 'queued', 0, $4, $5, $6, $6)",
+             created_at, updated_at, user_id) \
+             VALUES ($1, $2, $3, 'queued', 0, $4, $5, $6, $6, $7)",
         )
         .bind::<SqlUuid, _>(job.id.as_uuid())
         .bind::<Text, _>(job.payload.kind())
@@ -136,6 +137,7 @@ pub(crate) async fn insert_jobs(
         .bind::<Integer, _>(i32::try_from(job.max_attempts).unwrap_or(i32::MAX))
         .bind::<Timestamptz, _>(job.run_at)
         .bind::<Timestamptz, _>(now)
+        .bind::<diesel::sql_types::Nullable<SqlUuid>, _>(job.payload.user_id())
         .execute(conn)
         .await?;
     }

@@ -29,6 +29,7 @@ struct NewRow<'a> {
     user_id: Uuid,
     family_id: Uuid,
     expires_at: OffsetDateTime,
+    family_expires_at: OffsetDateTime,
 }
 
 #[derive(Queryable, Selectable)]
@@ -39,6 +40,7 @@ struct Row {
     expires_at: OffsetDateTime,
     used_at: Option<OffsetDateTime>,
     revoked_at: Option<OffsetDateTime>,
+    family_expires_at: OffsetDateTime,
 }
 
 fn query_error(e: diesel::result::Error) -> Error {
@@ -54,12 +56,25 @@ impl RefreshTokenStore for PgRefreshTokenStore {
                 token_hash: &token.hash.0,
                 user_id: token.user_id.as_uuid(),
                 family_id: token.family_id,
-                expires_at: token.expires_at,
+                expires_at: token.expires_at.min(token.family_expires_at),
+                family_expires_at: token.family_expires_at,
             })
             .execute(&mut conn)
             .await
             .map_err(query_error)?;
         Ok(())
+    }
+
+    async fn owner(&self, presented: &RefreshTokenHash) -> Result<Option<UserId>, Error> {
+        let mut conn = self.db.get().await?;
+        let owner: Option<Uuid> = tokens::table
+            .find(presented.0.as_slice())
+            .select(tokens::user_id)
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(query_error)?;
+        Ok(owner.map(UserId::from_uuid))
     }
 
     async fn rotate(
@@ -85,7 +100,10 @@ impl RefreshTokenStore for PgRefreshTokenStore {
             let Some(current) = current else {
                 return Ok(Rotation::Invalid);
             };
-            if current.revoked_at.is_some() || current.expires_at <= now {
+            if current.revoked_at.is_some()
+                || current.expires_at <= now
+                || current.family_expires_at <= now
+            {
                 return Ok(Rotation::Invalid);
             }
             let user_id = UserId::from_uuid(current.user_id);
@@ -109,7 +127,8 @@ impl RefreshTokenStore for PgRefreshTokenStore {
                     token_hash: next.as_slice(),
                     user_id: current.user_id,
                     family_id: current.family_id,
-                    expires_at: next_expires_at,
+                    expires_at: next_expires_at.min(current.family_expires_at),
+                    family_expires_at: current.family_expires_at,
                 })
                 .execute(conn)
                 .await?;

@@ -35,6 +35,7 @@ diesel::table! {
         created_at -> Timestamptz,
         used_at -> Nullable<Timestamptz>,
         revoked_at -> Nullable<Timestamptz>,
+        family_expires_at -> Timestamptz,
     }
 }
 

@@ -232,10 +232,22 @@ impl UserRepository for PgUserRepository {
 
     async fn delete(&self, id: &UserId) -> Result<(), Error> {
         let mut conn = self.db.get().await?;
-        // Owned rows (refresh tokens, …) go with it through ON DELETE CASCADE, in this
-        // same statement.
-        let deleted = diesel::delete(users::table.find(id.as_uuid()))
-            .execute(&mut conn)
+        let user = id.as_uuid();
+        // Owned rows (refresh tokens, …) go with it through ON DELETE CASCADE; jobs
+        // about the user (their address in the payload) in the same transaction.
+        let deleted = conn
+            .transaction::<usize, diesel::result::Error, _>(async move |conn| {
+                let deleted = diesel::delete(users::table.find(user))
+                    .execute(conn)
+                    .await?;
+                if deleted > 0 {
+                    diesel::sql_query("DELETE FROM jobs WHERE user_id = $1")
+                        .bind::<diesel::sql_types::Uuid, _>(user)
+                        .execute(conn)
+                        .await?;
+                }
+                Ok(deleted)
+            })
             .await
             .map_err(query_error)?;
         if deleted == 0 {

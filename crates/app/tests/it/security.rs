@@ -1101,3 +1101,208 @@ mod connections {
         child.wait().await.unwrap();
     }
 }
+
+/// Attack: the example signing key from `.env.example`, or a key like `aaaa…`, lets
+/// anyone mint tokens. The service refuses to start with one: one readable line, a
+/// non-zero exit.
+#[tokio::test]
+async fn a_guessable_signing_key_is_refused_at_start() {
+    for secret in [
+        "change-me-to-the-output-of-openssl-rand-hex-32",
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    ] {
+        let output = crate::binary::app()
+            .env("JWT_SECRET", secret)
+            .output()
+            .await
+            .unwrap();
+        assert!(!output.status.success(), "{secret}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains("JWT_SECRET"), "{stderr}");
+        assert!(!stderr.contains(secret), "the key is not echoed: {stderr}");
+    }
+    let example =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../.env.example"))
+            .unwrap();
+    assert!(
+        example.lines().any(|l| l == "JWT_SECRET="),
+        ".env.example leaves the key empty"
+    );
+}
+
+/// Chat text with a NUL reached Postgres, which cannot store one: an internal error and
+/// an error-level log line. Control characters (but line breaks and tabs) are now
+/// invalid input, answered with a validation error frame, and the connection goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_characters_in_chat_are_invalid_input_not_internal_errors() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let db = TestDb::new().await;
+    let mut child = app()
+        .env("DATABASE_URL", db.url())
+        .env("JWT_SECRET", JWT_SECRET)
+        .env("WORKERS", "0")
+        .spawn()
+        .unwrap();
+    let (listening, lines) = listening_line(&mut child).await;
+    let log = read_log(lines);
+    let base = format!("http://{}", listening["address"].as_str().unwrap());
+    let token = crate::under_load::sign_up(&base, "ada@example.com").await;
+    let mut request = format!("{}/api/ws", base.replace("http://", "ws://"))
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    async fn say(
+        ws: &mut tokio_tungstenite::WebSocketStream<
+            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+        >,
+        frame: serde_json::Value,
+    ) -> serde_json::Value {
+        ws.send(Message::text(frame.to_string())).await.unwrap();
+        loop {
+            let got = tokio::time::timeout(Duration::from_secs(10), ws.next())
+                .await
+                .expect("a frame")
+                .expect("open")
+                .expect("valid");
+            if let Message::Text(text) = got {
+                return serde_json::from_str(&text).unwrap();
+            }
+        }
+    }
+    let joined = say(&mut ws, json!({"type": "join", "room": "lobby"})).await;
+    assert_eq!(joined["type"], "joined");
+    for text in ["nul \u{0} inside", "bell \u{7}", "escape \u{1b}[2J"] {
+        let answer = say(
+            &mut ws,
+            json!({"type": "message", "room": "lobby", "text": text}),
+        )
+        .await;
+        assert_eq!(answer["type"], "error", "{answer}");
+        assert_eq!(answer["code"], "validation", "{answer}");
+    }
+    let fine = say(
+        &mut ws,
+        json!({"type": "message", "room": "lobby", "text": "two\nlines\tand a tab"}),
+    )
+    .await;
+    assert_eq!(fine["type"], "message", "{fine}");
+    sigterm(&child);
+    child.wait().await.unwrap();
+    let log = log.await.unwrap();
+    let errors: Vec<_> = log.iter().filter(|l| l.contains("\"ERROR\"")).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(
+        db.count("SELECT count(*) AS n FROM chat_messages").await,
+        1,
+        "only the valid message is stored"
+    );
+}
+
+/// The development compose file is what people copy to servers: its database and mail
+/// catcher listen on this host only, the password comes from the environment, images
+/// are pinned, and the app runs with a memory limit and without privilege escalation.
+#[test]
+fn docker_compose_keeps_its_services_to_this_host_and_pins_its_images() {
+    let compose = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docker-compose.yml"
+    ))
+    .unwrap();
+    // A service's lines: from `  name:` to the next line indented by two or less.
+    let section = |name: &str| {
+        let header = format!("  {name}:");
+        let mut lines = compose.lines().skip_while(|l| *l != header);
+        assert!(lines.next().is_some(), "a `{name}` service");
+        lines
+            .take_while(|l| l.is_empty() || l.starts_with("   "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    for service in ["db", "mail"] {
+        let text = section(service);
+        let published: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("- \"") && l.contains(':'))
+            .collect();
+        assert!(!published.is_empty(), "{service} publishes ports: {text}");
+        for port in published {
+            assert!(port.starts_with("- \"127.0.0.1:"), "{service}: {port}");
+        }
+    }
+    for line in compose
+        .lines()
+        .filter(|l| l.trim_start().starts_with("image:"))
+    {
+        let image = line.trim_start().trim_start_matches("image:").trim();
+        let tag = image.rsplit_once(':').map(|(_, tag)| tag).unwrap_or("");
+        assert!(
+            !tag.is_empty() && tag != "latest" && tag.contains('.'),
+            "pinned: {image}"
+        );
+    }
+    assert!(
+        !compose.contains("POSTGRES_PASSWORD: app"),
+        "the password is not written in"
+    );
+    assert!(compose.contains("POSTGRES_PASSWORD: ${POSTGRES_PASSWORD:?"));
+    let app = section("app");
+    assert!(app.contains("mem_limit:"), "{app}");
+    assert!(app.contains("no-new-privileges:true"), "{app}");
+}
+
+/// Tokens and private fields are for the caller alone; the reference page may run only
+/// its own scripts.
+#[tokio::test]
+async fn private_answers_are_not_cached_and_the_docs_page_has_a_content_security_policy() {
+    let app = spawn_memory_app().await;
+    let created = app
+        .client
+        .post(app.url("/api/users"))
+        .json(&registration("ada@example.com"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.headers()["cache-control"], "no-store");
+    let login = app
+        .client
+        .post(app.url("/api/auth/login"))
+        .json(&json!({"email": "ada@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.headers()["cache-control"], "no-store");
+    let tokens: serde_json::Value = login.json().await.unwrap();
+    let refreshed = app
+        .client
+        .post(app.url("/api/auth/refresh"))
+        .json(&json!({"refresh_token": tokens["refresh_token"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refreshed.headers()["cache-control"], "no-store");
+
+    let docs = app.client.get(app.url("/api/docs/")).send().await.unwrap();
+    assert_eq!(docs.status(), 200);
+    let csp = docs.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    assert!(
+        !csp.contains("unsafe-eval") && !csp.contains("script-src 'self' 'unsafe-inline'"),
+        "{csp}"
+    );
+    let api = app.client.get(app.url("/api/health")).send().await.unwrap();
+    assert_eq!(
+        api.headers()["content-security-policy"],
+        "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+    );
+}

@@ -328,7 +328,7 @@ async fn killed_connections_and_a_lost_database_under_load_give_503s_then_recove
 }
 
 /// Signs a new user up over HTTP and returns their access token.
-async fn sign_up(base: &str, email: &str) -> String {
+pub(crate) async fn sign_up(base: &str, email: &str) -> String {
     let http = reqwest::Client::new();
     let created = http
         .post(format!("{base}/api/users"))

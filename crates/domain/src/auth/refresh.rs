@@ -58,6 +58,9 @@ pub struct NewRefreshToken {
     /// can revoke the whole line.
     pub family_id: Uuid,
     pub expires_at: OffsetDateTime,
+    /// When the family ends, however often it is rotated: the session's absolute
+    /// lifetime. Never before `expires_at`.
+    pub family_expires_at: OffsetDateTime,
 }
 
 /// The outcome of presenting a refresh token.
@@ -79,13 +82,20 @@ pub trait RefreshTokenStore: Send + Sync + 'static {
     /// Stores a token.
     async fn insert(&self, token: &NewRefreshToken) -> Result<(), Error>;
 
+    /// Whose token `presented` is, whatever its state (spent, revoked, expired); `None`
+    /// when it is unknown. Changes nothing: a caller reads what it needs before
+    /// spending the token, so a failure there leaves the token usable.
+    async fn owner(&self, presented: &RefreshTokenHash) -> Result<Option<UserId>, Error>;
+
     /// Spends `presented` and stores `next` (same user, same family, expiring at
-    /// `next_expires_at`) in one atomic step.
+    /// `next_expires_at` or when the family ends, whichever is first) in one atomic
+    /// step.
     ///
     /// MUST return [`Rotation::Rotated`] at most once per token, even under concurrent
     /// calls; MUST, for a token already spent, revoke every token of its family (the
     /// one just issued from it included) and return [`Rotation::Reused`]; MUST return
-    /// [`Rotation::Invalid`] for an unknown, expired or revoked token, storing nothing.
+    /// [`Rotation::Invalid`] for an unknown, expired or revoked token, or one whose
+    /// family has ended, storing nothing.
     async fn rotate(
         &self,
         presented: &RefreshTokenHash,

@@ -1,0 +1,2 @@
+DROP INDEX jobs_user_id_idx;
+ALTER TABLE jobs DROP COLUMN user_id;
