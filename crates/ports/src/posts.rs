@@ -123,9 +123,14 @@ impl Posts {
         }
     }
 
-    /// The post, if `actor` may change it.
+    /// The post, if `actor` may change it: its author, or an admin by the role stored
+    /// now (a token's claim outlives a demotion).
     async fn owned(&self, actor: Principal, id: PostId) -> Result<Post, Error> {
         let post = self.posts.get(&id).await?;
+        if post.author_id == actor.user_id {
+            return Ok(post);
+        }
+        let actor = crate::users::stored_principal(&*self.users, actor).await?;
         if !actor.may_manage(post.author_id) {
             return Err(Error::Forbidden(
                 "only the author or an admin may change a post",
@@ -221,7 +226,24 @@ mod tests {
         repo.expect_get().returning(move |_| Ok(post.clone()));
         repo.expect_update().never();
         repo.expect_delete().times(2).returning(|_| Ok(()));
-        let posts = Posts::new(Arc::new(repo), Arc::new(MockUserRepository::new()));
+        let admin = principal(UserId::generate(), Role::Admin);
+        let demoted = principal(UserId::generate(), Role::Admin);
+        let mut users = MockUserRepository::new();
+        // The stored roles now: one admin still is, the other was demoted since.
+        users.expect_get().returning(move |id| {
+            let mut user = domain::users::User::new(
+                domain::users::UserName::parse("Someone").unwrap(),
+                domain::users::Email::parse("someone@example.com").unwrap(),
+            );
+            user.id = *id;
+            user.role = if *id == admin.user_id {
+                Role::Admin
+            } else {
+                Role::User
+            };
+            Ok(user)
+        });
+        let posts = Posts::new(Arc::new(repo), Arc::new(users));
 
         let stranger = principal(UserId::generate(), Role::User);
         let update = UpdatePost::parse(Some("New"), None).unwrap();
@@ -237,10 +259,11 @@ mod tests {
             .delete(principal(author, Role::User), id)
             .await
             .unwrap();
-        posts
-            .delete(principal(UserId::generate(), Role::Admin), id)
-            .await
-            .unwrap();
+        assert!(
+            matches!(posts.delete(demoted, id).await, Err(Error::Forbidden(_))),
+            "a demoted admin's old token is no admin's"
+        );
+        posts.delete(admin, id).await.unwrap();
     }
 
     #[tokio::test]

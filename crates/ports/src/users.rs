@@ -184,6 +184,25 @@ pub trait UserService: Send + Sync + 'static {
     async fn ensure_admin(&self, command: CreateUser) -> Result<User, Error>;
 }
 
+/// `claimed` with the role stored now, for every use case that grants admin rights
+/// (see [`UserService::current_principal`]).
+pub(crate) async fn stored_principal(
+    users: &dyn UserRepository,
+    claimed: Principal,
+) -> Result<Principal, Error> {
+    if !claimed.is_admin() {
+        return Ok(claimed);
+    }
+    match users.get(&claimed.user_id).await {
+        Ok(user) => Ok(Principal {
+            user_id: user.id,
+            role: user.role,
+        }),
+        Err(Error::NotFound { .. }) => Err(Error::Unauthorized("invalid or expired token")),
+        Err(e) => Err(e),
+    }
+}
+
 /// The application service behind [`UserService`].
 pub struct Users {
     repo: Arc<dyn UserRepository>,
@@ -287,17 +306,7 @@ impl UserService for Users {
     }
 
     async fn current_principal(&self, claimed: Principal) -> Result<Principal, Error> {
-        if !claimed.is_admin() {
-            return Ok(claimed);
-        }
-        match self.repo.get(&claimed.user_id).await {
-            Ok(user) => Ok(Principal {
-                user_id: user.id,
-                role: user.role,
-            }),
-            Err(Error::NotFound { .. }) => Err(Error::Unauthorized("invalid or expired token")),
-            Err(e) => Err(e),
-        }
+        stored_principal(&*self.repo, claimed).await
     }
 
     async fn get(&self, actor: Principal, id: UserId) -> Result<UserView, Error> {
