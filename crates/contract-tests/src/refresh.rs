@@ -180,7 +180,7 @@ pub async fn a_family_past_its_absolute_lifetime_is_invalid(
             user_id: ada.id,
             family_id: Uuid::now_v7(),
             expires_at: later(),
-            family_expires_at: domain::now() + Duration::seconds(2),
+            family_expires_at: domain::now() + Duration::seconds(1),
         })
         .await
         .expect("insert");
@@ -188,6 +188,16 @@ pub async fn a_family_past_its_absolute_lifetime_is_invalid(
     assert_eq!(
         store.rotate(&ending, &next, later()).await.expect("rotate"),
         Rotation::Rotated { user_id: ada.id }
+    );
+    // The family's end passes (a lifetime, not a synchronisation): its newest token,
+    // issued to live 30 days, ends with it.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(
+        store
+            .rotate(&next, &token(), later())
+            .await
+            .expect("rotate"),
+        Rotation::Invalid
     );
 }
 

@@ -18,9 +18,11 @@ use tonic::transport::server::{Connected, TcpConnectInfo};
 /// What every HTTP/2 connection starts with (RFC 9113 §3.4).
 const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// An accepted connection, holding its place under the cap until it closes.
+/// An accepted connection, holding its place under the cap until it closes. The
+/// preface it sent was read to check it; the server reads it again from here.
 pub(crate) struct Admitted {
     stream: TcpStream,
+    replayed: usize,
     _place: OwnedSemaphorePermit,
 }
 
@@ -39,6 +41,13 @@ impl AsyncRead for Admitted {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if self.replayed < PREFACE.len() {
+            let rest = &PREFACE[self.replayed..];
+            let n = rest.len().min(buf.remaining());
+            buf.put_slice(&rest[..n]);
+            self.replayed += n;
+            return Poll::Ready(Ok(()));
+        }
         Pin::new(&mut self.stream).poll_read(cx, buf)
     }
 }
@@ -108,11 +117,13 @@ pub(crate) fn admit(
             let _ = stream.set_nodelay(true);
             let ready = ready.clone();
             tokio::spawn(async move {
-                match tokio::time::timeout(handshake, preface(&stream)).await {
+                let mut stream = stream;
+                match tokio::time::timeout(handshake, preface(&mut stream)).await {
                     Ok(true) => {
                         let _ = ready
                             .send(Ok(Admitted {
                                 stream,
+                                replayed: 0,
                                 _place: place,
                             }))
                             .await;
@@ -129,22 +140,14 @@ pub(crate) fn admit(
     ReceiverStream::new(incoming)
 }
 
-/// Waits until the connection's first bytes are the HTTP/2 preface (true), or it closes
-/// or sends something else first (false: not a gRPC client).
-async fn preface(stream: &TcpStream) -> bool {
+/// Reads the connection's first bytes: true when they are the HTTP/2 preface, false
+/// when it closes or sends something else (not a gRPC client). The read waits without
+/// spinning, however slowly the bytes come.
+async fn preface(stream: &mut TcpStream) -> bool {
+    use tokio::io::AsyncReadExt;
     let mut first = [0u8; PREFACE.len()];
-    loop {
-        let n = match stream.peek(&mut first).await {
-            Ok(0) | Err(_) => return false,
-            Ok(n) => n,
-        };
-        if first[..n] != PREFACE[..n] {
-            return false;
-        }
-        if n == PREFACE.len() {
-            return true;
-        }
-        // Part of it so far: peek again once more may have come.
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    match stream.read_exact(&mut first).await {
+        Ok(_) => first == *PREFACE,
+        Err(_) => false,
     }
 }

@@ -189,7 +189,7 @@ fn fingerprint(value: &str) -> String {
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Wrong e-mail or password", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Missing or unknown fields", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many attempts from this client address, too many failures for this account from it, or too many failures for this account from everywhere this hour", body = Problem, content_type = "application/problem+json",
+        (status = 429, description = "Too many attempts from this client address, or too many failures for this account this hour (addresses it signed in from lately excepted)", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 503, description = "Database unavailable, or password hashing at capacity", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -206,26 +206,36 @@ pub(crate) async fn login(
     let ip = format!("ip:{}", client_key(&req));
     let pair = format!("{account}|{ip}");
     limits.login.check(&[&ip]).map_err(rate_limited)?;
-    limits
-        .login_failures
-        .peek(&[&pair])
-        .and_then(|()| limits.account_failures.peek(&[&account]))
-        .map_err(rate_limited)?;
-    match auth.login(&body.email, &body.password).await {
-        Ok(pair_of_tokens) => {
-            // The owner got in: what failed from this address before is forgiven. The
-            // account's hourly ceiling stays, or a brute force from many addresses
-            // would start afresh with every login of the owner.
-            limits.login_failures.reset(&pair);
-            Ok(tokens(pair_of_tokens))
-        }
-        Err(error @ domain::Error::Unauthorized(_)) => {
-            limits.login_failures.record(&[&pair]);
-            limits.account_failures.record(&[&account]);
-            Err(error.into())
-        }
-        Err(other) => Err(other.into()),
+    // The account's ceiling holds for every address but those the owner signed in from
+    // lately: someone else's failures never lock them out there.
+    let known = limits.known_addresses.contains(&pair);
+    if !known {
+        limits
+            .account_failures
+            .check(&[&account])
+            .map_err(rate_limited)?;
     }
+    let outcome = auth.login(&body.email, &body.password).await;
+    match &outcome {
+        Ok(_) => {
+            limits.known_addresses.insert(&pair);
+            if !known {
+                limits.account_failures.refund(&account);
+            }
+        }
+        Err(domain::Error::Unauthorized(_)) => {
+            if known {
+                limits.account_failures.record(&[&account]);
+            }
+        }
+        // Not a failure of the password: nothing to count.
+        Err(_) => {
+            if !known {
+                limits.account_failures.refund(&account);
+            }
+        }
+    }
+    Ok(tokens(outcome?))
 }
 
 /// Spend a refresh token for a new token pair.

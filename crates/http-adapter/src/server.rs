@@ -71,17 +71,22 @@ pub fn metrics_server(
     .run())
 }
 
+/// How long a successful login makes its address known for that account.
+const KNOWN_ADDRESS_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+
 /// Budgets for the credential endpoints, shared by every worker of a server.
 #[derive(Debug)]
 pub(crate) struct RateLimits {
     /// Every login attempt, per client address.
     pub(crate) login: RateLimiter,
-    /// Failed logins per account and client address: only failures count, so nobody
-    /// but the one failing is refused by it.
-    pub(crate) login_failures: RateLimiter,
     /// Failed logins per account from every address together, per hour: the ceiling on
-    /// guessing one password from many addresses.
+    /// guessing one password from many addresses. Spent before an attempt and given
+    /// back when it succeeds, so attempts in flight together cannot overshoot it.
     pub(crate) account_failures: RateLimiter,
+    /// Addresses each account logged in from lately (`account|ip`): they are not held
+    /// to the account's ceiling, so failures from elsewhere never lock the owner out
+    /// where they signed in before.
+    pub(crate) known_addresses: ports::rate_limit::RecentKeys,
     pub(crate) refresh: RateLimiter,
 }
 
@@ -89,11 +94,11 @@ impl RateLimits {
     fn new(config: &HttpConfig) -> Self {
         Self {
             login: RateLimiter::per_minute(config.auth_rate_limit_per_minute),
-            login_failures: RateLimiter::per_minute(config.auth_rate_limit_per_minute),
             account_failures: RateLimiter::new(
                 config.auth_account_failures_per_hour,
                 Duration::from_secs(3600),
             ),
+            known_addresses: ports::rate_limit::RecentKeys::new(KNOWN_ADDRESS_TTL),
             refresh: RateLimiter::per_minute(config.auth_rate_limit_per_minute),
         }
     }

@@ -168,18 +168,13 @@ struct Subscriber {
     client: ClientKey,
 }
 
-/// What one user holds on this instance.
-struct PerUser {
-    subscribers: usize,
-    /// Chat messages, over all of the user's subscribers.
-    messages: RateLimit,
-}
-
 /// Everything the hub tracks, under one lock.
 #[derive(Default)]
 struct Registry {
     subscribers: HashMap<u64, Subscriber>,
-    users: HashMap<UserId, PerUser>,
+    /// Subscribers per user.
+    users: HashMap<UserId, usize>,
+    /// Subscribers per client address.
     clients: HashMap<ClientKey, usize>,
 }
 
@@ -204,6 +199,9 @@ pub struct Live {
     config: LiveConfig,
     chat: Arc<dyn ChatService>,
     registry: Mutex<Registry>,
+    /// Chat messages per user over all their subscribers. Kept apart from the
+    /// subscribers: closing every connection and opening new ones gives no fresh budget.
+    messages: crate::rate_limit::RateLimiter,
     next_id: AtomicU64,
     open: AtomicUsize,
     dropped_too_slow: AtomicU64,
@@ -227,10 +225,15 @@ impl Live {
         bus: Arc<dyn EventBus>,
         config: LiveConfig,
     ) -> Arc<Self> {
+        let messages = crate::rate_limit::RateLimiter::new(
+            config.messages_per_sec_per_user,
+            std::time::Duration::from_secs(1),
+        );
         let live = Arc::new(Self {
             config,
             chat,
             registry: Mutex::new(Registry::default()),
+            messages,
             next_id: AtomicU64::new(1),
             open: AtomicUsize::new(0),
             dropped_too_slow: AtomicU64::new(0),
@@ -307,7 +310,7 @@ impl Live {
         } else if registry
             .users
             .get(&owner.principal.user_id)
-            .is_some_and(|u| u.subscribers >= self.config.max_per_user)
+            .is_some_and(|n| *n >= self.config.max_per_user)
         {
             Some(LiveError::TooManyForUser(self.config.max_per_user))
         } else if registry
@@ -324,15 +327,7 @@ impl Live {
             self.open.fetch_sub(1, Ordering::Relaxed);
             return Err(refused);
         }
-        let per_sec = self.config.messages_per_sec_per_user;
-        registry
-            .users
-            .entry(owner.principal.user_id)
-            .or_insert_with(|| PerUser {
-                subscribers: 0,
-                messages: RateLimit::new(per_sec),
-            })
-            .subscribers += 1;
+        *registry.users.entry(owner.principal.user_id).or_default() += 1;
         *registry.clients.entry(owner.client.clone()).or_default() += 1;
         registry.subscribers.insert(
             id,
@@ -531,23 +526,19 @@ impl Subscription {
     ) -> Result<ChatMessage, LiveError> {
         let topic = RoomName::parse(room).map(|name| room_topic(&name)).ok();
         let actor = {
-            let mut registry = self.live.lock();
+            let registry = self.live.lock();
             let Some(me) = registry.subscribers.get(&self.id) else {
                 return Err(LiveError::NotJoined { room: room.into() });
             };
             if !topic.as_ref().is_some_and(|t| me.topics.contains(t)) {
                 return Err(LiveError::NotJoined { room: room.into() });
             }
-            let actor = me.owner;
-            let allowed = registry
-                .users
-                .get_mut(&actor.user_id)
-                .is_some_and(|u| u.messages.allow());
-            if !allowed {
-                return Err(LiveError::RateLimited);
-            }
-            actor
+            me.owner
         };
+        self.live
+            .messages
+            .check(&[&actor.user_id.to_string()])
+            .map_err(|_| LiveError::RateLimited)?;
         Ok(self.live.chat.send(actor, room, text, client_id).await?)
     }
 
@@ -609,9 +600,9 @@ impl Drop for Subscription {
     fn drop(&mut self) {
         let mut registry = self.live.lock();
         if let Some(gone) = registry.subscribers.remove(&self.id) {
-            if let Some(user) = registry.users.get_mut(&gone.owner.user_id) {
-                user.subscribers -= 1;
-                if user.subscribers == 0 {
+            if let Some(n) = registry.users.get_mut(&gone.owner.user_id) {
+                *n -= 1;
+                if *n == 0 {
                     registry.users.remove(&gone.owner.user_id);
                 }
             }

@@ -113,6 +113,21 @@ impl RateLimiter {
         self.table().remove(key);
     }
 
+    /// Gives back one attempt spent under `key`: for a limit spent before an outcome it
+    /// only counts one way (a login that turned out to succeed).
+    pub fn refund(&self, key: &str) {
+        let now = Instant::now();
+        let mut table = self.table();
+        if let Some(full_at) = table.get_mut(key) {
+            match full_at.checked_sub(self.interval) {
+                Some(earlier) if earlier > now => *full_at = earlier,
+                _ => {
+                    table.remove(key);
+                }
+            }
+        }
+    }
+
     fn table(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
         self.full_at
             .lock()
@@ -179,9 +194,87 @@ impl RateLimiter {
     }
 }
 
+/// Keys seen lately (within `ttl`), at most `max` of them: past it the oldest tenth is
+/// forgotten. Only what succeeded is inserted (a login), so nobody can fill it without
+/// succeeding many times.
+#[derive(Debug)]
+pub struct RecentKeys {
+    ttl: Duration,
+    max: usize,
+    seen: Mutex<HashMap<String, Instant>>,
+}
+
+impl RecentKeys {
+    pub fn new(ttl: Duration) -> Self {
+        Self::with_capacity(ttl, MAX_KEYS)
+    }
+
+    fn with_capacity(ttl: Duration, max: usize) -> Self {
+        Self {
+            ttl,
+            max: max.max(1),
+            seen: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+        self.seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.lock()
+            .get(key)
+            .is_some_and(|at| at.elapsed() < self.ttl)
+    }
+
+    pub fn insert(&self, key: &str) {
+        let now = Instant::now();
+        let mut seen = self.lock();
+        if !seen.contains_key(key) && seen.len() >= self.max {
+            seen.retain(|_, at| now.duration_since(*at) < self.ttl);
+            if seen.len() >= self.max {
+                let mut ages: Vec<Instant> = seen.values().copied().collect();
+                let nth = (self.max / 10).max(1).min(ages.len()) - 1;
+                let (_, oldest, _) = ages.select_nth_unstable(nth);
+                let oldest = *oldest;
+                seen.retain(|_, at| *at > oldest);
+            }
+        }
+        seen.insert(key.to_owned(), now);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refund_gives_back_one_attempt() {
+        let limiter = RateLimiter::per_minute(2);
+        limiter.check(&["account:ada"]).unwrap();
+        limiter.check(&["account:ada"]).unwrap();
+        assert!(limiter.peek(&["account:ada"]).is_err());
+        limiter.refund("account:ada");
+        limiter.check(&["account:ada"]).unwrap();
+        assert!(limiter.peek(&["account:ada"]).is_err());
+    }
+
+    #[test]
+    fn recent_keys_are_remembered_for_their_time_and_bounded() {
+        let recent = RecentKeys::with_capacity(Duration::from_secs(3600), 100);
+        recent.insert("ada|ip:1");
+        assert!(recent.contains("ada|ip:1"));
+        assert!(!recent.contains("ada|ip:2"));
+        for n in 0..1000 {
+            recent.insert(&format!("k{n}"));
+        }
+        assert!(recent.lock().len() <= 100);
+        let gone = RecentKeys::with_capacity(Duration::ZERO, 10);
+        gone.insert("x");
+        assert!(!gone.contains("x"));
+    }
 
     #[test]
     fn a_burst_of_the_limit_then_one_attempt_per_interval() {

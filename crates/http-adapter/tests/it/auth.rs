@@ -318,6 +318,56 @@ async fn only_failures_count_against_an_account_and_only_from_where_they_come() 
 }
 
 #[actix_web::test]
+async fn past_the_account_ceiling_the_owner_still_gets_in_where_they_signed_in_before() {
+    let mut auth = token_auth();
+    auth.expect_login()
+        .withf(|_, password| password == "guess guess guess")
+        .returning(|_, _| Err(Error::Unauthorized("invalid email or password")));
+    auth.expect_login().returning(|_, _| Ok(pair()));
+    let config = HttpConfig {
+        auth_account_failures_per_hour: 4,
+        ..HttpConfig::default()
+    };
+    let service = test::init_service(app(with_auth(untouched(), auth), config)).await;
+    let attempt = |password: &str, peer: &str| {
+        post_json(
+            "/api/auth/login",
+            &format!(r#"{{"email":"ada@example.com","password":"{password}"}}"#),
+        )
+        .peer_addr(peer.parse().unwrap())
+        .to_request()
+    };
+    // The owner signs in from home, and a success never counts against the account.
+    for _ in 0..3 {
+        let home = call(&service, attempt("correct horse battery", "10.1.1.1:4000")).await;
+        assert_eq!(home.status(), 200);
+    }
+    // Guesses from many addresses drain the account's hourly ceiling.
+    for n in 0..4u8 {
+        let guess = call(
+            &service,
+            attempt("guess guess guess", &format!("10.7.0.{n}:4000")),
+        )
+        .await;
+        assert_eq!(guess.status(), 401, "guess {n}");
+    }
+    let fresh = call(&service, attempt("guess guess guess", "10.7.0.99:4000")).await;
+    assert_eq!(fresh.status(), 429, "the ceiling holds for new addresses");
+    let stranger = call(&service, attempt("correct horse battery", "10.6.0.1:4000")).await;
+    assert_eq!(
+        stranger.status(),
+        429,
+        "even with the right password, from a new address"
+    );
+    let home = call(&service, attempt("correct horse battery", "10.1.1.1:4001")).await;
+    assert_eq!(
+        home.status(),
+        200,
+        "the owner gets in where they signed in before"
+    );
+}
+
+#[actix_web::test]
 async fn refresh_and_logout() {
     let mut auth = token_auth();
     auth.expect_refresh()
