@@ -51,8 +51,13 @@ pub fn settings(database_url: Option<&str>, extra: &[(&str, &str)]) -> Settings 
 
 /// The server on a fresh Postgres database.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// The server on a fresh Postgres database, with `extra` settings.
+pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     let db = TestDb::new().await;
-    let mut app = spawn_with(settings(Some(db.url()), &[])).await;
+    let mut app = spawn_with(settings(Some(db.url()), extra)).await;
     app.db = Some(db);
     app
 }
