@@ -120,6 +120,11 @@ impl Database {
         let (connect_timeout, statement_timeout) =
             (settings.connect_timeout, settings.statement_timeout);
         let mut config = ManagerConfig::<AsyncPgConnection>::default();
+        // A checkout only asks whether the connection is broken (its driver saw the
+        // socket close, or a transaction was left open): no `SELECT 1` round trip per
+        // request. A connection that breaks unnoticed fails its next query, which marks
+        // it broken, and the pool discards it at its return.
+        config.recycling_method = diesel_async::pooled_connection::RecyclingMethod::Fast;
         config.custom_setup =
             Box::new(move |url| establish(&runtime, url, connect_timeout, statement_timeout));
         let manager = AsyncDieselConnectionManager::new_with_config(settings.url.clone(), config);

@@ -79,3 +79,69 @@ async fn an_exhausted_pool_queues_then_answers_503_while_health_stays_responsive
     let (status, _) = app.get_as(&token, &path).await;
     assert_eq!(status, 200);
 }
+
+/// With no test query on checkout, a connection the server has closed must still never
+/// be handed out twice: after every backend is terminated, at most one failure per
+/// pooled connection (a 503 problem), then only 200s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminated_connections_are_discarded_at_their_first_failure() {
+    let app = spawn_app_with(&[
+        ("DB_MAX_CONNECTIONS", "5"),
+        ("DB_MIN_IDLE", "5"),
+        ("WORKERS", "0"),
+    ])
+    .await;
+    let (ada, token) = app.signed_in("Ada", "ada@example.com").await;
+    let path = format!("/api/users/{}", ada["id"].as_str().unwrap());
+    // Every pooled connection in use once, so each has a session to lose.
+    let mut warm = tokio::task::JoinSet::new();
+    for _ in 0..10 {
+        let (client, url, token) = (app.client.clone(), app.url(&path), token.clone());
+        warm.spawn(async move {
+            client
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        });
+    }
+    while let Some(status) = warm.join_next().await {
+        assert_eq!(status.unwrap(), 200);
+    }
+    let terminated = app.db.as_ref().unwrap().terminate_sessions().await;
+    assert!(terminated >= 1, "sessions were terminated: {terminated}");
+    let mut statuses = Vec::new();
+    for _ in 0..50 {
+        let response = app
+            .client
+            .get(app.url(&path))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        if status != 200 {
+            assert_eq!(status, 503, "a failure is a 503");
+            assert_eq!(
+                response.headers()["content-type"],
+                "application/problem+json"
+            );
+        }
+        statuses.push(status);
+    }
+    let failures = statuses.iter().filter(|s| **s != 200).count();
+    assert!(
+        failures <= 5,
+        "{failures} failures for 5 pooled connections: {statuses:?}"
+    );
+    let first_ok = statuses
+        .iter()
+        .position(|s| *s == 200)
+        .expect("the service recovers");
+    assert!(
+        statuses[first_ok..].iter().all(|s| *s == 200),
+        "no broken connection handed out again: {statuses:?}"
+    );
+}
