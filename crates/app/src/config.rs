@@ -162,6 +162,13 @@ pub struct PoolSettingsWithoutUrl {
 }
 
 impl Settings {
+    /// HTTP worker threads: `HTTP_WORKERS`, or one per core.
+    pub fn http_workers(&self) -> usize {
+        self.http.workers.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+        })
+    }
+
     /// Pool settings for `url` with this process's sizing.
     pub fn pool_settings(&self, url: &str) -> PoolSettings {
         PoolSettings {

@@ -266,7 +266,16 @@ async fn connect(settings: &Settings) -> anyhow::Result<Option<Databases>> {
     let Some(url) = &settings.database_url else {
         return Ok(None);
     };
-    let main = Database::connect(settings.pool_settings(url)).await?;
+    // The request pool's connections are split between the HTTP workers' own pools and
+    // one shared by everything else (gRPC, background tasks): DB_MAX_CONNECTIONS in all.
+    let pools = settings.http_workers() + 1;
+    let request_pool = settings.pool_settings(url);
+    let main = Database::connect(PoolSettings {
+        max_size: request_pool.max_size.div_ceil(pools),
+        min_idle: request_pool.min_idle.div_ceil(pools),
+        ..request_pool
+    })
+    .await?;
     let applied = postgres_adapter::run_migrations(url).await?;
     let jobs = Database::connect(PoolSettings {
         // One connection per worker and one to spare for the admin API.
@@ -371,7 +380,13 @@ fn wire(settings: &Settings, db: Option<&Databases>, secret: Vec<u8>) -> anyhow:
         settings.live.clone(),
     );
     let metrics = metrics_renderer(db, live.clone());
+    // Each HTTP worker gets request connections of its own, driven on its thread.
+    let worker_start: Option<http_adapter::WorkerStart> = db.map(|db| {
+        let main = db.main.clone();
+        Arc::new(move || main.attach_current_thread()) as http_adapter::WorkerStart
+    });
     let state = ApiState {
+        worker_start,
         users: Arc::new(
             Users::new(
                 users.clone(),

@@ -22,6 +22,6 @@ pub use auth::Authenticated;
 pub use idempotency::FingerprintKey;
 pub use openapi::{ApiDoc, openapi_yaml};
 pub use problem::{ApiError, Problem};
-pub use server::{ApiState, HttpConfig, MetricsRenderer, app, metrics_server, server};
+pub use server::{ApiState, HttpConfig, MetricsRenderer, WorkerStart, app, metrics_server, server};
 pub use users::UserResponse;
 pub use ws::{WsConfig, WsHub};

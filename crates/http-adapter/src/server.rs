@@ -33,7 +33,13 @@ pub struct ApiState {
     pub ws: Arc<crate::ws::WsHub>,
     /// Renders the Prometheus exposition for `GET /metrics`; `None` serves no metrics.
     pub metrics: Option<MetricsRenderer>,
+    /// Run on each HTTP worker's thread as it starts, inside its runtime (the wiring
+    /// gives each worker database connections of its own there).
+    pub worker_start: Option<WorkerStart>,
 }
+
+/// Per-worker set-up, see [`ApiState::worker_start`].
+pub type WorkerStart = Arc<dyn Fn() + Send + Sync>;
 
 /// Produces the current metrics in the Prometheus text format. The wiring owns the
 /// recorder and samples what it needs (pool sizes, queue depth) on each call.
@@ -299,7 +305,13 @@ pub fn server(
     let limits = web::Data::new(RateLimits::new(&config));
     let mut builder = {
         let config = config.clone();
-        HttpServer::new(move || app_with(state.clone(), config.clone(), limits.clone()))
+        HttpServer::new(move || {
+            // Called once per worker, on the worker's thread.
+            if let Some(start) = &state.worker_start {
+                start();
+            }
+            app_with(state.clone(), config.clone(), limits.clone())
+        })
     }
     .disable_signals()
     .client_request_timeout(config.client_request_timeout)

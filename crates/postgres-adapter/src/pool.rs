@@ -1,4 +1,5 @@
-use std::sync::Arc;
+use std::cell::RefCell;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use deadpool::Runtime;
@@ -72,11 +73,24 @@ pub struct PoolStats {
 }
 
 /// The connection pool, cheap to clone.
+///
+/// One shared pool whose connections are driven on the multi-thread runtime, and one
+/// more per thread that asked for its own ([`Database::attach_current_thread`]): an HTTP
+/// worker's connections are driven on that worker's own runtime, so a query never
+/// hands off to another thread and back.
 #[derive(Clone)]
 pub struct Database {
     pool: Pool<AsyncPgConnection>,
     settings: Arc<PoolSettings>,
+    /// Every thread's own pool, for stats and close.
+    attached: Arc<Mutex<Vec<Pool<AsyncPgConnection>>>>,
     _maintenance: Arc<AbortOnDrop>,
+}
+
+thread_local! {
+    /// The pools this thread has of its own, by the `Database` they belong to.
+    static THREAD_POOLS: RefCell<Vec<(usize, Pool<AsyncPgConnection>)>> =
+        const { RefCell::new(Vec::new()) };
 }
 
 impl Database {
@@ -117,45 +131,79 @@ impl Database {
         }
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| ConnectError::Settings("no tokio runtime".into()))?;
-        let (connect_timeout, statement_timeout) =
-            (settings.connect_timeout, settings.statement_timeout);
-        let mut config = ManagerConfig::<AsyncPgConnection>::default();
-        // A checkout only asks whether the connection is broken (its driver saw the
-        // socket close, or a transaction was left open): no `SELECT 1` round trip per
-        // request. A connection that breaks unnoticed fails its next query, which marks
-        // it broken, and the pool discards it at its return.
-        config.recycling_method = diesel_async::pooled_connection::RecyclingMethod::Fast;
-        config.custom_setup =
-            Box::new(move |url| establish(&runtime, url, connect_timeout, statement_timeout));
-        let manager = AsyncDieselConnectionManager::new_with_config(settings.url.clone(), config);
-
-        let max_lifetime = settings.max_lifetime;
-        let pool = Pool::builder(manager)
-            .max_size(settings.max_size)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(settings.acquire_timeout))
-            .create_timeout(Some(settings.connect_timeout))
-            .recycle_timeout(Some(settings.connect_timeout))
-            // Connections past their lifetime are dropped at checkout instead of being
-            // handed out. Idle ones are not: the `min_idle` floor exists to be used, and
-            // `maintain` retires the surplus.
-            .pre_recycle(Hook::sync_fn(move |_, metrics| {
-                if metrics.age() > max_lifetime {
-                    Err(HookError::message("connection expired"))
-                } else {
-                    Ok(())
-                }
-            }))
-            .build()
-            .map_err(|e| ConnectError::Settings(e.to_string()))?;
-
+        let pool = build_pool(&settings, runtime)?;
         let settings = Arc::new(settings);
         let maintenance = tokio::spawn(maintain(pool.clone(), settings.clone()));
         Ok(Self {
             pool,
             settings,
+            attached: Arc::new(Mutex::new(Vec::new())),
             _maintenance: Arc::new(AbortOnDrop(maintenance)),
         })
+    }
+
+    fn id(&self) -> usize {
+        Arc::as_ptr(&self.attached) as usize
+    }
+
+    /// Gives the calling thread a pool of its own, sized as this one, whose connections
+    /// are established and driven on the thread's runtime: checkouts from this thread
+    /// use it from now on. For threads that each run a single-thread runtime for their
+    /// whole life (actix's HTTP workers). Call inside that runtime; a second call on the
+    /// same thread does nothing.
+    pub fn attach_current_thread(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let id = self.id();
+        if THREAD_POOLS.with(|pools| pools.borrow().iter().any(|(of, _)| *of == id)) {
+            return;
+        }
+        let pool = match build_pool(&self.settings, runtime) {
+            Ok(pool) => pool,
+            Err(error) => {
+                tracing::warn!(%error, "no pool of its own for this thread");
+                return;
+            }
+        };
+        self.attached
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(pool.clone());
+        THREAD_POOLS.with(|pools| pools.borrow_mut().push((id, pool.clone())));
+        // Its floor and its retirements, on the thread itself; they end with the pool.
+        let settings = self.settings.clone();
+        tokio::spawn(async move {
+            top_up_idle(&pool, &settings).await;
+            maintain(pool, settings).await;
+        });
+    }
+
+    /// The pool for a checkout from this thread.
+    fn pool(&self) -> Pool<AsyncPgConnection> {
+        let id = self.id();
+        THREAD_POOLS
+            .with(|pools| {
+                pools
+                    .borrow()
+                    .iter()
+                    .find(|(of, _)| *of == id)
+                    .map(|(_, pool)| pool.clone())
+            })
+            .unwrap_or_else(|| self.pool.clone())
+    }
+
+    /// Every pool: the shared one and the threads' own.
+    fn pools(&self) -> Vec<Pool<AsyncPgConnection>> {
+        let mut pools = vec![self.pool.clone()];
+        pools.extend(
+            self.attached
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .iter()
+                .cloned(),
+        );
+        pools
     }
 
     /// A connection, waiting at most the acquire timeout.
@@ -166,7 +214,8 @@ impl Database {
     /// `Unavailable` instead of a hung request.
     pub async fn get(&self) -> Result<Object<AsyncPgConnection>, domain::Error> {
         let started = std::time::Instant::now();
-        let acquired = tokio::time::timeout(self.settings.acquire_timeout, self.pool.get()).await;
+        let pool = self.pool();
+        let acquired = tokio::time::timeout(self.settings.acquire_timeout, pool.get()).await;
         metrics::histogram!("db_pool_acquire_seconds").record(started.elapsed().as_secs_f64());
         match acquired {
             Ok(result) => result.map_err(crate::error::pool),
@@ -189,26 +238,38 @@ impl Database {
         &self.settings
     }
 
-    /// Open connections and those idle in the pool.
+    /// Open connections and those idle, over every pool.
     pub fn status(&self) -> (usize, usize) {
-        let status = self.pool.status();
-        (status.size, status.available)
+        let stats = self.stats();
+        (stats.size, stats.idle)
     }
 
-    /// The pool's size now, for metrics.
+    /// The pools' sizes now, added up, for metrics.
     pub fn stats(&self) -> PoolStats {
-        let status = self.pool.status();
-        PoolStats {
-            max_size: status.max_size,
-            size: status.size,
-            idle: status.available,
-            waiting: status.waiting,
-        }
+        self.pools().iter().fold(
+            PoolStats {
+                max_size: 0,
+                size: 0,
+                idle: 0,
+                waiting: 0,
+            },
+            |sum, pool| {
+                let status = pool.status();
+                PoolStats {
+                    max_size: sum.max_size + status.max_size,
+                    size: sum.size + status.size,
+                    idle: sum.idle + status.available,
+                    waiting: sum.waiting + status.waiting,
+                }
+            },
+        )
     }
 
-    /// Closes every idle connection and refuses new checkouts.
+    /// Closes every idle connection and refuses new checkouts, in every pool.
     pub fn close(&self) {
-        self.pool.close();
+        for pool in self.pools() {
+            pool.close();
+        }
     }
 
     /// Opens connections until `min_idle` are idle, without waiting for busy ones.
@@ -217,8 +278,45 @@ impl Database {
     }
 }
 
-/// Establishes one connection on the multi-thread runtime, bounded by `timeout`, and
-/// applies the session's `statement_timeout`.
+/// A deadpool over connections established (and so driven) on `runtime`.
+fn build_pool(
+    settings: &PoolSettings,
+    runtime: tokio::runtime::Handle,
+) -> Result<Pool<AsyncPgConnection>, ConnectError> {
+    let (connect_timeout, statement_timeout) =
+        (settings.connect_timeout, settings.statement_timeout);
+    let mut config = ManagerConfig::<AsyncPgConnection>::default();
+    // A checkout only asks whether the connection is broken (its driver saw the
+    // socket close, or a transaction was left open): no `SELECT 1` round trip per
+    // request. A connection that breaks unnoticed fails its next query, which marks
+    // it broken, and the pool discards it at its return.
+    config.recycling_method = diesel_async::pooled_connection::RecyclingMethod::Fast;
+    config.custom_setup =
+        Box::new(move |url| establish(&runtime, url, connect_timeout, statement_timeout));
+    let manager = AsyncDieselConnectionManager::new_with_config(settings.url.clone(), config);
+    let max_lifetime = settings.max_lifetime;
+    Pool::builder(manager)
+        .max_size(settings.max_size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(settings.acquire_timeout))
+        .create_timeout(Some(settings.connect_timeout))
+        .recycle_timeout(Some(settings.connect_timeout))
+        // Connections past their lifetime are dropped at checkout instead of being
+        // handed out. Idle ones are not: the `min_idle` floor exists to be used, and
+        // `maintain` retires the surplus.
+        .pre_recycle(Hook::sync_fn(move |_, metrics| {
+            if metrics.age() > max_lifetime {
+                Err(HookError::message("connection expired"))
+            } else {
+                Ok(())
+            }
+        }))
+        .build()
+        .map_err(|e| ConnectError::Settings(e.to_string()))
+}
+
+/// Establishes one connection on `runtime`, bounded by `timeout`, and applies the
+/// session's `statement_timeout`.
 fn establish(
     runtime: &tokio::runtime::Handle,
     url: &str,

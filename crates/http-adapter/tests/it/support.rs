@@ -100,6 +100,7 @@ pub fn state(users: impl UserService) -> ApiState {
 
 pub fn with_auth(users: impl UserService, auth: impl AuthService) -> ApiState {
     ApiState {
+        worker_start: None,
         users: Arc::new(users),
         health: healthy(),
         auth: Arc::new(auth),
