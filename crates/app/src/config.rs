@@ -283,11 +283,11 @@ impl Settings {
                 max_connections: env
                     .positive("HTTP_MAX_CONNECTIONS", http_defaults.max_connections)?,
                 workers: env.optional_positive("HTTP_WORKERS")?,
-                auth_rate_limit_per_minute: env.positive_u32(
+                auth_rate_limit_per_minute: env.positive(
                     "AUTH_RATE_LIMIT_PER_MINUTE",
                     http_defaults.auth_rate_limit_per_minute,
                 )?,
-                auth_account_failures_per_hour: env.positive_u32(
+                auth_account_failures_per_hour: env.positive(
                     "AUTH_ACCOUNT_FAILURES_PER_HOUR",
                     http_defaults.auth_account_failures_per_hour,
                 )?,
@@ -324,7 +324,7 @@ impl Settings {
                 .raw("OTEL_SERVICE_NAME")
                 .unwrap_or_else(|| "users-service".to_owned()),
             fanout_deadline: env.millis("FANOUT_DEADLINE_MS", Duration::from_millis(5000))?,
-            registration_rate_limit_per_minute: env.positive_u32(
+            registration_rate_limit_per_minute: env.positive(
                 "REGISTRATION_RATE_LIMIT_PER_MINUTE",
                 ports::users::Users::REGISTRATIONS_PER_MINUTE,
             )?,
@@ -353,7 +353,7 @@ impl Settings {
                     "LIVE_MAX_CONNECTIONS_PER_IP",
                     ports::live::LiveConfig::default().max_per_client,
                 )?,
-                messages_per_sec_per_user: env.positive_u32(
+                messages_per_sec_per_user: env.positive(
                     "LIVE_MAX_MESSAGES_PER_SEC_PER_USER",
                     ports::live::LiveConfig::default().messages_per_sec_per_user,
                 )?,
@@ -616,20 +616,14 @@ impl Env<'_> {
         }
     }
 
-    fn positive(&self, var: &'static str, default: usize) -> Result<usize, ConfigError> {
+    /// A count that must be at least 1 (zero is the type's default).
+    fn positive<T: FromStr + Default + PartialEq>(
+        &self,
+        var: &'static str,
+        default: T,
+    ) -> Result<T, ConfigError> {
         let value = self.parse(var, default)?;
-        if value == 0 {
-            return Err(ConfigError {
-                var,
-                reason: "must be at least 1".into(),
-            });
-        }
-        Ok(value)
-    }
-
-    fn positive_u32(&self, var: &'static str, default: u32) -> Result<u32, ConfigError> {
-        let value = self.parse(var, default)?;
-        if value == 0 {
+        if value == T::default() {
             return Err(ConfigError {
                 var,
                 reason: "must be at least 1".into(),
@@ -639,7 +633,9 @@ impl Env<'_> {
     }
 
     fn optional_positive(&self, var: &'static str) -> Result<Option<usize>, ConfigError> {
-        self.raw(var).map(|_| self.positive(var, 1)).transpose()
+        self.raw(var)
+            .map(|_| self.positive(var, 1usize))
+            .transpose()
     }
 
     fn secs(&self, var: &'static str, default: Duration) -> Result<Duration, ConfigError> {

@@ -32,6 +32,18 @@ fn peak_rss_and_threads(pid: u32) -> (u64, u64) {
     (field("VmHWM:"), field("Threads:"))
 }
 
+/// `GET {base}/metrics`, as text.
+async fn scrape(client: &reqwest::Client, base: &str) -> String {
+    client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// A gauge's value in a Prometheus exposition.
 fn gauge(text: &str, name: &str) -> Option<f64> {
     text.lines()
@@ -118,14 +130,7 @@ async fn abandoned_password_hashes_stay_bounded_and_logins_still_get_through() {
     while started.elapsed() < Duration::from_secs(15) {
         let (_, threads) = peak_rss_and_threads(pid);
         peak_threads = peak_threads.max(threads);
-        let metrics = client
-            .get(format!("{http}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = scrape(&client, &http).await;
         if let Some(now) = gauge(&metrics, "password_hashes_in_flight") {
             peak_in_flight = peak_in_flight.max(now);
         }
@@ -150,14 +155,7 @@ async fn abandoned_password_hashes_stay_bounded_and_logins_still_get_through() {
         task.await.unwrap();
     }
     let (peak_rss_kib, _) = peak_rss_and_threads(pid);
-    let metrics = client
-        .get(format!("{http}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = scrape(&client, &http).await;
     let recorded_peak = gauge(&metrics, "password_hashes_in_flight_peak").unwrap_or(f64::MAX);
     sigterm(&child);
     child.wait().await.unwrap();

@@ -219,19 +219,11 @@ async fn failed_logins_are_401_and_the_11th_attempt_in_a_minute_is_429() {
         .returning(|_, _| Err(Error::Unauthorized("invalid email or password")));
     let service =
         test::init_service(app(with_auth(untouched(), auth), HttpConfig::default())).await;
-    let attempt = || {
-        post_json(
-            "/api/auth/login",
-            r#"{"email":"ada@example.com","password":"guess guess guess"}"#,
-        )
-        .peer_addr("10.1.2.3:4000".parse().unwrap())
-        .to_request()
-    };
     for _ in 0..10 {
-        let response = call(&service, attempt()).await;
+        let response = call(&service, login_from("guess guess guess", "10.1.2.3:4000")).await;
         assert_eq!(response.status(), 401);
     }
-    let limited = call(&service, attempt()).await;
+    let limited = call(&service, login_from("guess guess guess", "10.1.2.3:4000")).await;
     assert_eq!(limited.status(), 429);
     let retry: u64 = limited
         .headers()
@@ -275,42 +267,50 @@ async fn the_account_failure_ceiling_holds_across_ip_addresses() {
     }
 }
 
-#[actix_web::test]
-async fn only_failures_count_against_an_account_and_only_from_where_they_come() {
+/// Logins with `guess guess guess` fail; any other password succeeds.
+fn guesses_fail() -> ports::auth::MockAuthService {
     let mut auth = token_auth();
     auth.expect_login()
         .withf(|_, password| password == "guess guess guess")
         .returning(|_, _| Err(Error::Unauthorized("invalid email or password")));
     auth.expect_login().returning(|_, _| Ok(pair()));
+    auth
+}
+
+/// A login as ada@example.com with `password`, from `peer`.
+fn login_from(password: &str, peer: &str) -> actix_http::Request {
+    post_json(
+        "/api/auth/login",
+        &format!(r#"{{"email":"ada@example.com","password":"{password}"}}"#),
+    )
+    .peer_addr(peer.parse().unwrap())
+    .to_request()
+}
+
+#[actix_web::test]
+async fn only_failures_count_against_an_account_and_only_from_where_they_come() {
+    let auth = guesses_fail();
     let config = HttpConfig {
         auth_rate_limit_per_minute: 3,
         ..HttpConfig::default()
     };
     let service = test::init_service(app(with_auth(untouched(), auth), config)).await;
-    let attempt = |password: &str, peer: &str| {
-        post_json(
-            "/api/auth/login",
-            &format!(r#"{{"email":"ada@example.com","password":"{password}"}}"#),
-        )
-        .peer_addr(peer.parse().unwrap())
-        .to_request()
-    };
     // An attacker exhausts what the account allows from their address...
     for n in 0..3 {
         let response = call(
             &service,
-            attempt("guess guess guess", &format!("10.9.0.1:{}", 4000 + n)),
+            login_from("guess guess guess", &format!("10.9.0.1:{}", 4000 + n)),
         )
         .await;
         assert_eq!(response.status(), 401);
     }
-    let refused = call(&service, attempt("guess guess guess", "10.9.0.1:4100")).await;
+    let refused = call(&service, login_from("guess guess guess", "10.9.0.1:4100")).await;
     assert_eq!(refused.status(), 429);
     // ...which does not refuse the owner elsewhere, whose successes count for nothing.
     for n in 0..5u8 {
         let response = call(
             &service,
-            attempt("correct horse battery", &format!("10.8.0.{n}:4000")),
+            login_from("correct horse battery", &format!("10.8.0.{n}:4000")),
         )
         .await;
         assert_eq!(response.status(), 200, "owner's login {n}");
@@ -319,47 +319,47 @@ async fn only_failures_count_against_an_account_and_only_from_where_they_come() 
 
 #[actix_web::test]
 async fn past_the_account_ceiling_the_owner_still_gets_in_where_they_signed_in_before() {
-    let mut auth = token_auth();
-    auth.expect_login()
-        .withf(|_, password| password == "guess guess guess")
-        .returning(|_, _| Err(Error::Unauthorized("invalid email or password")));
-    auth.expect_login().returning(|_, _| Ok(pair()));
+    let auth = guesses_fail();
     let config = HttpConfig {
         auth_account_failures_per_hour: 4,
         ..HttpConfig::default()
     };
     let service = test::init_service(app(with_auth(untouched(), auth), config)).await;
-    let attempt = |password: &str, peer: &str| {
-        post_json(
-            "/api/auth/login",
-            &format!(r#"{{"email":"ada@example.com","password":"{password}"}}"#),
-        )
-        .peer_addr(peer.parse().unwrap())
-        .to_request()
-    };
     // The owner signs in from home, and a success never counts against the account.
     for _ in 0..3 {
-        let home = call(&service, attempt("correct horse battery", "10.1.1.1:4000")).await;
+        let home = call(
+            &service,
+            login_from("correct horse battery", "10.1.1.1:4000"),
+        )
+        .await;
         assert_eq!(home.status(), 200);
     }
     // Guesses from many addresses drain the account's hourly ceiling.
     for n in 0..4u8 {
         let guess = call(
             &service,
-            attempt("guess guess guess", &format!("10.7.0.{n}:4000")),
+            login_from("guess guess guess", &format!("10.7.0.{n}:4000")),
         )
         .await;
         assert_eq!(guess.status(), 401, "guess {n}");
     }
-    let fresh = call(&service, attempt("guess guess guess", "10.7.0.99:4000")).await;
+    let fresh = call(&service, login_from("guess guess guess", "10.7.0.99:4000")).await;
     assert_eq!(fresh.status(), 429, "the ceiling holds for new addresses");
-    let stranger = call(&service, attempt("correct horse battery", "10.6.0.1:4000")).await;
+    let stranger = call(
+        &service,
+        login_from("correct horse battery", "10.6.0.1:4000"),
+    )
+    .await;
     assert_eq!(
         stranger.status(),
         429,
         "even with the right password, from a new address"
     );
-    let home = call(&service, attempt("correct horse battery", "10.1.1.1:4001")).await;
+    let home = call(
+        &service,
+        login_from("correct horse battery", "10.1.1.1:4001"),
+    )
+    .await;
     assert_eq!(
         home.status(),
         200,
