@@ -5,12 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain::auth::Principal;
 use domain::chat::{ChatMessage, MessageId};
 use ports::auth::AuthService;
 use ports::live::{Delivery, Ended, Live, LiveError, Owner, RateLimit, Subscription};
 use ports::rate_limit::ClientKey;
-use ports::users::{UserService, UserView};
+use ports::users::UserService;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::auth::authenticate_until;
@@ -62,13 +61,9 @@ impl ChatGrpc {
     /// Who opens the stream, as stored now, and until when their token holds.
     async fn owner<T>(&self, request: &Request<T>) -> Result<Owner, Status> {
         let (claimed, expires_at) = authenticate_until(&*self.auth, request)?;
-        let principal = match self.users.get(claimed, claimed.user_id).await {
-            Ok(UserView::Full(user)) => Principal {
-                user_id: user.id,
-                role: user.role,
-            },
-            Ok(UserView::Public(_)) => return Err(Status::internal("internal error")),
-            Err(domain::Error::NotFound { .. } | domain::Error::Unauthorized(_)) => {
+        let principal = match self.users.session_principal(claimed).await {
+            Ok(principal) => principal,
+            Err(domain::Error::Unauthorized(_)) => {
                 return Err(Status::unauthenticated("invalid or expired token"));
             }
             Err(e) => return Err(crate::status::status(e)),

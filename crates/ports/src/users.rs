@@ -146,6 +146,11 @@ pub trait UserService: Send + Sync + 'static {
     /// [`Error::Unauthorized`] when an admin's account no longer exists.
     async fn current_principal(&self, claimed: Principal) -> Result<Principal, Error>;
 
+    /// The account `claimed` as stored now, whatever role the token claims: what a
+    /// live session (which outlasts many requests) starts from. [`Error::Unauthorized`]
+    /// when the account no longer exists.
+    async fn session_principal(&self, claimed: Principal) -> Result<Principal, Error>;
+
     /// A user as `actor` may see them ([`UserView`]). [`Error::NotFound`] when no user
     /// has this id.
     async fn get(&self, actor: Principal, id: UserId) -> Result<UserView, Error>;
@@ -307,6 +312,17 @@ impl UserService for Users {
 
     async fn current_principal(&self, claimed: Principal) -> Result<Principal, Error> {
         stored_principal(&*self.repo, claimed).await
+    }
+
+    async fn session_principal(&self, claimed: Principal) -> Result<Principal, Error> {
+        match self.repo.get(&claimed.user_id).await {
+            Ok(user) => Ok(Principal {
+                user_id: user.id,
+                role: user.role,
+            }),
+            Err(Error::NotFound { .. }) => Err(Error::Unauthorized("invalid or expired token")),
+            Err(e) => Err(e),
+        }
     }
 
     async fn get(&self, actor: Principal, id: UserId) -> Result<UserView, Error> {

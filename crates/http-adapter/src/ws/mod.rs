@@ -9,12 +9,11 @@ use std::time::Instant;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError, Session};
-use domain::auth::Principal;
 use domain::chat::MessageId;
 pub use hub::{WsConfig, WsHub};
 use ports::auth::AuthService;
 use ports::live::{Ended, LiveError, Owner, RateLimit, Subscription};
-use ports::users::{UserService, UserView};
+use ports::users::UserService;
 use protocol::{ClientFrame, MessageView, ServerFrame, error};
 
 use crate::problem::{ApiError, Problem};
@@ -67,17 +66,9 @@ async fn owner(req: &HttpRequest) -> Result<Owner, ApiError> {
     let users = req
         .app_data::<web::Data<dyn UserService>>()
         .ok_or_else(|| ApiError::from(domain::Error::internal("no UserService configured")))?;
-    let principal = match users.get(claimed, claimed.user_id).await {
-        Ok(UserView::Full(user)) => Principal {
-            user_id: user.id,
-            role: user.role,
-        },
-        Ok(UserView::Public(_)) => {
-            return Err(domain::Error::internal("one's own record is whole").into());
-        }
-        Err(domain::Error::NotFound { .. } | domain::Error::Unauthorized(_)) => {
-            return Err(crate::auth::invalid_token());
-        }
+    let principal = match users.session_principal(claimed).await {
+        Ok(principal) => principal,
+        Err(domain::Error::Unauthorized(_)) => return Err(crate::auth::invalid_token()),
         Err(e) => return Err(e.into()),
     };
     Ok(Owner {

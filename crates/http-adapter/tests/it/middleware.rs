@@ -55,6 +55,9 @@ impl UserService for Slow {
     async fn current_principal(&self, claimed: Principal) -> Result<Principal, Error> {
         Ok(claimed)
     }
+    async fn session_principal(&self, claimed: Principal) -> Result<Principal, Error> {
+        Ok(claimed)
+    }
     async fn get(&self, _: Principal, _: UserId) -> Result<ports::users::UserView, Error> {
         tokio::time::sleep(Duration::from_secs(30)).await;
         Ok(ports::users::UserView::Full(ada()))
