@@ -78,8 +78,11 @@ async fn min_idle_above_max_connections_is_refused() {
     ));
 }
 
+/// Checkouts do not test connections (no `SELECT 1` each): a connection killed before
+/// its driver noticed fails its next query once, `Unavailable`, and is discarded; every
+/// other caller gets a live one.
 #[tokio::test]
-async fn killed_connections_are_replaced_without_errors_reaching_callers() {
+async fn killed_connections_fail_at_most_once_each_then_are_replaced() {
     let db = TestDb::new().await;
     let pool = Database::connect(small_pool(db.url())).await.expect("pool");
     let repo = PgUserRepository::new(pool);
@@ -91,6 +94,7 @@ async fn killed_connections_are_replaced_without_errors_reaching_callers() {
         .await
         .unwrap();
 
+    let open = sessions(&db).await;
     let mut admin = AsyncPgConnection::establish(db.admin_url()).await.unwrap();
     admin
         .batch_execute(&format!(
@@ -101,8 +105,31 @@ async fn killed_connections_are_replaced_without_errors_reaching_callers() {
         .await
         .unwrap();
 
-    // Checkout verifies each pooled connection, so dead ones are replaced, not handed out.
-    assert_eq!(repo.get(&user.id).await.unwrap(), user);
+    let mut failures = 0;
+    let mut answers = Vec::new();
+    for _ in 0..open + 5 {
+        match repo.get(&user.id).await {
+            Ok(found) => answers.push(found),
+            Err(domain::Error::Unavailable(_)) if answers.is_empty() => failures += 1,
+            Err(other) => panic!("after {} answers: {other:?}", answers.len()),
+        }
+    }
+    assert!(
+        failures <= open,
+        "{failures} failures for {open} connections"
+    );
+    assert!(answers.len() >= 5 && answers.iter().all(|u| *u == user));
+}
+
+/// The sessions open on the test database now, other than the one counting.
+async fn sessions(db: &TestDb) -> usize {
+    let n = db
+        .count(
+            "SELECT count(*) AS n FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .await;
+    usize::try_from(n).unwrap_or(0)
 }
 
 #[tokio::test]
