@@ -198,7 +198,13 @@ pub(crate) async fn stored_principal(
     if !claimed.is_admin() {
         return Ok(claimed);
     }
-    match users.get(&claimed.user_id).await {
+    stored_account(users, claimed.user_id).await
+}
+
+/// The principal of account `id` as stored now; [`Error::Unauthorized`] when it is gone
+/// (the token that named it proves nothing any more).
+async fn stored_account(users: &dyn UserRepository, id: UserId) -> Result<Principal, Error> {
+    match users.get(&id).await {
         Ok(user) => Ok(Principal {
             user_id: user.id,
             role: user.role,
@@ -315,14 +321,7 @@ impl UserService for Users {
     }
 
     async fn session_principal(&self, claimed: Principal) -> Result<Principal, Error> {
-        match self.repo.get(&claimed.user_id).await {
-            Ok(user) => Ok(Principal {
-                user_id: user.id,
-                role: user.role,
-            }),
-            Err(Error::NotFound { .. }) => Err(Error::Unauthorized("invalid or expired token")),
-            Err(e) => Err(e),
-        }
+        stored_account(&*self.repo, claimed.user_id).await
     }
 
     async fn get(&self, actor: Principal, id: UserId) -> Result<UserView, Error> {
