@@ -50,6 +50,9 @@ cleanup() {
 trap cleanup EXIT
 
 rss_kib() { awk "/^$2:/ {print \$2}" "/proc/$1/status"; }
+# CPU time (user + system) the process has used, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+TICK_HZ=$(getconf CLK_TCK)
 
 # Starts the server with extra environment; sets SERVER_PID and STARTUP_MS.
 start_server() {
@@ -71,15 +74,22 @@ start_server() {
 ROWS=()
 row() { ROWS+=("$1"); }
 
-# wrk KIND NAME CONNECTIONS SECONDS: one row of requests/s, p50, p99, errors, peak RSS.
+# wrk KIND NAME CONNECTIONS SECONDS: one row of requests/s, server CPU per request,
+# p50, p99, errors, peak RSS. CPU per request (from /proc, user + system) is the figure
+# to compare on a shared machine: requests/s moves with whatever else runs.
 load() {
-  local kind=$1 name=$2 conns=$3 secs=$4 result
+  local kind=$1 name=$2 conns=$3 secs=$4 result ticks_before ticks_after
+  ticks_before=$(cpu_ticks "$SERVER_PID")
   result=$(BENCH_KIND=$kind BENCH_TOKEN=$TOKEN wrk -t2 -c"$conns" -d"${secs}s" --latency \
     -s scripts/bench/load.lua "http://127.0.0.1:$PORT" -- "$OUT/ids.txt" | grep '^RESULT' | cut -d' ' -f2-)
-  python3 - "$name" "$conns" "$(rss_kib "$SERVER_PID" VmHWM)" "$result" >>"$OUT/rows.txt" <<'PY'
+  ticks_after=$(cpu_ticks "$SERVER_PID")
+  python3 - "$name" "$conns" "$(rss_kib "$SERVER_PID" VmHWM)" "$result" \
+    "$((ticks_after - ticks_before))" "$TICK_HZ" >>"$OUT/rows.txt" <<'PY'
 import json, sys
 name, conns, hwm, r = sys.argv[1], sys.argv[2], int(sys.argv[3]), json.loads(sys.argv[4])
-print(f"| {name} | {conns} | {r['requests'] / r['secs']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']} | {hwm / 1024:.1f} |")
+ticks, hz = int(sys.argv[5]), int(sys.argv[6])
+cpu_us = ticks / hz * 1e6 / r['requests'] if r['requests'] else 0
+print(f"| {name} | {conns} | {r['requests'] / r['secs']:,.0f} | {cpu_us:,.1f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']} | {hwm / 1024:.1f} |")
 PY
   echo "$result"
 }
@@ -149,8 +159,8 @@ pg = float(pg_tps or 0)
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 print(f"Run {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores ({cpu}), "
       f"{platform.system()} {platform.release()}; load generator, server and Postgres share the machine.\n")
-print("| HTTP (wrk) | connections | requests/s | p50 ms | p99 ms | errors | server peak RSS MiB |")
-print("|---|---|---|---|---|---|---|")
+print("| HTTP (wrk) | connections | requests/s | server CPU µs/request | p50 ms | p99 ms | errors | server peak RSS MiB |")
+print("|---|---|---|---|---|---|---|---|")
 print(open(os.path.join(out, "rows.txt")).read().rstrip())
 print()
 def check(ok):

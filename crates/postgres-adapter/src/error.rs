@@ -25,19 +25,24 @@ pub(crate) fn query(error: DieselError, unique: &[(&str, &'static str, &'static 
                 None => Error::internal(error.to_string()),
             }
         }
-        DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => {
-            Error::unavailable(error.to_string())
-        }
-        // diesel-async reports a connection dropped mid-query (server restart,
-        // pg_terminate_backend) as an unknown database error; it is not our bug.
-        DieselError::DatabaseError(_, ref info) if is_connection_loss(info.message()) => {
-            Error::unavailable(error.to_string())
-        }
+        ref lost if is_connection_loss(lost) => Error::unavailable(error.to_string()),
         other => Error::internal(other.to_string()),
     }
 }
 
-fn is_connection_loss(message: &str) -> bool {
+/// Whether `error` means the connection itself is gone (server restart,
+/// `pg_terminate_backend`, a cut network), not that the statement was wrong.
+pub(crate) fn is_connection_loss(error: &DieselError) -> bool {
+    match error {
+        DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => true,
+        // diesel-async reports a connection dropped mid-query as an unknown database
+        // error; only its message tells.
+        DieselError::DatabaseError(_, info) => mentions_connection_loss(info.message()),
+        _ => false,
+    }
+}
+
+fn mentions_connection_loss(message: &str) -> bool {
     const SIGNS: [&str; 5] = [
         "connection closed",
         "terminating connection",

@@ -12,6 +12,7 @@ mod health;
 mod idempotency;
 mod jobs;
 mod listener;
+mod lost;
 mod migrations;
 mod pool;
 mod posts;

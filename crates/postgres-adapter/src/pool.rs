@@ -287,10 +287,12 @@ fn build_pool(
         (settings.connect_timeout, settings.statement_timeout);
     let mut config = ManagerConfig::<AsyncPgConnection>::default();
     // A checkout only asks whether the connection is broken (its driver saw the
-    // socket close, or a transaction was left open): no `SELECT 1` round trip per
-    // request. A connection that breaks unnoticed fails its next query, which marks
-    // it broken, and the pool discards it at its return.
-    config.recycling_method = diesel_async::pooled_connection::RecyclingMethod::Fast;
+    // socket close, a transaction was left open, or a statement on it found it gone;
+    // see `lost.rs`): no `SELECT 1` round trip per request. A connection that breaks
+    // unnoticed fails its next statement once and is discarded at its next checkout.
+    config.recycling_method = diesel_async::pooled_connection::RecyclingMethod::CustomFunction(
+        Box::new(crate::lost::recycle_check),
+    );
     config.custom_setup =
         Box::new(move |url| establish(&runtime, url, connect_timeout, statement_timeout));
     let manager = AsyncDieselConnectionManager::new_with_config(settings.url.clone(), config);
@@ -327,6 +329,7 @@ fn establish(
     let task = runtime.spawn(async move {
         let connect = async {
             let mut conn = AsyncPgConnection::establish(&url).await?;
+            conn.set_instrumentation(crate::lost::LossWatch::default());
             if let Some(limit) = statement_timeout {
                 conn.batch_execute(&format!("SET statement_timeout = {}", limit.as_millis()))
                     .await
