@@ -18,17 +18,18 @@ use utoipa::ToSchema;
 
 use crate::extract::Json;
 use crate::problem::{ApiError, Problem};
+use crate::routing::{API, resource};
 use crate::server::RateLimits;
 use crate::server::allow;
 
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     for (path, handler) in [
-        ("/auth/login", web::post().to(login)),
-        ("/auth/refresh", web::post().to(refresh)),
-        ("/auth/logout", web::post().to(logout)),
+        ("/api/auth/login", web::post().to(login)),
+        ("/api/auth/refresh", web::post().to(refresh)),
+        ("/api/auth/logout", web::post().to(logout)),
     ] {
         cfg.service(
-            web::resource(path)
+            resource(API, path)
                 .route(handler)
                 .default_service(allow("POST")),
         );

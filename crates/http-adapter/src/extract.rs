@@ -35,7 +35,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let limit = req.app_data::<JsonLimit>().map(|l| l.0).unwrap_or_else(|| {
             req.app_data::<web::Data<HttpConfig>>()
-                .map_or(HttpConfig::default().body_limit, |c| c.body_limit)
+                .map_or(crate::server::DEFAULT_BODY_LIMIT, |c| c.body_limit)
         });
         let checked = check_headers(req, limit);
         let mut payload = payload.take();

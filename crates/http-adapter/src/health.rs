@@ -4,16 +4,17 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::problem::Problem;
+use crate::routing::{API, resource};
 use crate::server::allow;
 
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/health")
+        resource(API, "/api/health")
             .route(web::get().to(liveness))
             .default_service(allow("GET")),
     )
     .service(
-        web::resource("/health/ready")
+        resource(API, "/api/health/ready")
             .route(web::get().to(readiness))
             .default_service(allow("GET")),
     );

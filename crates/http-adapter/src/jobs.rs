@@ -9,16 +9,17 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::problem::{ApiError, Problem};
+use crate::routing::{ADMIN, resource};
 use crate::server::allow;
 
 pub(crate) fn admin_routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/jobs")
+        resource(ADMIN, "/api/admin/jobs")
             .route(web::get().to(list_jobs))
             .default_service(allow("GET")),
     )
     .service(
-        web::resource("/jobs/{id}/retry")
+        resource(ADMIN, "/api/admin/jobs/{id}/retry")
             .route(web::post().to(retry_job))
             .default_service(allow("POST")),
     );

@@ -14,6 +14,8 @@ mod middleware;
 mod openapi;
 mod posts;
 mod problem;
+mod request_metrics;
+mod routing;
 mod server;
 mod users;
 mod ws;

@@ -16,7 +16,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{HttpResponse, ResponseError, web};
+use actix_web::{HttpMessage, HttpResponse, ResponseError, web};
 use futures_util::FutureExt;
 use tracing::Instrument;
 
@@ -50,10 +50,9 @@ pub async fn request_context(
     let hsts = req
         .app_data::<web::Data<HttpConfig>>()
         .is_some_and(|config| config.hsts);
-    // The route pattern, never the raw path: ids in paths would explode label sets.
-    let route = req
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
+    // Filled by the resource that serves the request (`routing.rs`).
+    let route_slot = crate::routing::RouteSlot::default();
+    req.extensions_mut().insert(route_slot.clone());
     let method = method_label(req.method());
     let docs_page = req.path().starts_with("/api/docs");
     let span = tracing::info_span!(
@@ -118,15 +117,13 @@ pub async fn request_context(
         }
     };
     let status = status.as_u16();
-    metrics::counter!(
-        "http_requests_total",
-        "method" => method,
-        "route" => route.clone(),
-        "status" => status.to_string()
-    )
-    .increment(1);
-    metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
-        .record(latency_ms / 1000.0);
+    // The route pattern, never the raw path: ids in paths would explode label sets.
+    let route = route_slot.pattern().unwrap_or_else(|| {
+        // Paths no registered resource served: unknown ones and the reference page's
+        // assets (its own service). The first share one label, the second its pattern.
+        unmatched_or_docs(docs_page)
+    });
+    crate::request_metrics::record(method, route, status, latency_ms / 1000.0);
     span.in_scope(|| {
         if status >= 500 {
             tracing::warn!(status, latency_ms, "request completed");
@@ -135,6 +132,15 @@ pub async fn request_context(
         }
     });
     result
+}
+
+/// The route label of a request no registered resource served.
+fn unmatched_or_docs(docs_page: bool) -> &'static str {
+    if docs_page {
+        "/api/docs/{_:.*}"
+    } else {
+        "unmatched"
+    }
 }
 
 /// An error whose response gets the `X-Request-Id` header.
@@ -233,9 +239,13 @@ pub async fn deadline(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    // A constant, not `HttpConfig::default()`: that draws a random key, and `map_or`
+    // would build it for every request.
     let timeout = req
         .app_data::<web::Data<HttpConfig>>()
-        .map_or(HttpConfig::default().request_timeout, |c| c.request_timeout);
+        .map_or(crate::server::DEFAULT_REQUEST_TIMEOUT, |c| {
+            c.request_timeout
+        });
     match tokio::time::timeout(timeout, next.call(req)).await {
         Ok(result) => result.map(ServiceResponse::map_into_boxed_body),
         Err(_) => {

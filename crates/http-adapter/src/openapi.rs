@@ -4,6 +4,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::routing::{API, resource};
 use crate::{auth, health, jobs, posts, problem, users};
 
 /// The OpenAPI 3.1 document, generated from the handlers' annotations.
@@ -226,20 +227,17 @@ pub fn openapi_yaml() -> String {
 }
 
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route(
-        "/openapi.json",
-        web::get().to(|| async { HttpResponse::Ok().json(ApiDoc::openapi()) }),
+    cfg.service(
+        resource(API, "/api/openapi.json")
+            .route(web::get().to(|| async { HttpResponse::Ok().json(ApiDoc::openapi()) })),
     )
     // The reference page's assets are compiled into the binary ("vendored"): no CDN.
     .service(
         SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::from("/api/openapi.json")),
     )
-    .route(
-        "/docs",
-        web::get().to(|| async {
-            HttpResponse::PermanentRedirect()
-                .insert_header(("Location", "/api/docs/"))
-                .finish()
-        }),
-    );
+    .service(resource(API, "/api/docs").route(web::get().to(|| async {
+        HttpResponse::PermanentRedirect()
+            .insert_header(("Location", "/api/docs/"))
+            .finish()
+    })));
 }

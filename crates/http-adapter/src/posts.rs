@@ -15,6 +15,7 @@ use crate::etag::{etag, if_match};
 use crate::extract::{Json, JsonLimit};
 use crate::idempotency::idempotent;
 use crate::problem::{ApiError, Problem};
+use crate::routing::{API, resource};
 use crate::server::allow;
 
 /// A 20,000-character body is up to 80 KB of UTF-8, more once JSON-escaped; the
@@ -23,13 +24,13 @@ const POST_BODY_LIMIT: usize = 256 * 1024;
 
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/posts")
+        resource(API, "/api/posts")
             .app_data(JsonLimit(POST_BODY_LIMIT))
             .route(web::post().to(create_post))
             .default_service(allow("POST")),
     )
     .service(
-        web::resource("/posts/{id}")
+        resource(API, "/api/posts/{id}")
             .app_data(JsonLimit(POST_BODY_LIMIT))
             .route(web::get().to(get_post))
             .route(web::patch().to(update_post))
@@ -37,7 +38,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
             .default_service(allow("GET, PATCH, DELETE")),
     )
     .service(
-        web::resource("/users/{id}/posts")
+        resource(API, "/api/users/{id}/posts")
             .route(web::get().to(list_user_posts))
             .default_service(allow("GET")),
     );

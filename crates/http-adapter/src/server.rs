@@ -145,15 +145,20 @@ pub struct HttpConfig {
     pub hsts: bool,
 }
 
+/// The request deadline when no [`HttpConfig`] is registered.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// The JSON body limit when no [`HttpConfig`] is registered.
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
-            request_timeout: Duration::from_secs(60),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
             client_request_timeout: Duration::from_secs(15),
             keep_alive: Duration::from_secs(60),
             client_disconnect_timeout: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(30),
-            body_limit: 64 * 1024,
+            body_limit: DEFAULT_BODY_LIMIT,
             workers: None,
             max_connections: 10_000,
             auth_rate_limit_per_minute: 10,
@@ -235,7 +240,7 @@ fn app_with(
             ApiError::problem(Problem::for_status(StatusCode::NOT_FOUND)).into()
         }))
         .service(
-            web::scope("/api")
+            web::scope(crate::routing::API)
                 .configure(health::routes)
                 .configure(auth::routes)
                 .configure(users::routes)
@@ -249,7 +254,7 @@ fn app_with(
                         .configure(jobs::admin_routes),
                 ),
         )
-        .route("/metrics", web::get().to(metrics))
+        .service(crate::routing::resource("", "/metrics").route(web::get().to(metrics)))
         .default_service(web::to(|| async {
             HttpResponse::build(StatusCode::NOT_FOUND).finish()
         }))

@@ -16,23 +16,24 @@ use crate::extract::Json;
 use crate::idempotency::idempotent;
 use crate::posts::PostResponse;
 use crate::problem::{ApiError, Problem};
+use crate::routing::{ADMIN, API, resource};
 use crate::server::allow;
 
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/users")
+        resource(API, "/api/users")
             .route(web::post().to(create_user))
             .route(web::get().to(list_users))
             .default_service(allow("GET, POST")),
     )
     // Registered before `/users/{id}`, which would otherwise take "me" for an id.
     .service(
-        web::resource("/users/me")
+        resource(API, "/api/users/me")
             .route(web::get().to(me))
             .default_service(allow("GET")),
     )
     .service(
-        web::resource("/users/{id}")
+        resource(API, "/api/users/{id}")
             .route(web::get().to(get_user))
             .route(web::patch().to(update_user))
             .default_service(allow("GET, PATCH")),
@@ -42,7 +43,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
 /// Routes of the `/api/admin` scope, which is guarded for admins as a whole.
 pub(crate) fn admin_routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/users/{id}")
+        resource(ADMIN, "/api/admin/users/{id}")
             .route(web::delete().to(delete_user))
             .default_service(allow("DELETE")),
     );

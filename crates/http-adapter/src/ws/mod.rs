@@ -17,16 +17,17 @@ use ports::users::UserService;
 use protocol::{ClientFrame, MessageView, ServerFrame, error};
 
 use crate::problem::{ApiError, Problem};
+use crate::routing::{API, resource};
 use crate::server::allow;
 
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/ws")
+        resource(API, "/api/ws")
             .route(web::get().to(connect))
             .default_service(allow("GET")),
     )
     .service(
-        web::resource("/rooms/{room}/messages")
+        resource(API, "/api/rooms/{room}/messages")
             .route(web::get().to(room_history))
             .default_service(allow("GET")),
     );
