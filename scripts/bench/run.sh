@@ -51,7 +51,7 @@ trap cleanup EXIT
 
 rss_kib() { awk "/^$2:/ {print \$2}" "/proc/$1/status"; }
 # CPU time (user + system) the process has used, in clock ticks.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+cpu_ticks() { awk '{sub(/^[^(]*\(.*\) /, ""); print $12 + $13}' "/proc/$1/stat"; }
 TICK_HZ=$(getconf CLK_TCK)
 
 # Starts the server with extra environment; sets SERVER_PID and STARTUP_MS.

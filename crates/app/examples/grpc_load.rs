@@ -3,8 +3,11 @@
 //! benchmark suite, `just bench`, reads them).
 //!
 //! ```sh
-//! cargo run --release -p app --example grpc_load -- http://127.0.0.1:50051 TOKEN ids.txt 25 10
+//! cargo run --release -p app --example grpc_load -- http://127.0.0.1:50051 TOKEN ids.txt 25 10 [CONNECTIONS]
 //! ```
+//!
+//! The calls share CONNECTIONS HTTP/2 connections (default 1), round robin: with one,
+//! every call and every response goes through one connection task on each side.
 
 use std::time::{Duration, Instant};
 
@@ -32,8 +35,12 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [address, token, ids, concurrency, secs] = args.as_slice() else {
-        anyhow::bail!("usage: grpc_load ADDRESS TOKEN IDS_FILE CONCURRENCY SECONDS");
+    let (address, token, ids, concurrency, secs, connections) = match args.as_slice() {
+        [a, t, i, c, s] => (a, t, i, c, s, "1"),
+        [a, t, i, c, s, n] => (a, t, i, c, s, n.as_str()),
+        _ => anyhow::bail!(
+            "usage: grpc_load ADDRESS TOKEN IDS_FILE CONCURRENCY SECONDS [CONNECTIONS]"
+        ),
     };
     let ids: Vec<String> = std::fs::read_to_string(ids)
         .context("reading the ids file")?
@@ -43,15 +50,23 @@ async fn main() -> anyhow::Result<()> {
     anyhow::ensure!(!ids.is_empty(), "no ids");
     let concurrency: usize = concurrency.parse()?;
     let duration = Duration::from_secs(secs.parse()?);
-    let channel = tonic::transport::Channel::from_shared(address.clone())?
-        .connect()
-        .await?;
+    let connections: usize = connections.parse()?;
+    anyhow::ensure!(connections > 0, "at least one connection");
+    let mut channels = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        channels.push(
+            tonic::transport::Channel::from_shared(address.clone())?
+                .connect()
+                .await?,
+        );
+    }
+    let channel = channels[0].clone();
 
-    // Unary: each task calls GetUser back to back over one shared HTTP/2 connection.
+    // Unary: each task calls GetUser back to back over its share of the connections.
     let until = Instant::now() + duration;
     let mut tasks = tokio::task::JoinSet::new();
     for t in 0..concurrency {
-        let mut client = UserServiceClient::new(channel.clone());
+        let mut client = UserServiceClient::new(channels[t % connections].clone());
         let ids = ids.clone();
         let token = token.clone();
         tasks.spawn(async move {
@@ -81,7 +96,11 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "{}",
         serde_json::json!({
-            "name": "grpc GetUser",
+            "name": if connections == 1 {
+                "grpc GetUser".to_owned()
+            } else {
+                format!("grpc GetUser, {connections} connections")
+            },
             "rps": latencies.len() as f64 / duration.as_secs_f64(),
             "p50_ms": percentile(&latencies, 0.50),
             "p99_ms": percentile(&latencies, 0.99),
