@@ -1,6 +1,6 @@
 # Multi-stage build: compile with the full Rust toolchain, ship only the binary on a
 # distroless base (glibc, CA certificates, a non-root user; no shell, no package
-# manager). Not built in CI, which has no Docker engine: see the README.
+# manager). Not built in CI, which has no Docker engine: see docs/operations.md.
 
 FROM rust:1-bookworm AS build
 WORKDIR /src

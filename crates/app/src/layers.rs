@@ -72,7 +72,7 @@ pub fn layered(
             return Err(ConfigError {
                 var: "APP_CONFIG",
                 reason: format!(
-                    "{}: unknown setting `{}` (see the README's configuration table)",
+                    "{}: unknown setting `{}` (see docs/configuration.md)",
                     path.display(),
                     unknown.to_lowercase()
                 ),
@@ -204,10 +204,10 @@ mod tests {
         assert!(text.contains("DATABASE_URL"), "{text}");
     }
 
-    /// Every setting the service reads is in the README's table, and the table names
-    /// nothing the service does not read: the documentation cannot drift.
+    /// Every setting the service reads is in `docs/configuration.md`'s table, and the
+    /// table names nothing the service does not read: the documentation cannot drift.
     #[test]
-    fn the_readme_documents_every_setting() {
+    fn the_configuration_page_documents_every_setting() {
         let known = RefCell::new(Vec::<String>::new());
         let everything_set = |var: &str| {
             known.borrow_mut().push(var.to_owned());
@@ -221,9 +221,9 @@ mod tests {
         let mut read: Vec<String> = known.into_inner();
         read.sort();
         read.dedup();
-        let readme = include_str!("../../../README.md");
-        let table = readme
-            .split("## Configuration")
+        let page = include_str!("../../../docs/configuration.md");
+        let table = page
+            .split("## Settings")
             .nth(1)
             .and_then(|s| s.split("\n## ").next())
             .unwrap();
