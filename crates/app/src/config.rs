@@ -302,8 +302,6 @@ impl Settings {
                     })
                     .unwrap_or_default(),
                 hsts: env.parse("HSTS", false)?,
-                // Replaced at start-up by a key derived from the JWT secret.
-                fingerprint_key: http_defaults.fingerprint_key.clone(),
             },
             log_filter: env
                 .raw("RUST_LOG")

@@ -18,22 +18,19 @@ use utoipa::ToSchema;
 
 use crate::extract::Json;
 use crate::problem::{ApiError, Problem};
-use crate::routing::{API, resource};
-use crate::server::RateLimits;
-use crate::server::allow;
+use crate::rate_limit::RateLimits;
+use crate::routing::Routes;
 
-pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
-    for (path, handler) in [
-        ("/api/auth/login", web::post().to(login)),
-        ("/api/auth/refresh", web::post().to(refresh)),
-        ("/api/auth/logout", web::post().to(logout)),
-    ] {
-        cfg.service(
-            resource(API, path)
-                .route(handler)
-                .default_service(allow("POST")),
-        );
-    }
+pub(crate) fn routes(routes: &mut Routes) {
+    routes
+        .resource("/api/auth/login")
+        .endpoint(__path_login, login);
+    routes
+        .resource("/api/auth/refresh")
+        .endpoint(__path_refresh, refresh);
+    routes
+        .resource("/api/auth/logout")
+        .endpoint(__path_logout, logout);
 }
 
 /// The authenticated caller. Extracting it answers `401` when the request has no valid
@@ -187,9 +184,7 @@ fn fingerprint(value: &str) -> String {
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Logged in", body = TokenResponse),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Wrong e-mail or password", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Missing or unknown fields", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many attempts from this client address, or too many failures for this account this hour (addresses it signed in from lately excepted)", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 503, description = "Database unavailable, or password hashing at capacity", body = Problem, content_type = "application/problem+json"),
@@ -270,7 +265,6 @@ pub(crate) async fn refresh(
     request_body = RefreshRequest,
     responses(
         (status = 204, description = "Revoked (also for unknown tokens)"),
-        (status = 422, description = "Missing or unknown fields", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn logout(
     auth: web::Data<dyn AuthService>,

@@ -1,5 +1,6 @@
-//! A strict JSON body extractor: every way a body can be wrong gets its own status and a
-//! problem naming the field, instead of the framework's plain-text errors.
+//! Reading a request: the strict JSON body extractor (every way a body can be wrong
+//! gets its own status and a problem naming the field, instead of the framework's
+//! plain-text errors), optional-but-not-null fields, and ids from the path.
 
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
@@ -8,8 +9,23 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
+use crate::config::{DEFAULT_BODY_LIMIT, HttpConfig};
 use crate::problem::{ApiError, FieldProblem, Problem};
-use crate::server::HttpConfig;
+
+/// An id from the path (`UserId`, `PostId`, `JobId`): `400` naming it when it is not one.
+pub(crate) fn path_id<T>(raw: &str) -> Result<T, ApiError>
+where
+    T: std::str::FromStr<Err = domain::FieldError>,
+{
+    raw.parse().map_err(|e| ApiError::bad_request(&e))
+}
+
+/// A field that may be absent but, when present, must be a string: `null` is a type
+/// error naming the field, not a silent "keep the old value".
+pub(crate) fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    use serde::Deserialize;
+    String::deserialize(d).map(Some)
+}
 
 /// A body limit for one resource, overriding `HttpConfig::body_limit` (posts may be
 /// longer than anything else).
@@ -35,7 +51,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let limit = req.app_data::<JsonLimit>().map(|l| l.0).unwrap_or_else(|| {
             req.app_data::<web::Data<HttpConfig>>()
-                .map_or(crate::server::DEFAULT_BODY_LIMIT, |c| c.body_limit)
+                .map_or(DEFAULT_BODY_LIMIT, |c| c.body_limit)
         });
         let checked = check_headers(req, limit);
         let mut payload = payload.take();

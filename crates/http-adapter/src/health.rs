@@ -4,20 +4,15 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::problem::Problem;
-use crate::routing::{API, resource};
-use crate::server::allow;
+use crate::routing::Routes;
 
-pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        resource(API, "/api/health")
-            .route(web::get().to(liveness))
-            .default_service(allow("GET")),
-    )
-    .service(
-        resource(API, "/api/health/ready")
-            .route(web::get().to(readiness))
-            .default_service(allow("GET")),
-    );
+pub(crate) fn routes(routes: &mut Routes) {
+    routes
+        .resource("/api/health")
+        .endpoint(__path_liveness, liveness);
+    routes
+        .resource("/api/health/ready")
+        .endpoint(__path_readiness, readiness);
 }
 
 #[derive(Serialize, ToSchema)]

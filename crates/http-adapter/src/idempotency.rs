@@ -8,20 +8,29 @@
 //! the request timed out) is taken over once the request deadline has surely passed.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CONTENT_TYPE, LOCATION};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use domain::idempotency::{Claim, IdempotencyKey, IdempotencyStore, StoredResponse};
-use sha2::{Digest, Sha256};
+use hmac::{KeyInit, Mac};
 
+use crate::config::{DEFAULT_REQUEST_TIMEOUT, HttpConfig};
 use crate::extract::RawBody;
 use crate::problem::{ApiError, FieldProblem, Problem};
-use crate::server::HttpConfig;
 
 pub(crate) const HEADER: &str = "Idempotency-Key";
 const KEEP: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// What the creating endpoints need to replay a retry: the store of claimed keys, and
+/// the key their request fingerprints are made with.
+#[derive(Clone)]
+pub struct Idempotency {
+    pub store: Arc<dyn IdempotencyStore>,
+    pub fingerprint_key: FingerprintKey,
+}
 
 /// A secret for request fingerprints. Bodies hold passwords (registration), so a
 /// fingerprint must not be a plain hash anyone with the database could brute-force:
@@ -39,19 +48,12 @@ impl std::fmt::Debug for FingerprintKey {
 impl FingerprintKey {
     /// HMAC-SHA256 (RFC 2104) of `parts`, concatenated.
     fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
-        const BLOCK: usize = 64;
-        let mut key = [0u8; BLOCK];
-        key[..32].copy_from_slice(&self.0);
-        let pad = |byte: u8| key.map(|k| k ^ byte);
-        let mut inner = Sha256::new();
-        inner.update(pad(0x36));
+        let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&self.0)
+            .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
         for part in parts {
-            inner.update(part);
+            mac.update(part);
         }
-        let mut outer = Sha256::new();
-        outer.update(pad(0x5c));
-        outer.update(inner.finalize());
-        outer.finalize().into()
+        mac.finalize().into_bytes().into()
     }
 }
 
@@ -90,20 +92,20 @@ where
         .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
         .ok_or_else(|| bad_key("must be 1 to 255 visible ASCII characters"))?
         .to_owned();
-    let store = req
-        .app_data::<web::Data<dyn IdempotencyStore>>()
-        .ok_or_else(|| ApiError::from(domain::Error::internal("no IdempotencyStore configured")))?
+    let idempotency = req
+        .app_data::<web::Data<Idempotency>>()
+        .ok_or_else(|| ApiError::from(domain::Error::internal("no idempotency store configured")))?
         .clone();
-    let config = req
+    let store = &idempotency.store;
+    let request_timeout = req
         .app_data::<web::Data<HttpConfig>>()
-        .map(|c| c.get_ref().clone())
-        .unwrap_or_default();
+        .map_or(DEFAULT_REQUEST_TIMEOUT, |c| c.request_timeout);
     let fingerprint = {
         let extensions = req.extensions();
         let body = extensions
             .get::<RawBody>()
             .map_or(&[][..], |RawBody(b)| &b[..]);
-        config.fingerprint_key.mac(&[
+        idempotency.fingerprint_key.mac(&[
             req.method().as_str().as_bytes(),
             b" ",
             req.path().as_bytes(),
@@ -114,7 +116,7 @@ where
     // A claim is abandoned only once the request holding it must have ended: after
     // the request deadline, a claim never completed nor released was left by a worker
     // that died or a request that timed out.
-    let abandoned_after = config.request_timeout + Duration::from_secs(5);
+    let abandoned_after = request_timeout + Duration::from_secs(5);
     let key = IdempotencyKey { scope, key };
     let now = domain::now();
     match store

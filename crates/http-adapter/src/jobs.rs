@@ -8,21 +8,18 @@ use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use crate::extract::path_id;
+use crate::pagination::{Page, page_params};
 use crate::problem::{ApiError, Problem};
-use crate::routing::{ADMIN, resource};
-use crate::server::allow;
+use crate::routing::Routes;
 
-pub(crate) fn admin_routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        resource(ADMIN, "/api/admin/jobs")
-            .route(web::get().to(list_jobs))
-            .default_service(allow("GET")),
-    )
-    .service(
-        resource(ADMIN, "/api/admin/jobs/{id}/retry")
-            .route(web::post().to(retry_job))
-            .default_service(allow("POST")),
-    );
+pub(crate) fn routes(routes: &mut Routes) {
+    routes
+        .resource("/api/admin/jobs")
+        .endpoint(__path_list_jobs, list_jobs);
+    routes
+        .resource("/api/admin/jobs/{id}/retry")
+        .endpoint(__path_retry_job, retry_job);
 }
 
 /// A background job.
@@ -66,12 +63,6 @@ impl From<Job> for JobResponse {
     }
 }
 
-#[derive(Serialize, ToSchema)]
-pub(crate) struct JobPage {
-    items: Vec<JobResponse>,
-    next_cursor: Option<String>,
-}
-
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct ListParams {
@@ -95,28 +86,22 @@ pub(crate) struct ListParams {
     security(("bearer" = [])),
     params(ListParams),
     responses(
-        (status = 200, description = "A page of jobs", body = JobPage),
-        (status = 401, description = "Missing, invalid or expired token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "A page of jobs", body = Page<JobResponse>),
         (status = 422, description = "Invalid state, limit or cursor", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn list_jobs(
     jobs: web::Data<dyn JobService>,
     params: web::Query<ListParams>,
-) -> Result<web::Json<JobPage>, ApiError> {
+) -> Result<web::Json<Page<JobResponse>>, ApiError> {
     let state = params
         .state
         .as_deref()
         .map(JobState::parse)
         .transpose()
         .map_err(domain::Error::from)?;
-    let (limit, cursor) =
-        crate::users::page_params(params.limit.as_deref(), params.cursor.as_deref())?;
+    let (limit, cursor) = page_params(params.limit.as_deref(), params.cursor.as_deref())?;
     let page = jobs.list(state, limit, cursor).await?;
-    Ok(web::Json(JobPage {
-        next_cursor: page.next_cursor.map(|c| c.encode()),
-        items: page.items.into_iter().map(JobResponse::from).collect(),
-    }))
+    Ok(web::Json(Page::of(page, JobResponse::from)))
 }
 
 /// Requeue a failed or dead job now, with a fresh set of attempts (admins only).
@@ -125,8 +110,6 @@ pub(crate) async fn list_jobs(
     params(("id" = Uuid, Path, description = "The job's id")),
     responses(
         (status = 200, description = "The requeued job", body = JobResponse),
-        (status = 401, description = "Missing, invalid or expired token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The job is not failed or dead", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -134,7 +117,7 @@ pub(crate) async fn retry_job(
     jobs: web::Data<dyn JobService>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id: JobId = id.parse().map_err(|e| ApiError::bad_request(&e))?;
+    let id: JobId = path_id(&id)?;
     let job = jobs.retry(id).await?;
     Ok(HttpResponse::Ok().json(JobResponse::from(job)))
 }

@@ -20,8 +20,8 @@ use actix_web::{HttpMessage, HttpResponse, ResponseError, web};
 use futures_util::FutureExt;
 use tracing::Instrument;
 
+use crate::config::{DEFAULT_REQUEST_TIMEOUT, HttpConfig};
 use crate::problem::{ApiError, PROBLEM_JSON, Problem};
-use crate::server::HttpConfig;
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -239,13 +239,9 @@ pub async fn deadline(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    // A constant, not `HttpConfig::default()`: that draws a random key, and `map_or`
-    // would build it for every request.
     let timeout = req
         .app_data::<web::Data<HttpConfig>>()
-        .map_or(crate::server::DEFAULT_REQUEST_TIMEOUT, |c| {
-            c.request_timeout
-        });
+        .map_or(DEFAULT_REQUEST_TIMEOUT, |c| c.request_timeout);
     match tokio::time::timeout(timeout, next.call(req)).await {
         Ok(result) => result.map(ServiceResponse::map_into_boxed_body),
         Err(_) => {

@@ -1,13 +1,34 @@
-use actix_web::{HttpResponse, web};
+//! The OpenAPI 3.1 document: the handlers' own `#[utoipa::path]` annotations, gathered
+//! from the route table, plus what every operation shares (the answers of the shared
+//! extractors and middleware, the bearer scheme, links between operations).
+
+use std::collections::BTreeMap;
+
 use utoipa::openapi::RefOr;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::routing::{API, resource};
-use crate::{auth, health, jobs, posts, problem, users};
+use crate::problem;
+use crate::routing::{ADMIN, Routes};
 
-/// The OpenAPI 3.1 document, generated from the handlers' annotations.
+/// The document of the endpoints in `routes`.
+pub(crate) fn document(routes: &Routes) -> utoipa::openapi::OpenApi {
+    let mut openapi = ApiDoc::openapi();
+    routes.document(&mut openapi);
+    for modifier in [&BearerAuth as &dyn Modify, &UniformAnswers, &Links] {
+        modifier.modify(&mut openapi);
+    }
+    openapi
+}
+
+/// The reference page at `/api/docs/`. Its assets are compiled into the binary
+/// ("vendored"): no CDN.
+pub(crate) fn reference_page() -> SwaggerUi {
+    SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::from("/api/openapi.json"))
+}
+
+/// What the document says besides its paths.
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -16,28 +37,6 @@ use crate::{auth, health, jobs, posts, problem, users};
             `application/problem+json` document; validation problems list each invalid \
             field under `errors`."
     ),
-    paths(
-        health::liveness,
-        health::readiness,
-        users::create_user,
-        users::get_user,
-        users::update_user,
-        users::list_users,
-        users::me,
-        users::delete_user,
-        posts::create_post,
-        posts::get_post,
-        posts::update_post,
-        posts::delete_post,
-        posts::list_user_posts,
-        crate::ws::room_history,
-        jobs::list_jobs,
-        jobs::retry_job,
-        auth::login,
-        auth::refresh,
-        auth::logout,
-    ),
-    modifiers(&BearerAuth, &UniformAnswers, &Links),
     components(schemas(problem::Problem, problem::FieldProblem)),
     tags(
         (name = "health", description = "Liveness and readiness"),
@@ -48,7 +47,7 @@ use crate::{auth, health, jobs, posts, problem, users};
         (name = "admin", description = "Administration (admins only)"),
     )
 )]
-pub struct ApiDoc;
+struct ApiDoc;
 
 /// Declares the `bearer` scheme the protected operations name.
 struct BearerAuth;
@@ -73,11 +72,14 @@ impl Modify for BearerAuth {
 
 /// Answers that come from the shared extractors and middleware rather than from one
 /// handler, added to every operation they apply to (where the handler's own annotation
-/// does not already describe them), so the document cannot forget one:
+/// does not already describe them, when it describes the status at all), so the
+/// document cannot forget one. Where two apply to one status their descriptions are
+/// joined:
 /// - a JSON body: 400 (not JSON), 413 (too large), 415 (not `application/json`), 422;
 /// - path parameters: 400 (an id that is not a UUID);
 /// - query parameters: 400 (an unreadable query string, a repeated parameter);
 /// - a `bearer` requirement: 401;
+/// - the admin scope: 403;
 /// - every operation: 431 for header fields past 32 KiB, 500, and 504 past the request
 ///   deadline; every one but liveness:
 ///   503 when the database is unavailable.
@@ -98,43 +100,64 @@ impl Modify for UniformAnswers {
                         RefOr::Ref(_) => None,
                     })
                     .collect();
-                let mut answers: Vec<(u16, &str)> = Vec::new();
+                let mut answers: BTreeMap<u16, Vec<&str>> = BTreeMap::new();
+                let mut answer = |status: u16, description: &'static str| {
+                    answers.entry(status).or_default().push(description);
+                };
                 if operation.request_body.is_some() {
-                    answers.extend([
-                        (400, "Malformed JSON"),
-                        (413, "Body too large"),
-                        (415, "Not JSON"),
-                        (422, "Invalid, missing or unknown fields"),
-                    ]);
+                    answer(400, "Malformed JSON");
+                    answer(413, "Body too large");
+                    answer(415, "Not JSON");
+                    answer(422, "Invalid, missing or unknown fields");
                 }
                 if parameters.iter().any(|p| matches!(p, ParameterIn::Path)) {
-                    answers.push((
+                    answer(
                         400,
                         "A path parameter is malformed (an id that is not a UUID)",
-                    ));
+                    );
                 }
                 if parameters.iter().any(|p| matches!(p, ParameterIn::Query)) {
-                    answers.push((400, "Unreadable query string, or a parameter given twice"));
+                    answer(400, "Unreadable query string, or a parameter given twice");
                 }
                 if operation.security.as_ref().is_some_and(|s| !s.is_empty()) {
-                    answers.push((401, "Missing, invalid or expired token"));
+                    answer(401, "Missing, invalid or expired token");
                 }
-                answers.push((431, "Header fields past 32 KiB"));
-                answers.push((500, "Internal error"));
+                if path.starts_with(ADMIN) {
+                    answer(403, "Not an admin");
+                }
+                answer(431, "Header fields past 32 KiB");
+                answer(500, "Internal error");
                 if path != "/api/health" {
-                    answers.push((503, "Database unavailable"));
+                    answer(503, "Database unavailable");
                 }
-                answers.push((504, "Request deadline exceeded"));
-                for (status, description) in answers {
+                answer(504, "Request deadline exceeded");
+                for (status, descriptions) in answers {
                     operation
                         .responses
                         .responses
                         .entry(status.to_string())
-                        .or_insert_with(|| problem_response(description));
+                        .or_insert_with(|| problem_response(&joined(&descriptions)));
                 }
             }
         }
     }
+}
+
+/// "Malformed JSON", "A path parameter is malformed": "Malformed JSON; a path parameter
+/// is malformed".
+fn joined(descriptions: &[&str]) -> String {
+    let mut text = String::new();
+    for (i, description) in descriptions.iter().enumerate() {
+        if i == 0 {
+            text.push_str(description);
+        } else {
+            text.push_str("; ");
+            let mut chars = description.chars();
+            text.extend(chars.next().map(|c| c.to_ascii_lowercase()));
+            text.push_str(chars.as_str());
+        }
+    }
+    text
 }
 
 fn operations(
@@ -217,27 +240,4 @@ impl Modify for Links {
             }
         }
     }
-}
-
-/// The document as YAML, exactly as committed in `docs/openapi.yaml`.
-pub fn openapi_yaml() -> String {
-    ApiDoc::openapi()
-        .to_yaml()
-        .unwrap_or_else(|e| format!("# cannot render the OpenAPI document: {e}\n"))
-}
-
-pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        resource(API, "/api/openapi.json")
-            .route(web::get().to(|| async { HttpResponse::Ok().json(ApiDoc::openapi()) })),
-    )
-    // The reference page's assets are compiled into the binary ("vendored"): no CDN.
-    .service(
-        SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::from("/api/openapi.json")),
-    )
-    .service(resource(API, "/api/docs").route(web::get().to(|| async {
-        HttpResponse::PermanentRedirect()
-            .insert_header(("Location", "/api/docs/"))
-            .finish()
-    })));
 }

@@ -2,46 +2,39 @@
 
 use actix_web::http::header::{self, ETAG};
 use actix_web::{HttpRequest, HttpResponse, web};
-use domain::Page;
-use domain::posts::{Post, PostId};
+use domain::posts::Post;
 use ports::posts::{CreatePost, ListPosts, PostService, UpdatePost};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::Authenticated;
-use crate::etag::{etag, if_match};
-use crate::extract::{Json, JsonLimit};
+use crate::auth::{Authenticated, invalid_token};
+use crate::etag::{self, etag, if_match};
+use crate::extract::{Json, path_id, present};
 use crate::idempotency::idempotent;
+use crate::pagination::{ListParams, Page};
 use crate::problem::{ApiError, Problem};
-use crate::routing::{API, resource};
-use crate::server::allow;
+use crate::routing::Routes;
 
 /// A 20,000-character body is up to 80 KB of UTF-8, more once JSON-escaped; the
 /// general 64 KiB limit would refuse valid posts.
 const POST_BODY_LIMIT: usize = 256 * 1024;
 
-pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        resource(API, "/api/posts")
-            .app_data(JsonLimit(POST_BODY_LIMIT))
-            .route(web::post().to(create_post))
-            .default_service(allow("POST")),
-    )
-    .service(
-        resource(API, "/api/posts/{id}")
-            .app_data(JsonLimit(POST_BODY_LIMIT))
-            .route(web::get().to(get_post))
-            .route(web::patch().to(update_post))
-            .route(web::delete().to(delete_post))
-            .default_service(allow("GET, PATCH, DELETE")),
-    )
-    .service(
-        resource(API, "/api/users/{id}/posts")
-            .route(web::get().to(list_user_posts))
-            .default_service(allow("GET")),
-    );
+pub(crate) fn routes(routes: &mut Routes) {
+    routes
+        .resource("/api/posts")
+        .body_limit(POST_BODY_LIMIT)
+        .endpoint(__path_create_post, create_post);
+    routes
+        .resource("/api/posts/{id}")
+        .body_limit(POST_BODY_LIMIT)
+        .endpoint(__path_get_post, get_post)
+        .endpoint(__path_update_post, update_post)
+        .endpoint(__path_delete_post, delete_post);
+    routes
+        .resource("/api/users/{id}/posts")
+        .endpoint(__path_list_user_posts, list_user_posts);
 }
 
 /// A new post. Unknown fields are rejected.
@@ -64,11 +57,11 @@ pub(crate) struct CreatePostRequest {
 #[serde(deny_unknown_fields)]
 pub(crate) struct UpdatePostRequest {
     /// 1 to 200 characters after trimming, one line.
-    #[serde(default, deserialize_with = "crate::users::present")]
+    #[serde(default, deserialize_with = "present")]
     #[schema(nullable = false, min_length = 1)]
     title: Option<String>,
     /// 1 to 20,000 characters after trimming.
-    #[serde(default, deserialize_with = "crate::users::present")]
+    #[serde(default, deserialize_with = "present")]
     #[schema(nullable = false, min_length = 1)]
     body: Option<String>,
 }
@@ -105,27 +98,6 @@ impl From<Post> for PostResponse {
     }
 }
 
-/// One page of posts, newest first.
-#[derive(Serialize, ToSchema)]
-pub(crate) struct PostPage {
-    items: Vec<PostResponse>,
-    /// Pass as `cursor` to get the next page; `null` on the last page.
-    next_cursor: Option<String>,
-}
-
-impl From<Page<Post>> for PostPage {
-    fn from(page: Page<Post>) -> Self {
-        Self {
-            next_cursor: page.next_cursor.map(|c| c.encode()),
-            items: page.items.into_iter().map(PostResponse::from).collect(),
-        }
-    }
-}
-
-fn post_id(raw: &str) -> Result<PostId, ApiError> {
-    raw.parse().map_err(|e| ApiError::bad_request(&e))
-}
-
 /// Write a post as the caller.
 #[utoipa::path(post, path = "/api/posts", tag = "posts",
     security(("bearer" = [])),
@@ -136,12 +108,8 @@ fn post_id(raw: &str) -> Result<PostId, ApiError> {
         (status = 201, description = "Created", body = PostResponse,
             headers(("Location" = String, description = "/api/posts/{id}"), ("ETag" = String))),
         (status = 400, description = "Malformed JSON or Idempotency-Key", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, invalid or expired token", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A request with this Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, or an Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn create_post(
     Authenticated(caller): Authenticated,
@@ -153,7 +121,7 @@ pub(crate) async fn create_post(
     idempotent(&req, format!("user:{}", caller.user_id), || async move {
         let post = posts.create(caller, command).await.map_err(|e| match e {
             // The token outlived its account (deleted since): it proves nothing any more.
-            domain::Error::NotFound { .. } => crate::auth::invalid_token(),
+            domain::Error::NotFound { .. } => invalid_token(),
             other => other.into(),
         })?;
         Ok(HttpResponse::Created()
@@ -172,10 +140,7 @@ pub(crate) async fn create_post(
     responses(
         (status = 200, description = "The post", body = PostResponse, headers(("ETag" = String))),
         (status = 304, description = "Not modified since the given ETag"),
-        (status = 400, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, invalid or expired token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such post", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn get_post(
     _caller: Authenticated,
@@ -183,8 +148,8 @@ pub(crate) async fn get_post(
     req: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let post = posts.get(post_id(&id)?).await?;
-    Ok(crate::etag::conditional(
+    let post = posts.get(path_id(&id)?).await?;
+    Ok(etag::conditional(
         &req,
         post.version,
         PostResponse::from(post),
@@ -200,13 +165,9 @@ pub(crate) async fn get_post(
     request_body = UpdatePostRequest,
     responses(
         (status = 200, description = "The updated post", body = PostResponse, headers(("ETag" = String))),
-        (status = 400, description = "Malformed JSON or id", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, invalid or expired token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Neither the author nor an admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such post", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "If-Match does not match the current ETag", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn update_post(
     Authenticated(caller): Authenticated,
@@ -215,13 +176,13 @@ pub(crate) async fn update_post(
     id: web::Path<String>,
     Json(body): Json<UpdatePostRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = post_id(&id)?;
+    let id = path_id(&id)?;
     // Invalid content is 422 whatever the precondition says: fixing it comes first.
     let command = UpdatePost::parse(body.title.as_deref(), body.body.as_deref())
         .map_err(domain::Error::from)?;
     let expected = if_match(&req)?;
     let post = posts.update(caller, id, command, expected).await?;
-    Ok(crate::etag::ok(post.version, PostResponse::from(post)))
+    Ok(etag::ok(post.version, PostResponse::from(post)))
 }
 
 /// Delete a post (its author or an admin).
@@ -230,7 +191,6 @@ pub(crate) async fn update_post(
     params(("id" = Uuid, Path, description = "The post's id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "Missing, invalid or expired token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Neither the author nor an admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such post", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -239,18 +199,16 @@ pub(crate) async fn delete_post(
     posts: web::Data<dyn PostService>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    posts.delete(caller, post_id(&id)?).await?;
+    posts.delete(caller, path_id(&id)?).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 /// A user's posts, newest first, with keyset pagination.
 #[utoipa::path(get, path = "/api/users/{id}/posts", tag = "posts",
     security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "The author's id"), crate::users::ListParams),
+    params(("id" = Uuid, Path, description = "The author's id"), ListParams),
     responses(
-        (status = 200, description = "A page of posts (empty for a user without posts)", body = PostPage),
-        (status = 400, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, invalid or expired token", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "A page of posts (empty for a user without posts)", body = Page<PostResponse>),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid limit or cursor", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -258,13 +216,12 @@ pub(crate) async fn list_user_posts(
     _caller: Authenticated,
     posts: web::Data<dyn PostService>,
     id: web::Path<String>,
-    params: web::Query<crate::users::ListParams>,
-) -> Result<web::Json<PostPage>, ApiError> {
-    let author = crate::users::user_id(&id)?;
-    let (limit, cursor) =
-        crate::users::page_params(params.limit.as_deref(), params.cursor.as_deref())?;
+    params: web::Query<ListParams>,
+) -> Result<web::Json<Page<PostResponse>>, ApiError> {
+    let author = path_id(&id)?;
+    let (limit, cursor) = params.parse()?;
     let page = posts
         .list_by_author(author, ListPosts { limit, cursor })
         .await?;
-    Ok(web::Json(page.into()))
+    Ok(web::Json(Page::of(page, PostResponse::from)))
 }

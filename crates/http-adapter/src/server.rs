@@ -1,23 +1,30 @@
+//! The composition of the HTTP side: the state the handlers draw on, the route table
+//! (the one file that names every resource), the middleware stack, CORS, `/metrics`,
+//! and the server around it all.
+
 use std::net::TcpListener;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
 use actix_web::http::StatusCode;
 use actix_web::middleware::{Compress, from_fn};
 use actix_web::{App, HttpResponse, HttpServer, web};
-use domain::idempotency::IdempotencyStore;
 use ports::auth::AuthService;
 use ports::health::HealthService;
 use ports::jobs::JobService;
+use ports::live::Live;
 use ports::posts::PostService;
 use ports::users::UserService;
 
-use crate::idempotency::FingerprintKey;
+use crate::config::HttpConfig;
+use crate::idempotency::Idempotency;
 use crate::problem::{ApiError, Problem};
-use crate::{auth, health, jobs, middleware, openapi, posts, users};
-use ports::rate_limit::RateLimiter;
+use crate::rate_limit::RateLimits;
+use crate::routing::{ADMIN, API, ResourceEntry, Routes};
+use crate::ws::WsConfig;
+use crate::{auth, health, jobs, middleware, openapi, posts, rooms, users, ws};
 
 /// The use cases the routes call.
 #[derive(Clone)]
@@ -27,10 +34,13 @@ pub struct ApiState {
     pub auth: Arc<dyn AuthService>,
     pub posts: Arc<dyn PostService>,
     /// Remembers `Idempotency-Key`s of creating requests.
-    pub idempotency: Arc<dyn IdempotencyStore>,
+    pub idempotency: Idempotency,
     pub jobs: Arc<dyn JobService>,
-    /// WebSocket connections of this instance (and the chat use cases behind them).
-    pub ws: Arc<crate::ws::WsHub>,
+    /// This instance's live sessions and the chat use cases behind them, shared with
+    /// every streaming transport.
+    pub live: Arc<Live>,
+    /// The WebSocket transport's own limits.
+    pub ws: WsConfig,
     /// Renders the Prometheus exposition for `GET /metrics`; `None` serves no metrics.
     pub metrics: Option<MetricsRenderer>,
     /// Run on each HTTP worker's thread as it starts, inside its runtime (the wiring
@@ -77,109 +87,44 @@ pub fn metrics_server(
     .run())
 }
 
-/// How long a successful login makes its address known for that account.
-const KNOWN_ADDRESS_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
-
-/// Budgets for the credential endpoints, shared by every worker of a server.
-#[derive(Debug)]
-pub(crate) struct RateLimits {
-    /// Every login attempt, per client address.
-    pub(crate) login: RateLimiter,
-    /// Failed logins per account from every address together, per hour: the ceiling on
-    /// guessing one password from many addresses. Spent before an attempt and given
-    /// back when it succeeds, so attempts in flight together cannot overshoot it.
-    pub(crate) account_failures: RateLimiter,
-    /// Addresses each account logged in from lately (`account|ip`): they are not held
-    /// to the account's ceiling, so failures from elsewhere never lock the owner out
-    /// where they signed in before.
-    pub(crate) known_addresses: ports::rate_limit::RecentKeys,
-    pub(crate) refresh: RateLimiter,
+/// Every resource of the API, in the order they are matched: **each endpoint is
+/// registered here once**, and the app, the OpenAPI document and the `Allow` sets are
+/// all read off this table.
+fn routes() -> Routes {
+    let mut routes = Routes::default();
+    health::routes(&mut routes);
+    auth::routes(&mut routes);
+    users::routes(&mut routes);
+    posts::routes(&mut routes);
+    ws::routes(&mut routes);
+    rooms::routes(&mut routes);
+    jobs::routes(&mut routes);
+    routes
+        .resource("/api/openapi.json")
+        .undocumented(Method::GET, || async {
+            HttpResponse::Ok().json(openapi_document())
+        });
+    routes
+        .resource("/api/docs")
+        .undocumented(Method::GET, || async {
+            HttpResponse::PermanentRedirect()
+                .insert_header(("Location", "/api/docs/"))
+                .finish()
+        });
+    routes
 }
 
-impl RateLimits {
-    fn new(config: &HttpConfig) -> Self {
-        Self {
-            login: RateLimiter::per_minute(config.auth_rate_limit_per_minute),
-            account_failures: RateLimiter::new(
-                config.auth_account_failures_per_hour,
-                Duration::from_secs(3600),
-            ),
-            known_addresses: ports::rate_limit::RecentKeys::new(KNOWN_ADDRESS_TTL),
-            refresh: RateLimiter::per_minute(config.auth_rate_limit_per_minute),
-        }
-    }
+/// The OpenAPI 3.1 document of the API, built once from the route table.
+pub fn openapi_document() -> &'static utoipa::openapi::OpenApi {
+    static DOCUMENT: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
+    DOCUMENT.get_or_init(|| openapi::document(&routes()))
 }
 
-/// HTTP-level limits and timeouts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpConfig {
-    /// A handler running longer is cancelled and the client gets `504`.
-    pub request_timeout: Duration,
-    /// Time a client has to send the request head.
-    pub client_request_timeout: Duration,
-    /// How long an idle keep-alive connection is kept open.
-    pub keep_alive: Duration,
-    /// Time to finish writing to a client that is closing the connection.
-    pub client_disconnect_timeout: Duration,
-    /// How long a graceful stop waits for in-flight requests.
-    pub shutdown_grace: Duration,
-    /// Largest accepted request body, in bytes.
-    pub body_limit: usize,
-    /// Worker threads; `None` for one per core.
-    pub workers: Option<usize>,
-    /// Connections open at once, over every worker; past it new ones wait in the
-    /// listen backlog.
-    pub max_connections: usize,
-    /// Login and refresh attempts allowed per minute and client address; failed logins
-    /// per minute, account and client address.
-    pub auth_rate_limit_per_minute: u32,
-    /// Failed logins per account and hour, from every address together.
-    pub auth_account_failures_per_hour: u32,
-    /// Keys the `Idempotency-Key` request fingerprints; shared by every instance.
-    pub fingerprint_key: FingerprintKey,
-    /// Origins allowed to call the API from a browser (CORS); empty: none, and no CORS
-    /// headers at all.
-    pub cors_allowed_origins: Vec<String>,
-    /// Send `Strict-Transport-Security` (only when clients reach the service over TLS,
-    /// e.g. behind a TLS-terminating proxy).
-    pub hsts: bool,
-}
-
-/// The request deadline when no [`HttpConfig`] is registered.
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-/// The JSON body limit when no [`HttpConfig`] is registered.
-pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
-
-impl Default for HttpConfig {
-    fn default() -> Self {
-        Self {
-            request_timeout: DEFAULT_REQUEST_TIMEOUT,
-            client_request_timeout: Duration::from_secs(15),
-            keep_alive: Duration::from_secs(60),
-            client_disconnect_timeout: Duration::from_secs(5),
-            shutdown_grace: Duration::from_secs(30),
-            body_limit: DEFAULT_BODY_LIMIT,
-            workers: None,
-            max_connections: 10_000,
-            auth_rate_limit_per_minute: 10,
-            auth_account_failures_per_hour: 100,
-            fingerprint_key: FingerprintKey(random_key()),
-            cors_allowed_origins: Vec::new(),
-            hsts: false,
-        }
-    }
-}
-
-/// A key nobody else has, for a process whose fingerprints need not outlive it.
-fn random_key() -> [u8; 32] {
-    let mut key = [0u8; 32];
-    if getrandom::fill(&mut key).is_err() {
-        // Without the OS RNG, UUID v7's random bits still make the key process-unique.
-        use sha2::Digest;
-        let seed = format!("{}{}", uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
-        key = sha2::Sha256::digest(seed.as_bytes()).into();
-    }
-    key
+/// The document as YAML, exactly as committed in `docs/openapi.yaml`.
+pub fn openapi_yaml() -> String {
+    openapi_document()
+        .to_yaml()
+        .unwrap_or_else(|e| format!("# cannot render the OpenAPI document: {e}\n"))
 }
 
 /// The application: routes and middleware, ready for `HttpServer` or `actix_web::test`.
@@ -223,9 +168,10 @@ fn app_with(
         .app_data(web::Data::from(state.health))
         .app_data(web::Data::from(state.auth))
         .app_data(web::Data::from(state.posts))
-        .app_data(web::Data::from(state.idempotency))
+        .app_data(web::Data::new(state.idempotency))
         .app_data(web::Data::from(state.jobs))
-        .app_data(web::Data::from(state.ws))
+        .app_data(web::Data::from(state.live))
+        .app_data(web::Data::new(state.ws))
         .app_data(limits)
         .app_data(web::QueryConfig::default().error_handler(|error, _| {
             ApiError::problem(Problem::new(
@@ -239,22 +185,15 @@ fn app_with(
         .app_data(web::PathConfig::default().error_handler(|_, _| {
             ApiError::problem(Problem::for_status(StatusCode::NOT_FOUND)).into()
         }))
+        .service(api_scope())
         .service(
-            web::scope(crate::routing::API)
-                .configure(health::routes)
-                .configure(auth::routes)
-                .configure(users::routes)
-                .configure(posts::routes)
-                .configure(crate::ws::routes)
-                .configure(openapi::routes)
-                .service(
-                    web::scope("/admin")
-                        .wrap(from_fn(auth::require_admin))
-                        .configure(users::admin_routes)
-                        .configure(jobs::admin_routes),
-                ),
+            {
+                let mut metrics_resource = ResourceEntry::new("/metrics");
+                metrics_resource.undocumented(Method::GET, metrics);
+                metrics_resource
+            }
+            .into_resource(""),
         )
-        .service(crate::routing::resource("", "/metrics").route(web::get().to(metrics)))
         .default_service(web::to(|| async {
             HttpResponse::build(StatusCode::NOT_FOUND).finish()
         }))
@@ -267,6 +206,32 @@ fn app_with(
         .wrap(from_fn(middleware::deadline))
         .wrap(from_fn(middleware::catch_panic))
         .wrap(from_fn(middleware::request_context))
+}
+
+/// `/api`: the route table, with the admin resources inside their guard, and the
+/// reference page.
+fn api_scope() -> actix_web::Scope<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let (api, admin) = routes().into_scopes();
+    let admin_relative = ADMIN.strip_prefix(API).unwrap_or(ADMIN);
+    let mut admin_scope = web::scope(admin_relative).wrap(from_fn(auth::require_admin));
+    for resource in admin {
+        admin_scope = admin_scope.service(resource.into_resource(ADMIN));
+    }
+    let mut scope = web::scope(API);
+    for resource in api {
+        scope = scope.service(resource.into_resource(API));
+    }
+    scope
+        .service(openapi::reference_page())
+        .service(admin_scope)
 }
 
 /// CORS for the configured origins, or `None` when no origin is allowed (browsers then
@@ -331,18 +296,4 @@ pub fn server(
         .workers(workers)
         .max_connections(config.max_connections.div_ceil(workers).max(1));
     Ok(builder.listen(listener)?.run())
-}
-
-/// The answer to a method a resource does not have: 405 with the methods it has in
-/// `Allow` (RFC 9110 §15.5.6), as a problem. Each resource lists its own; a test checks
-/// every list against the OpenAPI document.
-pub(crate) fn allow(methods: &'static str) -> actix_web::Route {
-    web::to(move || async move {
-        let mut response = Problem::for_status(StatusCode::METHOD_NOT_ALLOWED).response();
-        response.headers_mut().insert(
-            actix_web::http::header::ALLOW,
-            actix_web::http::header::HeaderValue::from_static(methods),
-        );
-        response
-    })
 }

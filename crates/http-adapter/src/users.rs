@@ -2,51 +2,36 @@
 
 use actix_web::http::header::{self, ETAG};
 use actix_web::{HttpRequest, HttpResponse, web};
-use domain::users::{User, UserId};
-use domain::{Cursor, Limit, Page};
+use domain::users::User;
 use ports::users::{CreateUser, ListUsers, PublicProfile, UpdateUser, UserService, UserView};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::auth::{Authenticated, invalid_token};
+use crate::auth::{Authenticated, client_key, invalid_token};
 use crate::etag::{etag, if_match};
-use crate::extract::Json;
+use crate::extract::{Json, path_id, present};
 use crate::idempotency::idempotent;
+use crate::pagination::{ListParams, Page};
 use crate::posts::PostResponse;
 use crate::problem::{ApiError, Problem};
-use crate::routing::{ADMIN, API, resource};
-use crate::server::allow;
+use crate::routing::Routes;
 
-pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        resource(API, "/api/users")
-            .route(web::post().to(create_user))
-            .route(web::get().to(list_users))
-            .default_service(allow("GET, POST")),
-    )
-    // Registered before `/users/{id}`, which would otherwise take "me" for an id.
-    .service(
-        resource(API, "/api/users/me")
-            .route(web::get().to(me))
-            .default_service(allow("GET")),
-    )
-    .service(
-        resource(API, "/api/users/{id}")
-            .route(web::get().to(get_user))
-            .route(web::patch().to(update_user))
-            .default_service(allow("GET, PATCH")),
-    );
-}
-
-/// Routes of the `/api/admin` scope, which is guarded for admins as a whole.
-pub(crate) fn admin_routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        resource(ADMIN, "/api/admin/users/{id}")
-            .route(web::delete().to(delete_user))
-            .default_service(allow("DELETE")),
-    );
+pub(crate) fn routes(routes: &mut Routes) {
+    routes
+        .resource("/api/users")
+        .endpoint(__path_create_user, create_user)
+        .endpoint(__path_list_users, list_users);
+    // Before `/users/{id}`, which would otherwise take "me" for an id.
+    routes.resource("/api/users/me").endpoint(__path_me, me);
+    routes
+        .resource("/api/users/{id}")
+        .endpoint(__path_get_user, get_user)
+        .endpoint(__path_update_user, update_user);
+    routes
+        .resource("/api/admin/users/{id}")
+        .endpoint(__path_delete_user, delete_user);
 }
 
 /// Registration request. Unknown fields are rejected.
@@ -85,12 +70,6 @@ pub(crate) struct UpdateUserRequest {
     #[serde(default, deserialize_with = "present")]
     #[schema(example = "user", nullable = false, pattern = "^(user|admin)$")]
     role: Option<String>,
-}
-
-/// A field that may be absent but, when present, must be a string: `null` is a type
-/// error naming the field, not a silent "keep the old value".
-pub(crate) fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    String::deserialize(d).map(Some)
 }
 
 // Public so clients' tests and the benchmarks can build one.
@@ -202,39 +181,6 @@ pub(crate) struct GetParams {
     include: Option<String>,
 }
 
-/// One page of users, newest first.
-#[derive(Serialize, ToSchema)]
-pub(crate) struct UserPage {
-    items: Vec<UserBody>,
-    /// Pass as `cursor` to get the next page; `null` on the last page.
-    next_cursor: Option<String>,
-}
-
-impl From<Page<UserView>> for UserPage {
-    fn from(page: Page<UserView>) -> Self {
-        Self {
-            next_cursor: page.next_cursor.map(|c| c.encode()),
-            items: page.items.into_iter().map(UserBody::from).collect(),
-        }
-    }
-}
-
-/// `limit` and `cursor` of every keyset-paginated listing.
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub(crate) struct ListParams {
-    /// Page size, 1 to 100.
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 100, default = 20)]
-    pub(crate) limit: Option<String>,
-    /// The `next_cursor` of the previous page (opaque).
-    #[param(nullable = false)]
-    pub(crate) cursor: Option<String>,
-}
-
-pub(crate) fn user_id(raw: &str) -> Result<UserId, ApiError> {
-    raw.parse().map_err(|e| ApiError::bad_request(&e))
-}
-
 /// Register a user.
 #[utoipa::path(post, path = "/api/users", tag = "users",
     params(("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = "^[!-~]{1,255}$",
@@ -245,14 +191,10 @@ pub(crate) fn user_id(raw: &str) -> Result<UserId, ApiError> {
             headers(("Location" = String, description = "/api/users/{id}"), ("ETag" = String))),
         (status = 400, description = "Malformed JSON or Idempotency-Key", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "E-mail already taken, or a request with this Idempotency-Key in progress", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, or an Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many registrations from this client address (`REGISTRATION_RATE_LIMIT_PER_MINUTE`)", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 500, description = "Internal error", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Database unavailable, or password hashing at capacity", body = Problem, content_type = "application/problem+json"),
-        (status = 504, description = "Request deadline exceeded", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn create_user(
     users: web::Data<dyn UserService>,
@@ -261,7 +203,7 @@ pub(crate) async fn create_user(
 ) -> Result<HttpResponse, ApiError> {
     let command =
         CreateUser::parse(&body.name, &body.email, &body.password).map_err(domain::Error::from)?;
-    let client = crate::auth::client_key(&req);
+    let client = client_key(&req);
     // Registration is anonymous: the key alone identifies the request.
     idempotent(&req, "anonymous".to_owned(), || async move {
         let user = users.create(command, client).await?;
@@ -283,13 +225,8 @@ pub(crate) async fn create_user(
         (status = 200, description = "The user: the whole record for the user themself and admins, the public profile (no `email`, `role`) for anyone else; with `posts` when `include=posts`. An `ETag` only on a whole record without `include`",
             body = UserRead, headers(("ETag" = String))),
         (status = 304, description = "Not modified since the given ETag"),
-        (status = 400, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, invalid or expired token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`include` other than `posts`", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Internal error", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
-        (status = 504, description = "Request deadline exceeded", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn get_user(
     Authenticated(caller): Authenticated,
@@ -298,7 +235,7 @@ pub(crate) async fn get_user(
     id: web::Path<String>,
     params: web::Query<GetParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = user_id(&id)?;
+    let id = path_id(&id)?;
     match params.include.as_deref() {
         None => {}
         Some("posts") => {
@@ -369,18 +306,10 @@ fn private_if(
     request_body = UpdateUserRequest,
     responses(
         (status = 200, description = "The updated user", body = UserResponse, headers(("ETag" = String))),
-        (status = 412, description = "If-Match does not match the current ETag", body = Problem, content_type = "application/problem+json"),
-        (status = 400, description = "Malformed JSON or id", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, invalid or expired token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not your account, or a role change by a non-admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "E-mail already taken, or an admin demoting themselves", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Internal error", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
-        (status = 504, description = "Request deadline exceeded", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "If-Match does not match the current ETag", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn update_user(
     Authenticated(caller): Authenticated,
@@ -389,7 +318,7 @@ pub(crate) async fn update_user(
     id: web::Path<String>,
     Json(body): Json<UpdateUserRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = user_id(&id)?;
+    let id = path_id(&id)?;
     if body.role.is_some() && !caller.is_admin() {
         // Whatever the value: asking for a role is the forbidden part.
         return Err(domain::Error::Forbidden("only an admin can change a role").into());
@@ -411,43 +340,18 @@ pub(crate) async fn update_user(
     security(("bearer" = [])),
     params(ListParams),
     responses(
-        (status = 200, description = "A page of users: whole records for admins (and the caller's own), public profiles otherwise", body = UserPage),
-        (status = 400, description = "Unreadable query string", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, invalid or expired token", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "A page of users: whole records for admins (and the caller's own), public profiles otherwise", body = Page<UserBody>),
         (status = 422, description = "Invalid limit or cursor", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Internal error", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
-        (status = 504, description = "Request deadline exceeded", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn list_users(
     Authenticated(caller): Authenticated,
     users: web::Data<dyn UserService>,
     params: web::Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let (limit, cursor) = page_params(params.limit.as_deref(), params.cursor.as_deref())?;
+    let (limit, cursor) = params.parse()?;
     let page = users.list(caller, ListUsers { limit, cursor }).await?;
     let private = page.items.iter().any(|u| matches!(u, UserView::Full(_)));
-    Ok(private_if(private, HttpResponse::Ok()).json(UserPage::from(page)))
-}
-
-/// `limit` and `cursor` of a listing's query string, with every invalid one reported.
-pub(crate) fn page_params(
-    limit: Option<&str>,
-    cursor: Option<&str>,
-) -> Result<(Limit, Option<Cursor>), ApiError> {
-    let mut errors = domain::ValidationErrors::new();
-    let limit = match limit {
-        Some(raw) => errors.collect(Limit::parse(raw)),
-        None => Some(Limit::DEFAULT),
-    };
-    let cursor = match cursor {
-        Some(raw) => errors.collect(Cursor::decode(raw)).map(Some),
-        None => Some(None),
-    };
-    match (limit, cursor) {
-        (Some(limit), Some(cursor)) => Ok((limit, cursor)),
-        _ => Err(domain::Error::Validation(errors).into()),
-    }
+    Ok(private_if(private, HttpResponse::Ok()).json(Page::of(page, UserBody::from)))
 }
 
 /// The caller's own account.
@@ -457,7 +361,6 @@ pub(crate) fn page_params(
         (status = 200, description = "The caller", body = UserResponse, headers(("ETag" = String))),
         (status = 401, description = "Missing, invalid or expired token, or the account no longer exists",
             body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn me(
     Authenticated(caller): Authenticated,
@@ -478,18 +381,14 @@ pub(crate) async fn me(
     params(("id" = Uuid, Path, description = "The user's id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, invalid or expired token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "One's own account: another admin deletes it", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn delete_user(
     Authenticated(caller): Authenticated,
     users: web::Data<dyn UserService>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    users.delete(caller, user_id(&id)?).await?;
+    users.delete(caller, path_id(&id)?).await?;
     Ok(HttpResponse::NoContent().finish())
 }

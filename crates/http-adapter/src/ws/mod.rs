@@ -1,7 +1,7 @@
 //! `GET /api/ws`: chat rooms and live updates over WebSocket. See `protocol.rs` for
-//! the frames and `hub.rs` for how events reach connections.
+//! the frames and `ports::live` for how events reach connections.
 
-mod hub;
+mod config;
 mod protocol;
 
 use std::time::Instant;
@@ -9,28 +9,23 @@ use std::time::Instant;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError, Session};
+pub use config::WsConfig;
 use domain::chat::MessageId;
-pub use hub::{WsConfig, WsHub};
 use ports::auth::AuthService;
-use ports::live::{Ended, LiveError, Owner, RateLimit, Subscription};
+use ports::live::{Ended, Live, LiveError, Owner, RateLimit, Subscription};
 use ports::users::UserService;
-use protocol::{ClientFrame, MessageView, ServerFrame, error};
+pub(crate) use protocol::MessageView;
+use protocol::{ClientFrame, ServerFrame, error};
 
+use crate::auth::{authenticate, client_key, invalid_token};
 use crate::problem::{ApiError, Problem};
-use crate::routing::{API, resource};
-use crate::server::allow;
+use crate::routing::Routes;
 
-pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        resource(API, "/api/ws")
-            .route(web::get().to(connect))
-            .default_service(allow("GET")),
-    )
-    .service(
-        resource(API, "/api/rooms/{room}/messages")
-            .route(web::get().to(room_history))
-            .default_service(allow("GET")),
-    );
+pub(crate) fn routes(routes: &mut Routes) {
+    // The upgrade is described in docs/realtime.md: OpenAPI has no words for it.
+    routes
+        .resource("/api/ws")
+        .undocumented(actix_web::http::Method::GET, connect);
 }
 
 /// The caller's token, from `Authorization: Bearer` or, for browsers (which cannot set
@@ -42,16 +37,12 @@ fn token(req: &HttpRequest) -> Result<String, ApiError> {
             .ok()
             .and_then(ports::auth::bearer_token)
             .map(str::to_owned)
-            .ok_or_else(crate::auth::invalid_token);
+            .ok_or_else(invalid_token);
     }
     web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
         .ok()
         .and_then(|q| q.get("access_token").cloned())
-        .ok_or_else(|| {
-            crate::auth::authenticate(req)
-                .err()
-                .unwrap_or_else(crate::auth::invalid_token)
-        })
+        .ok_or_else(|| authenticate(req).err().unwrap_or_else(invalid_token))
 }
 
 /// Who opens the session, as stored now (a live session outlasts many requests, so it
@@ -63,18 +54,18 @@ async fn owner(req: &HttpRequest) -> Result<Owner, ApiError> {
         .ok_or_else(|| ApiError::from(domain::Error::internal("no AuthService configured")))?;
     let (claimed, expires_at) = auth
         .authenticate_until(&token)
-        .map_err(|_| crate::auth::invalid_token())?;
+        .map_err(|_| invalid_token())?;
     let users = req
         .app_data::<web::Data<dyn UserService>>()
         .ok_or_else(|| ApiError::from(domain::Error::internal("no UserService configured")))?;
     let principal = match users.session_principal(claimed).await {
         Ok(principal) => principal,
-        Err(domain::Error::Unauthorized(_)) => return Err(crate::auth::invalid_token()),
+        Err(domain::Error::Unauthorized(_)) => return Err(invalid_token()),
         Err(e) => return Err(e.into()),
     };
     Ok(Owner {
         principal,
-        client: crate::auth::client_key(req),
+        client: client_key(req),
         expires_at,
     })
 }
@@ -82,10 +73,11 @@ async fn owner(req: &HttpRequest) -> Result<Owner, ApiError> {
 async fn connect(
     req: HttpRequest,
     body: web::Payload,
-    hub: web::Data<WsHub>,
+    live: web::Data<Live>,
+    config: web::Data<WsConfig>,
 ) -> Result<HttpResponse, ApiError> {
     let owner = owner(&req).await?;
-    let subscription = hub.live.connect(owner).map_err(|refused| match refused {
+    let subscription = live.connect(owner).map_err(|refused| match refused {
         LiveError::TooManyForUser(_) | LiveError::TooManyFromClient(_) => {
             let mut problem = Problem::for_status(StatusCode::TOO_MANY_REQUESTS);
             problem.detail = refused.to_string();
@@ -103,10 +95,10 @@ async fn connect(
         ))
     })?;
     let stream = stream
-        .max_frame_size(hub.config.max_frame_bytes)
+        .max_frame_size(config.max_frame_bytes)
         .aggregate_continuations()
-        .max_continuation_size(hub.config.max_frame_bytes);
-    let config = hub.config.clone();
+        .max_continuation_size(config.max_frame_bytes);
+    let config = config.get_ref().clone();
     // The subscription (and its slot under the caps) ends with this task, however it ends.
     actix_web::rt::spawn(run(config, subscription, session, stream));
     Ok(response)
@@ -291,34 +283,4 @@ async fn handle(subscription: &Subscription, text: &str) -> Option<String> {
 
 fn error_frame(e: &LiveError) -> String {
     error(e.code(), e.public_message())
-}
-
-#[derive(serde::Serialize, utoipa::ToSchema)]
-pub(crate) struct MessagePage {
-    items: Vec<MessageView>,
-    next_cursor: Option<String>,
-}
-
-/// A room's messages, newest first.
-#[utoipa::path(get, path = "/api/rooms/{room}/messages", tag = "chat",
-    security(("bearer" = [])),
-    params(("room" = String, Path, pattern = "^[a-z0-9_-]{1,64}$", description = "1-64 of a-z, 0-9, - and _"), crate::users::ListParams),
-    responses(
-        (status = 200, description = "A page of messages", body = MessagePage),
-        (status = 401, description = "Missing, invalid or expired token", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid room, limit or cursor", body = Problem, content_type = "application/problem+json"),
-    ))]
-pub(crate) async fn room_history(
-    _caller: crate::auth::Authenticated,
-    hub: web::Data<WsHub>,
-    room: web::Path<String>,
-    params: web::Query<crate::users::ListParams>,
-) -> Result<web::Json<MessagePage>, ApiError> {
-    let (limit, cursor) =
-        crate::users::page_params(params.limit.as_deref(), params.cursor.as_deref())?;
-    let page = hub.live.chat().history(&room, limit, cursor).await?;
-    Ok(web::Json(MessagePage {
-        next_cursor: page.next_cursor.map(|c| c.encode()),
-        items: page.items.iter().map(MessageView::from).collect(),
-    }))
 }

@@ -105,16 +105,17 @@ pub fn with_auth(users: impl UserService, auth: impl AuthService) -> ApiState {
         health: healthy(),
         auth: Arc::new(auth),
         posts: Arc::new(MockPostService::new()),
-        idempotency: Arc::new(MemoryIdempotencyStore::new()),
+        idempotency: http_adapter::Idempotency {
+            store: Arc::new(MemoryIdempotencyStore::new()),
+            fingerprint_key: http_adapter::FingerprintKey([7; 32]),
+        },
         jobs: Arc::new(MockJobService::new()),
-        ws: http_adapter::WsHub::new(
-            ports::live::Live::start(
-                Arc::new(ports::chat::MockChatService::new()),
-                Arc::new(memory_adapter::MemoryEventBus::default()),
-                ports::live::LiveConfig::default(),
-            ),
-            http_adapter::WsConfig::default(),
+        live: ports::live::Live::start(
+            Arc::new(ports::chat::MockChatService::new()),
+            Arc::new(memory_adapter::MemoryEventBus::default()),
+            ports::live::LiveConfig::default(),
         ),
+        ws: http_adapter::WsConfig::default(),
         metrics: None,
     }
 }

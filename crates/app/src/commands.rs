@@ -1,0 +1,120 @@
+//! The binary's commands besides serving: `worker`, `create-admin`, `healthcheck`, and
+//! the signals that end a run.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context;
+use auth_adapter::Argon2Hasher;
+use ports::users::{CreateUser, UserService, Users};
+use postgres_adapter::{PgPostRepository, PgRefreshTokenStore, PgUserRepository};
+
+use crate::config::Settings;
+use crate::wiring::{Databases, signing_secret, wire};
+use crate::workers::WorkerPool;
+
+/// Runs only the job workers (`app worker`), until `shutdown` completes.
+pub async fn run_workers(
+    settings: &Settings,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        settings.database_url.is_some(),
+        "`app worker` needs DATABASE_URL: in memory there is no queue to share"
+    );
+    anyhow::ensure!(settings.jobs.workers > 0, "WORKERS is 0: nothing to run");
+    let db = Databases::connect(settings).await?;
+    let wiring = wire(settings, db.as_ref(), signing_secret(settings)?)?;
+    let pool = WorkerPool::start(wiring.queue, wiring.runner, &settings.jobs);
+    shutdown.await;
+    tracing::info!("shutting down: finishing in-flight jobs");
+    pool.shutdown(settings.http.shutdown_grace).await;
+    if let Some(db) = db {
+        db.close();
+    }
+    Ok(())
+}
+
+/// Creates or promotes an admin (`app create-admin`). Needs a database: an admin in
+/// memory would vanish with this process.
+pub async fn create_admin(
+    settings: &Settings,
+    name: &str,
+    email: &str,
+    password: &str,
+) -> anyhow::Result<domain::users::User> {
+    anyhow::ensure!(
+        settings.database_url.is_some(),
+        "create-admin needs DATABASE_URL: without a database the admin would vanish"
+    );
+    let command = CreateUser::parse(name, email, password)
+        .map_err(|errors| anyhow::anyhow!("{}", domain::Error::Validation(errors)))?;
+    let Some(db) = Databases::connect(settings).await? else {
+        anyhow::bail!("create-admin needs DATABASE_URL");
+    };
+    // Only what creating an account needs: no bus, queue workers, mailer or tokens.
+    let hasher = Arc::new(
+        Argon2Hasher::new(settings.auth.argon2, settings.auth.hash_capacity)
+            .map_err(anyhow::Error::msg)?,
+    );
+    let users = Users::new(
+        Arc::new(PgUserRepository::new(db.main.clone())),
+        Arc::new(PgPostRepository::new(db.main.clone())),
+        hasher,
+        Arc::new(PgRefreshTokenStore::new(db.main.clone())),
+        settings.fanout_deadline,
+    )
+    .with_job_max_attempts(settings.jobs.max_attempts);
+    let admin = users.ensure_admin(command).await;
+    db.close();
+    Ok(admin?)
+}
+
+/// Asks the server on this host's `port` whether it is ready (`app healthcheck`).
+pub async fn healthcheck(port: u16) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let check = async {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        stream
+            .write_all(b"GET /api/health/ready HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .await?;
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).await?;
+        anyhow::Ok(head)
+    };
+    let head = tokio::time::timeout(std::time::Duration::from_secs(3), check)
+        .await
+        .context("no answer within 3 s")?
+        .context("cannot ask the server")?;
+    // "HTTP/1.x 200"
+    anyhow::ensure!(
+        &head[9..12] == b"200",
+        "not ready: {}",
+        String::from_utf8_lossy(&head)
+    );
+    Ok(())
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

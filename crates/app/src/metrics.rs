@@ -1,0 +1,114 @@
+//! Prometheus: the process-wide recorder, what `/metrics` samples at scrape time, and
+//! the job counts kept current off the request path.
+
+use std::sync::{Arc, OnceLock};
+
+use domain::jobs::JobQueue;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use ports::live::Live;
+use postgres_adapter::Database;
+use tokio_util::sync::CancellationToken;
+
+use crate::wiring::Databases;
+
+/// The process-wide Prometheus recorder. Installed once: tests run several
+/// applications in one process, and they share it.
+fn prometheus() -> Option<PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(&[
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                    10.0,
+                ])
+                .ok()?
+                .build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("another metrics recorder is installed: /metrics is off");
+                return None;
+            }
+            // Histograms buffer samples until upkeep folds them in; without a scrape
+            // they would grow, so fold them in on a timer too.
+            let upkeep = handle.clone();
+            let spawned = std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(std::time::Duration::from_secs(5));
+                        upkeep.run_upkeep();
+                    }
+                });
+            if let Err(error) = spawned {
+                tracing::warn!(%error, "metrics upkeep thread did not start");
+            }
+            metrics::gauge!("build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+            Some(handle)
+        })
+        .clone()
+}
+
+/// `GET /metrics`: samples what is cheap to read at scrape time (pool sizes, live
+/// connections), then renders everything off the HTTP worker. Nothing here touches the
+/// database: job counts come from [`refresh_job_counts`].
+pub(crate) fn renderer(
+    db: Option<&Databases>,
+    live: Arc<Live>,
+) -> Option<http_adapter::MetricsRenderer> {
+    let handle = prometheus()?;
+    let pools: Vec<(&'static str, Database)> = db
+        .map(|db| vec![("main", db.main.clone()), ("jobs", db.jobs.clone())])
+        .unwrap_or_default();
+    Some(Arc::new(move || {
+        let handle = handle.clone();
+        let pools = pools.clone();
+        let live = live.clone();
+        Box::pin(async move {
+            for (name, pool) in &pools {
+                let stats = pool.stats();
+                metrics::gauge!("db_pool_max_connections", "pool" => *name)
+                    .set(stats.max_size as f64);
+                metrics::gauge!("db_pool_connections", "pool" => *name).set(stats.size as f64);
+                metrics::gauge!("db_pool_idle_connections", "pool" => *name).set(stats.idle as f64);
+                metrics::gauge!("db_pool_waiting", "pool" => *name).set(stats.waiting as f64);
+            }
+            let stats = live.stats();
+            metrics::gauge!("live_connections").set(stats.open as f64);
+            metrics::counter!("live_dropped_slow_total").absolute(stats.dropped_too_slow);
+            // Rendering walks every series: on the blocking pool, an HTTP worker keeps
+            // serving meanwhile.
+            tokio::task::spawn_blocking(move || handle.render())
+                .await
+                .unwrap_or_default()
+        })
+    }))
+}
+
+/// How often the job counts of `/metrics` are read from the queue.
+const JOB_COUNTS_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Keeps the `jobs{state}` gauges current: one task reads the counts every
+/// [`JOB_COUNTS_EVERY`], however often `/metrics` is scraped, until `stop`.
+pub(crate) fn refresh_job_counts(queue: Arc<dyn JobQueue>, stop: CancellationToken) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(JOB_COUNTS_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = every.tick() => {}
+            }
+            // While the database is away the gauges keep their last values.
+            match tokio::time::timeout(std::time::Duration::from_secs(5), queue.counts()).await {
+                Ok(Ok(counts)) => {
+                    for (state, n) in counts {
+                        metrics::gauge!("jobs", "state" => state.as_str()).set(n as f64);
+                    }
+                }
+                Ok(Err(error)) => tracing::debug!(%error, "job counts unavailable for metrics"),
+                Err(_) => tracing::debug!("job counts timed out for metrics"),
+            }
+        }
+    });
+}

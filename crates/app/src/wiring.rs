@@ -1,0 +1,252 @@
+//! The composition root: which adapter stands behind each driven port, and the use
+//! cases on top of them. The only module that names every adapter.
+
+use std::sync::Arc;
+
+use auth_adapter::{Argon2Hasher, JwtTokens};
+use domain::auth::{PasswordHasher, RefreshTokenStore};
+use domain::chat::ChatRepository;
+use domain::events::EventBus;
+use domain::health::HealthProbe;
+use domain::idempotency::IdempotencyStore;
+use domain::jobs::JobQueue;
+use domain::mail::Mailer;
+use domain::posts::PostRepository;
+use domain::users::UserRepository;
+use http_adapter::ApiState;
+use memory_adapter::{
+    MemoryChatRepository, MemoryEventBus, MemoryIdempotencyStore, MemoryMailer, MemoryProbe,
+    MemoryRefreshTokenStore, MemoryUserRepository,
+};
+use ports::auth::Auth;
+use ports::chat::Chat;
+use ports::health::HealthChecker;
+use ports::jobs::{JobRunner, Jobs};
+use ports::live::Live;
+use ports::posts::Posts;
+use ports::users::Users;
+use postgres_adapter::{
+    Database, PgChatRepository, PgEventBus, PgIdempotencyStore, PgJobQueue, PgPostRepository,
+    PgProbe, PgRefreshTokenStore, PgUserRepository, PoolSettings,
+};
+
+use crate::config::Settings;
+
+/// The request pool and, apart from it, the job workers' small pool: request load
+/// cannot starve jobs, and a job backlog cannot exhaust the request pool.
+pub(crate) struct Databases {
+    pub(crate) main: Database,
+    pub(crate) jobs: Database,
+    url: String,
+}
+
+impl Databases {
+    /// Connects and migrates when a database is configured.
+    pub(crate) async fn connect(settings: &Settings) -> anyhow::Result<Option<Databases>> {
+        let Some(url) = &settings.database_url else {
+            return Ok(None);
+        };
+        // The request pool's connections are split between the HTTP workers' own pools and
+        // one shared by everything else (gRPC, background tasks): DB_MAX_CONNECTIONS in all.
+        let pools = settings.http_workers() + 1;
+        let request_pool = settings.pool_settings(url);
+        let main = Database::connect(PoolSettings {
+            max_size: request_pool.max_size.div_ceil(pools),
+            min_idle: request_pool.min_idle.div_ceil(pools),
+            ..request_pool
+        })
+        .await?;
+        let applied = postgres_adapter::run_migrations(url).await?;
+        let jobs = Database::connect(PoolSettings {
+            // One connection per worker and one to spare for the admin API.
+            max_size: settings.jobs.workers + 1,
+            min_idle: 1,
+            ..settings.pool_settings(url)
+        })
+        .await?;
+        tracing::info!(
+            database = %postgres_adapter::redact_url(url),
+            migrations_applied = applied.len(),
+            "database ready"
+        );
+        Ok(Some(Databases {
+            main,
+            jobs,
+            url: url.clone(),
+        }))
+    }
+
+    /// Closes both pools: connections are returned and no new ones are made.
+    pub(crate) fn close(self) {
+        self.main.close();
+        self.jobs.close();
+    }
+}
+
+/// What `wire` builds: the HTTP and gRPC states, and what the job workers need.
+pub(crate) struct Wiring {
+    pub(crate) state: ApiState,
+    pub(crate) grpc: grpc_adapter::GrpcState,
+    pub(crate) queue: Arc<dyn JobQueue>,
+    pub(crate) runner: Arc<JobRunner>,
+}
+
+/// The driven adapters behind the use cases: Postgres when there is a database, memory
+/// otherwise; argon2 and JWT for auth either way.
+pub(crate) fn wire(
+    settings: &Settings,
+    db: Option<&Databases>,
+    secret: Vec<u8>,
+) -> anyhow::Result<Wiring> {
+    let fingerprint_key = fingerprint_key(&secret);
+    struct Stores {
+        users: Arc<dyn UserRepository>,
+        posts: Arc<dyn PostRepository>,
+        refresh_tokens: Arc<dyn RefreshTokenStore>,
+        idempotency: Arc<dyn IdempotencyStore>,
+        queue: Arc<dyn JobQueue>,
+        chat: Arc<dyn ChatRepository>,
+        bus: Arc<dyn EventBus>,
+        probe: Arc<dyn HealthProbe>,
+    }
+    let stores = match db {
+        Some(Databases { main, jobs, url }) => Stores {
+            users: Arc::new(PgUserRepository::new(main.clone())),
+            posts: Arc::new(PgPostRepository::new(main.clone())),
+            refresh_tokens: Arc::new(PgRefreshTokenStore::new(main.clone())),
+            idempotency: Arc::new(PgIdempotencyStore::new(main.clone())),
+            queue: Arc::new(PgJobQueue::new(jobs.clone(), url)),
+            chat: Arc::new(PgChatRepository::new(main.clone())),
+            bus: if settings.postgres_event_bus {
+                Arc::new(PgEventBus::new(main.clone(), url))
+            } else {
+                Arc::new(MemoryEventBus::default())
+            },
+            probe: Arc::new(PgProbe::new(main.clone())),
+        },
+        None => {
+            // Users and posts share their tables, so deleting a user takes their posts.
+            let users = MemoryUserRepository::new();
+            Stores {
+                posts: Arc::new(users.posts()),
+                queue: Arc::new(users.jobs()),
+                users: Arc::new(users),
+                refresh_tokens: Arc::new(MemoryRefreshTokenStore::new()),
+                idempotency: Arc::new(MemoryIdempotencyStore::new()),
+                chat: Arc::new(MemoryChatRepository::new()),
+                bus: Arc::new(MemoryEventBus::default()),
+                probe: Arc::new(MemoryProbe),
+            }
+        }
+    };
+    let Stores {
+        users,
+        posts,
+        refresh_tokens,
+        idempotency,
+        queue,
+        chat,
+        bus,
+        probe,
+    } = stores;
+    let mailer: Arc<dyn Mailer> = match &settings.mail.smtp_url {
+        Some(url) => Arc::new(mail_adapter::SmtpMailer::new(
+            url,
+            &settings.mail.from,
+            settings.mail.timeout,
+        )?),
+        None => {
+            tracing::warn!("SMTP_URL is not set: e-mails are logged, not sent");
+            Arc::new(MemoryMailer::new())
+        }
+    };
+    let runner = Arc::new(JobRunner::new(mailer, settings.mail.domain()));
+    let hasher: Arc<dyn PasswordHasher> = Arc::new(
+        Argon2Hasher::new(settings.auth.argon2, settings.auth.hash_capacity)
+            .map_err(anyhow::Error::msg)?,
+    );
+    let tokens = Arc::new(JwtTokens::new(settings.auth.jwt(secret))?);
+    let live = Live::start(
+        Arc::new(Chat::new(chat, users.clone(), bus.clone())),
+        bus.clone(),
+        settings.live.clone(),
+    );
+    let metrics = crate::metrics::renderer(db, live.clone());
+    // Each HTTP worker gets request connections of its own, driven on its thread.
+    let worker_start: Option<http_adapter::WorkerStart> = db.map(|db| {
+        let main = db.main.clone();
+        Arc::new(move || main.attach_current_thread()) as http_adapter::WorkerStart
+    });
+    let state = ApiState {
+        worker_start,
+        users: Arc::new(
+            Users::new(
+                users.clone(),
+                posts.clone(),
+                hasher.clone(),
+                refresh_tokens.clone(),
+                settings.fanout_deadline,
+            )
+            .with_job_max_attempts(settings.jobs.max_attempts)
+            .with_registration_limit(settings.registration_rate_limit_per_minute)
+            .with_events(bus.clone()),
+        ),
+        jobs: Arc::new(Jobs::new(queue.clone())),
+        posts: Arc::new(Posts::new(posts, users.clone()).with_events(bus.clone())),
+        live: live.clone(),
+        ws: settings.ws.clone(),
+        metrics,
+        idempotency: http_adapter::Idempotency {
+            store: idempotency,
+            fingerprint_key,
+        },
+        health: Arc::new(HealthChecker::new(vec![probe])),
+        auth: Arc::new(
+            Auth::new(
+                users,
+                hasher,
+                tokens,
+                refresh_tokens,
+                settings.auth.refresh_ttl,
+            )
+            .with_refresh_absolute_ttl(settings.auth.refresh_absolute_ttl),
+        ),
+    };
+    let grpc = grpc_adapter::GrpcState {
+        users: state.users.clone(),
+        auth: state.auth.clone(),
+        health: state.health.clone(),
+        live,
+    };
+    Ok(Wiring {
+        state,
+        grpc,
+        queue,
+        runner,
+    })
+}
+
+/// The JWT signing key: `JWT_SECRET`, or a random one when there is no database (the
+/// configuration refuses a database without a secret).
+pub(crate) fn signing_secret(settings: &Settings) -> anyhow::Result<Vec<u8>> {
+    Ok(match &settings.auth.jwt_secret {
+        Some(secret) => secret.clone(),
+        None => {
+            tracing::warn!(
+                "JWT_SECRET is not set: signing tokens with a random key; every token is \
+                 invalid after a restart"
+            );
+            JwtTokens::random_secret()?
+        }
+    })
+}
+
+/// The `Idempotency-Key` fingerprint key, derived from the signing secret so every
+/// instance sharing `JWT_SECRET` agrees, without reusing the signing key itself.
+fn fingerprint_key(secret: &[u8]) -> http_adapter::FingerprintKey {
+    use sha2::Digest;
+    let mut hash = sha2::Sha256::new();
+    hash.update(b"idempotency-fingerprint\0");
+    hash.update(secret);
+    http_adapter::FingerprintKey(hash.finalize().into())
+}
