@@ -147,7 +147,7 @@ pub async fn expired_and_abandoned_keys_can_be_claimed_again(store: &impl Idempo
 pub async fn concurrent_claims_of_one_key_give_one_new(store: &impl IdempotencyStore) {
     let (expired, stale) = windows();
     let k = key("k6");
-    let (a, b) = crate::join(
+    let (a, b) = futures_util::future::join(
         store.claim(&k, &[1; 32], expired, stale),
         store.claim(&k, &[1; 32], expired, stale),
     )

@@ -73,9 +73,9 @@ pub async fn many_concurrent_claimers_take_each_job_exactly_once(
         }
         mine
     };
-    let ((a, b), (c, d)) = crate::join(
-        crate::join(worker(), worker()),
-        crate::join(worker(), worker()),
+    let ((a, b), (c, d)) = futures_util::future::join(
+        futures_util::future::join(worker(), worker()),
+        futures_util::future::join(worker(), worker()),
     )
     .await;
     let all: Vec<_> = [a, b, c, d].concat();
@@ -346,7 +346,7 @@ pub async fn a_waiting_worker_wakes_when_a_job_is_enqueued(
     // The bound is far above what a notification takes, so only a working wake-up
     // ends the wait in time.
     let started = std::time::Instant::now();
-    let (_, ()) = crate::join(queue.wait_for_work(Duration::from_secs(30)), async {
+    let (_, ()) = futures_util::future::join(queue.wait_for_work(Duration::from_secs(30)), async {
         queue.enqueue(&welcome(1, 5)).await.expect("enqueue");
     })
     .await;

@@ -178,39 +178,9 @@ macro_rules! event_bus_contract {
         $crate::contract_cases!($make, events;
             every_subscriber_gets_every_event_in_order,
             an_oversized_event_is_refused,
+            an_event_at_the_size_limit_is_accepted,
         );
     };
-}
-
-/// Polls two futures together (this crate does not depend on a runtime), so cases can
-/// race two calls against each other.
-pub async fn join<A: std::future::Future, B: std::future::Future>(
-    a: A,
-    b: B,
-) -> (A::Output, B::Output) {
-    use std::pin::pin;
-    use std::task::Poll;
-    let (mut a, mut b) = (pin!(a), pin!(b));
-    let (mut ra, mut rb) = (None, None);
-    std::future::poll_fn(|cx| {
-        if ra.is_none()
-            && let Poll::Ready(v) = a.as_mut().poll(cx)
-        {
-            ra = Some(v);
-        }
-        if rb.is_none()
-            && let Poll::Ready(v) = b.as_mut().poll(cx)
-        {
-            rb = Some(v);
-        }
-        if ra.is_some() && rb.is_some() {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
-    })
-    .await;
-    (ra.expect("a done"), rb.expect("b done"))
 }
 
 #[doc(hidden)]
@@ -225,4 +195,47 @@ macro_rules! contract_cases {
             }
         )*
     };
+}
+
+#[cfg(test)]
+mod tests {
+    /// Each module's `pub async fn` cases and the list its macro expands are written
+    /// twice; a case missing from the list would never run anywhere.
+    #[test]
+    fn every_case_is_in_its_macro_and_every_listed_case_exists() {
+        let macros = include_str!("lib.rs");
+        let modules = [
+            ("chat", include_str!("chat.rs")),
+            ("events", include_str!("events.rs")),
+            ("health", include_str!("health.rs")),
+            ("idempotency", include_str!("idempotency.rs")),
+            ("jobs", include_str!("jobs.rs")),
+            ("mail", include_str!("mail.rs")),
+            ("posts", include_str!("posts.rs")),
+            ("refresh", include_str!("refresh.rs")),
+            ("users", include_str!("users.rs")),
+        ];
+        for (module, source) in modules {
+            let mut cases: Vec<&str> = source
+                .lines()
+                .filter_map(|l| l.strip_prefix("pub async fn "))
+                .filter_map(|l| l.split(['(', '<']).next())
+                .collect();
+            cases.sort_unstable();
+            let mut listed: Vec<&str> = macros
+                .split(&format!("_cases!($make, {module};"))
+                .nth(1)
+                .and_then(|rest| rest.split(");").next())
+                .unwrap_or_else(|| panic!("no macro lists the cases of `{module}`"))
+                .split(',')
+                .map(str::trim)
+                .filter(|case| !case.is_empty())
+                .collect();
+            listed.sort_unstable();
+            assert_eq!(
+                cases, listed,
+                "the cases of `{module}` and its macro's list"
+            );
+        }
+    }
 }

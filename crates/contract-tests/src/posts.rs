@@ -100,7 +100,7 @@ pub async fn concurrent_updates_expecting_one_version_succeed_once(
 ) {
     let ada = author(users, "ada@example.com").await;
     let original = posts.create(&post(&ada, 1)).await.expect("create");
-    let (a, b) = crate::join(
+    let (a, b) = futures_util::future::join(
         posts.update(&original.id, &retitle("A"), Some(original.version)),
         posts.update(&original.id, &retitle("B"), Some(original.version)),
     )

@@ -279,7 +279,7 @@ pub async fn concurrent_rotations_of_one_token_succeed_at_most_once(
     let ada = stored_user(users, "ada@example.com").await;
     let first = login(store, &ada).await;
     let (a, b) = (token(), token());
-    let (ra, rb) = crate::join(
+    let (ra, rb) = futures_util::future::join(
         store.rotate(&first, &a, later()),
         store.rotate(&first, &b, later()),
     )

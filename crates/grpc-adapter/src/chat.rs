@@ -226,8 +226,8 @@ fn from_delivery(delivery: &Delivery) -> pb::ServerEvent {
             message_pb(message, client_id.as_deref()),
         )),
         Delivery::Event(e) => event(server_event::Event::TopicEvent(pb::TopicEvent {
-            topic: e.topic.clone(),
-            name: e.name.clone(),
+            topic: e.topic.to_string(),
+            name: e.kind.to_string(),
             data_json: e.data.to_string(),
         })),
     }
@@ -275,7 +275,9 @@ async fn handle(subscription: &Subscription, incoming: pb::ClientEvent) -> Optio
         },
         client_event::Event::Subscribe(pb::Subscribe { topic }) => {
             match subscription.subscribe(&topic) {
-                Ok(topic) => event(server_event::Event::Subscribed(pb::Subscribed { topic })),
+                Ok(topic) => event(server_event::Event::Subscribed(pb::Subscribed {
+                    topic: topic.to_string(),
+                })),
                 Err(e) => failed(&e),
             }
         }

@@ -1,11 +1,7 @@
 use async_trait::async_trait;
 use domain::Error;
-use domain::events::{Event, EventBus, EventStream};
+use domain::events::{Event, EventBus, EventStream, MAX_EVENT_BYTES};
 use tokio::sync::broadcast;
-
-/// The largest event accepted, the same as the Postgres bus allows, so code that works
-/// on the embedded default works on Postgres.
-pub const MAX_EVENT_BYTES: usize = 7900;
 
 /// An [`EventBus`] for one instance: a tokio broadcast channel. Subscribers that fall
 /// more than `capacity` events behind skip what they missed.
@@ -77,8 +73,8 @@ mod tests {
         let mut stream = bus.subscribe();
         for n in 0..5 {
             bus.publish(&Event {
-                topic: "posts".into(),
-                name: "post.created".into(),
+                topic: domain::events::Topic::Posts,
+                kind: domain::events::EventKind::PostCreated,
                 data: serde_json::json!(n),
             })
             .await

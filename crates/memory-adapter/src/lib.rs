@@ -16,7 +16,7 @@ mod tables;
 mod users;
 
 pub use chat::MemoryChatRepository;
-pub use events::{MAX_EVENT_BYTES, MemoryEventBus, broadcast_stream};
+pub use events::{MemoryEventBus, broadcast_stream};
 pub use health::MemoryProbe;
 pub use idempotency::MemoryIdempotencyStore;
 pub use jobs::MemoryJobQueue;

@@ -5,18 +5,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use domain::auth::Principal;
 use domain::chat::{ChatMessage, ChatRepository, MessageId, MessageText, RoomName, Since};
-use domain::events::{Event, EventBus};
+use domain::events::{Event, EventBus, EventKind, Topic};
 use domain::users::UserRepository;
 use domain::{Cursor, Error, Limit, Page, ValidationErrors};
 
 /// How many messages a join shows, and how many a resume may replay.
 pub const HISTORY: u32 = 50;
 pub const RESUME_BOUND: u32 = 500;
-
-/// The topic a room's messages are published on.
-pub fn room_topic(room: &RoomName) -> String {
-    format!("room:{}", room.as_str())
-}
 
 /// The chat use cases.
 #[cfg_attr(feature = "mocks", mockall::automock)]
@@ -105,8 +100,8 @@ impl ChatService for Chat {
         let announced = self
             .bus
             .publish(&Event {
-                topic: room_topic(&message.room),
-                name: "chat.message".into(),
+                topic: Topic::Room(message.room.clone()),
+                kind: EventKind::ChatMessage,
                 data: serde_json::json!({ "id": message.id.to_string(), "client_id": client_id }),
             })
             .await;

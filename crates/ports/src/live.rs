@@ -14,26 +14,22 @@ use std::time::Instant;
 
 use domain::auth::Principal;
 use domain::chat::{ChatMessage, MessageId, RoomName, Since};
-use domain::events::{Event, EventBus};
+use domain::events::{Event, EventBus, EventKind, Topic};
 use domain::users::{Role, UserId};
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::Error;
-use crate::chat::{ChatService, room_topic};
+use crate::chat::ChatService;
 use crate::rate_limit::ClientKey;
-
-/// The topic of account changes (a deletion, a new role). Never delivered to
-/// subscribers: each instance's hub applies them to the live sessions of that account.
-pub const ACCOUNTS_TOPIC: &str = "accounts";
 
 /// The event that tells every instance an account changed: `role` is the role stored
 /// now, `None` when the account was deleted.
 pub fn account_changed(user: UserId, role: Option<Role>) -> Event {
     Event {
-        topic: ACCOUNTS_TOPIC.into(),
-        name: "account.changed".into(),
+        topic: Topic::Accounts,
+        kind: EventKind::AccountChanged,
         data: serde_json::json!({
             "user_id": user.to_string(),
             "role": role.map(Role::as_str),
@@ -163,7 +159,7 @@ impl LiveError {
 struct Subscriber {
     deliveries: mpsc::Sender<Delivery>,
     ended: Arc<EndSignal>,
-    topics: HashSet<String>,
+    topics: HashSet<Topic>,
     owner: Principal,
     client: ClientKey,
 }
@@ -370,22 +366,22 @@ impl Live {
             // reads the gap from storage. So may an account change: whoever follows
             // another user's topic reconnects, and is authorized afresh.
             for subscriber in self.lock().subscribers.values() {
-                let own = format!("user:{}", subscriber.owner.user_id);
-                if subscriber
-                    .topics
-                    .iter()
-                    .any(|t| t.starts_with("room:") || (t.starts_with("user:") && *t != own))
-                {
+                let own = subscriber.owner.user_id;
+                if subscriber.topics.iter().any(|t| match t {
+                    Topic::Room(_) => true,
+                    Topic::User(user) => *user != own,
+                    _ => false,
+                }) {
                     subscriber.ended.end(Ended::Gap);
                 }
             }
             return;
         }
-        if event.topic == ACCOUNTS_TOPIC {
+        if event.topic == Topic::Accounts {
             self.account_changed(&event);
             return;
         }
-        let delivery = if event.name == "chat.message" {
+        let delivery = if event.kind == EventKind::ChatMessage {
             // The bus carries only the id (payloads stay small); load the message once
             // per instance, not once per subscriber.
             let Some(id) = event.data["id"]
@@ -435,7 +431,6 @@ impl Live {
         let role = event.data["role"]
             .as_str()
             .and_then(|r| Role::parse(r).ok());
-        let own = format!("user:{user}");
         let mut registry = self.lock();
         for subscriber in registry.subscribers.values_mut() {
             if subscriber.owner.user_id != user {
@@ -450,7 +445,7 @@ impl Live {
                     if role != Role::Admin {
                         subscriber
                             .topics
-                            .retain(|t| !t.starts_with("user:") || *t == own);
+                            .retain(|t| !matches!(t, Topic::User(other) if *other != user));
                     }
                 }
             }
@@ -495,7 +490,7 @@ impl Subscription {
     /// `since`, what came after that message). Following comes first, so a message sent
     /// meanwhile arrives twice (clients dedupe by id) rather than not at all.
     pub async fn join(&self, room: &str, since: Option<MessageId>) -> Result<Since, LiveError> {
-        let topic = room_topic(&RoomName::parse(room).map_err(Error::from)?);
+        let topic = Topic::Room(RoomName::parse(room).map_err(Error::from)?);
         let newly = self.follow_topic(topic.clone())?;
         match self.live.chat.join(room, since).await {
             Ok(found) => Ok(found),
@@ -510,7 +505,7 @@ impl Subscription {
 
     /// Leaves a room; false when it was not joined.
     pub fn leave(&self, room: &str) -> bool {
-        RoomName::parse(room).is_ok_and(|name| self.unfollow(&room_topic(&name)))
+        RoomName::parse(room).is_ok_and(|name| self.unfollow(&Topic::Room(name)))
     }
 
     /// Sends a message to a joined room. It comes back through the bus like everyone
@@ -524,7 +519,7 @@ impl Subscription {
         text: &str,
         client_id: Option<String>,
     ) -> Result<ChatMessage, LiveError> {
-        let topic = RoomName::parse(room).map(|name| room_topic(&name)).ok();
+        let topic = RoomName::parse(room).map(Topic::Room).ok();
         let actor = {
             let registry = self.live.lock();
             let Some(me) = registry.subscribers.get(&self.id) else {
@@ -545,32 +540,29 @@ impl Subscription {
     /// Follows `posts` (anyone) or `user:{id}` (that user or an admin, by the role the
     /// session holds now). Returns the topic in the canonical form events are published
     /// under.
-    pub fn subscribe(&self, topic: &str) -> Result<String, LiveError> {
+    pub fn subscribe(&self, topic: &str) -> Result<Topic, LiveError> {
         let Some(actor) = self.live.lock().subscribers.get(&self.id).map(|s| s.owner) else {
             return Err(LiveError::Full);
         };
-        let canonical = if topic == "posts" {
-            topic.to_owned()
-        } else if let Some(user) = topic.strip_prefix("user:") {
-            let user = user.parse::<UserId>().map_err(|_| {
-                Error::from(domain::FieldError::new(
-                    "topic",
-                    "user:{id} needs a user id",
-                ))
-            })?;
-            if !actor.may_manage(user) {
-                return Err(Error::Forbidden("only that user or an admin may subscribe").into());
+        let canonical = match topic.parse::<Topic>() {
+            Ok(Topic::Posts) => Topic::Posts,
+            Ok(Topic::User(user)) => {
+                if !actor.may_manage(user) {
+                    return Err(Error::Forbidden("only that user or an admin may subscribe").into());
+                }
+                Topic::User(user)
             }
-            format!("user:{user}")
-        } else {
-            return Err(LiveError::UnknownTopic);
+            // A user topic with something else than an id is a mistake in the id.
+            Err(invalid) if topic.starts_with("user:") => return Err(Error::from(invalid).into()),
+            // Rooms are joined, not subscribed to; the rest is not for subscribers.
+            _ => return Err(LiveError::UnknownTopic),
         };
         self.follow_topic(canonical.clone())?;
         Ok(canonical)
     }
 
     /// Whether the topic is new to this subscriber.
-    fn follow_topic(&self, topic: String) -> Result<bool, LiveError> {
+    fn follow_topic(&self, topic: Topic) -> Result<bool, LiveError> {
         let mut registry = self.live.lock();
         let Some(me) = registry.subscribers.get_mut(&self.id) else {
             return Ok(false);
@@ -587,7 +579,7 @@ impl Subscription {
         Ok(true)
     }
 
-    fn unfollow(&self, topic: &str) -> bool {
+    fn unfollow(&self, topic: &Topic) -> bool {
         self.live
             .lock()
             .subscribers

@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use domain::auth::Principal;
-use domain::events::{Event, EventBus};
+use domain::events::{Event, EventBus, EventKind, Topic};
 use domain::posts::{Post, PostBody, PostChanges, PostId, PostRepository, PostTitle};
 use domain::users::{UserId, UserRepository};
 use domain::{Cursor, Error, Limit, Page, ValidationErrors, Version};
@@ -101,9 +101,9 @@ impl Posts {
         self
     }
 
-    /// Publishes `name` for `post`. The write already happened: a failed announcement is
+    /// Publishes `kind` for `post`. The write already happened: a failed announcement is
     /// logged, not turned into a failed request.
-    async fn announce(&self, name: &str, post: &Post) {
+    async fn announce(&self, kind: EventKind, post: &Post) {
         let Some(bus) = &self.bus else { return };
         let data = serde_json::json!({
             "id": post.id.to_string(),
@@ -111,14 +111,14 @@ impl Posts {
             "title": post.title.as_str(),
             "version": post.version.get(),
         });
-        for topic in ["posts".to_owned(), format!("user:{}", post.author_id)] {
+        for topic in [Topic::Posts, Topic::User(post.author_id)] {
             let event = Event {
                 topic,
-                name: name.to_owned(),
+                kind,
                 data: data.clone(),
             };
             if let Err(error) = bus.publish(&event).await {
-                tracing::warn!(%error, event = name, "publishing a post event failed");
+                tracing::warn!(%error, event = %kind, "publishing a post event failed");
             }
         }
     }
@@ -146,7 +146,7 @@ impl PostService for Posts {
         let post = Post::new(actor.user_id, command.title, command.body);
         let post = self.posts.create(&post).await?;
         tracing::info!(post_id = %post.id, author_id = %post.author_id, "post created");
-        self.announce("post.created", &post).await;
+        self.announce(EventKind::PostCreated, &post).await;
         Ok(post)
     }
 
@@ -170,14 +170,14 @@ impl PostService for Posts {
         }
         let changes = PostChanges::new(command.title, command.body);
         let post = self.posts.update(&id, &changes, expected).await?;
-        self.announce("post.updated", &post).await;
+        self.announce(EventKind::PostUpdated, &post).await;
         Ok(post)
     }
 
     async fn delete(&self, actor: Principal, id: PostId) -> Result<(), Error> {
         let post = self.owned(actor, id).await?;
         self.posts.delete(&id).await?;
-        self.announce("post.deleted", &post).await;
+        self.announce(EventKind::PostDeleted, &post).await;
         Ok(())
     }
 

@@ -4,15 +4,13 @@ use async_trait::async_trait;
 use diesel::sql_types::Text;
 use diesel_async::RunQueryDsl;
 use domain::Error;
-use domain::events::{Event, EventBus, EventStream};
+use domain::events::{Event, EventBus, EventStream, MAX_EVENT_BYTES};
 use tokio::sync::broadcast;
 
 use crate::Database;
 use crate::listener::Listening;
 
 const CHANNEL: &str = "events";
-/// NOTIFY payloads must stay under 8,000 bytes.
-pub const MAX_EVENT_BYTES: usize = 7900;
 
 /// An [`EventBus`] over Postgres `LISTEN/NOTIFY`: every instance sharing the database
 /// receives every event. One listening connection per instance feeds a local broadcast

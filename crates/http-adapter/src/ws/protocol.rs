@@ -1,6 +1,7 @@
 //! The WebSocket protocol: JSON text frames tagged by `type`.
 
 use domain::chat::ChatMessage;
+use domain::events::{EventKind, Topic};
 use ports::live::Delivery;
 use serde::{Deserialize, Serialize};
 
@@ -76,7 +77,7 @@ pub(crate) enum ServerFrame<'a> {
         room: &'a str,
     },
     Subscribed {
-        topic: &'a str,
+        topic: &'a Topic,
     },
     Message {
         #[serde(flatten)]
@@ -85,8 +86,8 @@ pub(crate) enum ServerFrame<'a> {
         client_id: Option<String>,
     },
     Event {
-        topic: &'a str,
-        name: &'a str,
+        topic: &'a Topic,
+        name: EventKind,
         data: &'a serde_json::Value,
     },
     Pong,
@@ -105,7 +106,7 @@ impl<'a> From<&'a Delivery> for ServerFrame<'a> {
             },
             Delivery::Event(event) => Self::Event {
                 topic: &event.topic,
-                name: &event.name,
+                name: event.kind,
                 data: &event.data,
             },
         }
