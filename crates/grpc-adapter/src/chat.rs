@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use domain::chat::{ChatMessage, MessageId};
 use ports::auth::AuthService;
-use ports::live::{Delivery, Ended, Live, LiveError, Owner, RateLimit, Subscription};
+use ports::live::{Delivery, Ended, Live, LiveError, Owner, Subscription};
 use ports::rate_limit::ClientKey;
+use ports::rate_limit::TokenBucket;
 use ports::users::UserService;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -88,7 +89,6 @@ impl pb::chat_service_server::ChatService for ChatGrpc {
         &self,
         request: Request<Streaming<pb::ClientEvent>>,
     ) -> Result<Response<Self::ChatStream>, Status> {
-        let started = std::time::Instant::now();
         let opened = match self.owner(&request).await {
             Ok(owner) => self.live.connect(owner).map_err(|refused| match refused {
                 LiveError::TooManyForUser(_) | LiveError::TooManyFromClient(_) => {
@@ -98,7 +98,6 @@ impl pb::chat_service_server::ChatService for ChatGrpc {
             }),
             Err(status) => Err(status),
         };
-        crate::observe("Chat", started, &opened);
         let subscription = opened?;
         let (sink, stream) = outbound::channel(IN_FLIGHT);
         tokio::spawn(session(
@@ -133,7 +132,7 @@ async fn session(
     sink: Sink<pb::ServerEvent>,
     config: ChatConfig,
 ) {
-    let mut rate = RateLimit::new(config.events_per_sec);
+    let mut rate = TokenBucket::new(config.events_per_sec);
     let end = loop {
         tokio::select! {
             () = subscription.ending() => break Some(ended(&subscription)),

@@ -11,6 +11,7 @@ mod chat;
 mod deadline;
 mod health;
 mod incoming;
+mod observe;
 mod outbound;
 pub mod status;
 mod users;
@@ -25,33 +26,6 @@ use ports::health::HealthService;
 use ports::live::Live;
 use ports::users::UserService;
 use tonic::transport::Server;
-
-/// Counts a call by method and status code, and times it (for streams: until the
-/// stream is open).
-pub(crate) fn observe<T>(
-    method: &'static str,
-    started: std::time::Instant,
-    result: &Result<T, tonic::Status>,
-) {
-    let code = match result {
-        Ok(_) => tonic::Code::Ok,
-        Err(status) => status.code(),
-    };
-    metrics::counter!("grpc_requests_total", "method" => method, "code" => format!("{code:?}"))
-        .increment(1);
-    let elapsed = started.elapsed();
-    metrics::histogram!("grpc_request_duration_seconds", "method" => method)
-        .record(elapsed.as_secs_f64());
-    let latency_ms = elapsed.as_secs_f64() * 1000.0;
-    let code = format!("{code:?}");
-    // Inside the call's span, so with its request id: one line per call, like HTTP.
-    if matches!(result, Err(s) if matches!(s.code(), tonic::Code::Internal | tonic::Code::Unavailable | tonic::Code::Unknown))
-    {
-        tracing::warn!(code, latency_ms, "rpc completed");
-    } else {
-        tracing::info!(code, latency_ms, "rpc completed");
-    }
-}
 
 /// Generated message types, servers and clients.
 pub mod pb {
@@ -183,6 +157,7 @@ pub async fn serve(
                 .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
             tracing::info_span!("rpc", method = %request.uri().path(), request_id = %request_id)
         })
+        .layer(observe::ObserveLayer)
         .max_concurrent_streams(config.max_concurrent_streams)
         .http2_keepalive_interval(Some(config.keepalive))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))

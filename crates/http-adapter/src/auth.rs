@@ -18,7 +18,7 @@ use utoipa::ToSchema;
 
 use crate::extract::Json;
 use crate::problem::{ApiError, Problem};
-use crate::rate_limit::RateLimits;
+use crate::rate_limit::CredentialLimits;
 use crate::routing::Routes;
 
 pub(crate) fn routes(routes: &mut Routes) {
@@ -191,7 +191,7 @@ fn fingerprint(value: &str) -> String {
     ))]
 pub(crate) async fn login(
     auth: web::Data<dyn AuthService>,
-    limits: web::Data<RateLimits>,
+    limits: web::Data<CredentialLimits>,
     req: HttpRequest,
     Json(body): Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -245,7 +245,7 @@ pub(crate) async fn login(
     ))]
 pub(crate) async fn refresh(
     auth: web::Data<dyn AuthService>,
-    limits: web::Data<RateLimits>,
+    limits: web::Data<CredentialLimits>,
     req: HttpRequest,
     Json(body): Json<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {

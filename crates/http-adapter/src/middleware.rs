@@ -40,90 +40,129 @@ fn request_id_from(req: &ServiceRequest) -> String {
         .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned)
 }
 
-/// Assigns the request id, runs the request inside a span carrying it (so every log line
-/// of the request has it), echoes it in the response, and logs one line when done.
+/// Everything a request gets on its way in and out, in order: an id, a slot for its
+/// route, a span, the header-size check, the call, the response headers, a metric and
+/// one log line.
 pub async fn request_context(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let started = Instant::now();
     let request_id = request_id_from(&req);
-    let hsts = req
-        .app_data::<web::Data<HttpConfig>>()
-        .is_some_and(|config| config.hsts);
-    // Filled by the resource that serves the request (`routing.rs`).
-    let route_slot = crate::routing::RouteSlot::default();
-    req.extensions_mut().insert(route_slot.clone());
-    let method = method_label(req.method());
-    let docs_page = req.path().starts_with("/api/docs");
+    let route_slot = give_route_slot(&req);
+    let facts = ResponseFacts::of(&req, &request_id);
     let span = tracing::info_span!(
         "request",
         request_id = %request_id,
         method = %req.method(),
         path = %req.path(),
     );
-    let started = Instant::now();
+    let result = match oversized_headers(&req) {
+        None => next
+            .call(req)
+            .instrument(span.clone())
+            .await
+            .map(ServiceResponse::map_into_boxed_body),
+        Some(refusal) => Ok(req.into_response(refusal.response())),
+    };
+    let (status, result) = facts.apply(result);
+    let latency = started.elapsed();
+    // The route pattern, never the raw path: ids in paths would explode label sets.
+    let route = route_slot
+        .pattern()
+        .unwrap_or_else(|| unmatched_or_docs(facts.docs_page));
+    crate::request_metrics::record(facts.method, route, status, latency.as_secs_f64());
+    log_completion(&span, status, latency);
+    result
+}
+
+/// The slot the resource that serves the request fills in (`routing.rs`).
+fn give_route_slot(req: &ServiceRequest) -> crate::routing::RouteSlot {
+    let slot = crate::routing::RouteSlot::default();
+    req.extensions_mut().insert(slot.clone());
+    slot
+}
+
+/// The 431 for header fields past [`MAX_HEADER_BYTES`], before anything reads them.
+fn oversized_headers(req: &ServiceRequest) -> Option<Problem> {
     let header_bytes: usize = req
         .headers()
         .iter()
         .map(|(name, value)| name.as_str().len() + value.len())
         .sum();
-    let result = if header_bytes > MAX_HEADER_BYTES {
-        let mut problem = Problem::for_status(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
-        problem.detail = format!("the header fields exceed {} KiB", MAX_HEADER_BYTES / 1024);
-        Ok(req.into_response(problem.response()))
-    } else {
-        next.call(req)
-            .instrument(span.clone())
-            .await
-            .map(ServiceResponse::map_into_boxed_body)
-    };
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let header = HeaderValue::from_str(&request_id).ok();
-    // Errors from inner layers (timeout, panic) are turned into responses by the server
-    // after we return; wrap them so that response carries the request id too.
-    let (status, result) = match result {
-        Ok(res) => {
-            let mut res = res.map_into_boxed_body();
-            // The layers outside `problem_fallback` answer some refusals themselves (CORS:
-            // an origin not allowed); those get the problem shape here.
-            if needs_problem(res.response()) {
-                let (http_req, old) = res.into_parts();
-                res = ServiceResponse::new(http_req, as_problem(&old, None));
-            }
-            if let Some(value) = header {
-                res.headers_mut().insert(X_REQUEST_ID, value);
-            }
-            secure(res.headers_mut(), hsts);
-            if docs_page {
-                // The reference page runs its own scripts and styles, from here only.
-                res.headers_mut().insert(
-                    header::CONTENT_SECURITY_POLICY,
-                    HeaderValue::from_static(DOCS_CSP),
-                );
-            }
-            (res.status(), Ok(res))
+    if header_bytes <= MAX_HEADER_BYTES {
+        return None;
+    }
+    let mut problem = Problem::for_status(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    problem.detail = format!("the header fields exceed {} KiB", MAX_HEADER_BYTES / 1024);
+    Some(problem)
+}
+
+/// What the response needs from the request, read before the request is handed on.
+struct ResponseFacts {
+    request_id: Option<HeaderValue>,
+    hsts: bool,
+    docs_page: bool,
+    method: &'static str,
+}
+
+impl ResponseFacts {
+    fn of(req: &ServiceRequest, request_id: &str) -> Self {
+        Self {
+            request_id: HeaderValue::from_str(request_id).ok(),
+            hsts: req
+                .app_data::<web::Data<HttpConfig>>()
+                .is_some_and(|config| config.hsts),
+            docs_page: req.path().starts_with("/api/docs"),
+            method: method_label(req.method()),
         }
-        Err(error) => {
-            let status = error.as_response_error().status_code();
-            (
-                status,
-                Err(WithRequestId {
-                    error,
-                    header,
-                    hsts,
+    }
+
+    /// The request id and security headers on the response, whatever produced it, and
+    /// its status.
+    fn apply(
+        &self,
+        result: Result<ServiceResponse<BoxBody>, actix_web::Error>,
+    ) -> (u16, Result<ServiceResponse<BoxBody>, actix_web::Error>) {
+        match result {
+            Ok(mut res) => {
+                // The layers outside `problem_fallback` answer some refusals themselves
+                // (CORS: an origin not allowed); those get the problem shape here.
+                if needs_problem(res.response()) {
+                    let (http_req, old) = res.into_parts();
+                    res = ServiceResponse::new(http_req, as_problem(&old, None));
                 }
-                .into()),
-            )
+                if let Some(value) = &self.request_id {
+                    res.headers_mut().insert(X_REQUEST_ID, value.clone());
+                }
+                secure(res.headers_mut(), self.hsts);
+                if self.docs_page {
+                    // The reference page runs its own scripts and styles, from here only.
+                    res.headers_mut().insert(
+                        header::CONTENT_SECURITY_POLICY,
+                        HeaderValue::from_static(DOCS_CSP),
+                    );
+                }
+                (res.status().as_u16(), Ok(res))
+            }
+            // Errors from inner layers (timeout, panic) are turned into responses by the
+            // server after we return; wrap them so that response carries the id too.
+            Err(error) => {
+                let status = error.as_response_error().status_code().as_u16();
+                let wrapped = WithRequestId {
+                    error,
+                    header: self.request_id.clone(),
+                    hsts: self.hsts,
+                };
+                (status, Err(wrapped.into()))
+            }
         }
-    };
-    let status = status.as_u16();
-    // The route pattern, never the raw path: ids in paths would explode label sets.
-    let route = route_slot.pattern().unwrap_or_else(|| {
-        // Paths no registered resource served: unknown ones and the reference page's
-        // assets (its own service). The first share one label, the second its pattern.
-        unmatched_or_docs(docs_page)
-    });
-    crate::request_metrics::record(method, route, status, latency_ms / 1000.0);
+    }
+}
+
+/// One line per request, inside its span, so with its id.
+fn log_completion(span: &tracing::Span, status: u16, latency: std::time::Duration) {
+    let latency_ms = latency.as_secs_f64() * 1000.0;
     span.in_scope(|| {
         if status >= 500 {
             tracing::warn!(status, latency_ms, "request completed");
@@ -131,7 +170,6 @@ pub async fn request_context(
             tracing::info!(status, latency_ms, "request completed");
         }
     });
-    result
 }
 
 /// The route label of a request no registered resource served.

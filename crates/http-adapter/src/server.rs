@@ -21,7 +21,7 @@ use ports::users::UserService;
 use crate::config::HttpConfig;
 use crate::idempotency::Idempotency;
 use crate::problem::{ApiError, Problem};
-use crate::rate_limit::RateLimits;
+use crate::rate_limit::CredentialLimits;
 use crate::routing::{ADMIN, API, ResourceEntry, Routes};
 use crate::ws::WsConfig;
 use crate::{auth, health, jobs, middleware, openapi, posts, rooms, users, ws};
@@ -140,14 +140,14 @@ pub fn app(
         InitError = (),
     >,
 > {
-    let limits = web::Data::new(RateLimits::new(&config));
+    let limits = web::Data::new(CredentialLimits::new(&config));
     app_with(state, config, limits)
 }
 
 fn app_with(
     state: ApiState,
     config: HttpConfig,
-    limits: web::Data<RateLimits>,
+    limits: web::Data<CredentialLimits>,
 ) -> App<
     impl ServiceFactory<
         ServiceRequest,
@@ -272,7 +272,7 @@ pub fn server(
     state: ApiState,
     config: HttpConfig,
 ) -> std::io::Result<actix_web::dev::Server> {
-    let limits = web::Data::new(RateLimits::new(&config));
+    let limits = web::Data::new(CredentialLimits::new(&config));
     let mut builder = {
         let config = config.clone();
         HttpServer::new(move || {

@@ -10,7 +10,6 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Instant;
 
 use domain::auth::Principal;
 use domain::chat::{ChatMessage, MessageId, RoomName, Since};
@@ -197,7 +196,7 @@ pub struct Live {
     registry: Mutex<Registry>,
     /// Chat messages per user over all their subscribers. Kept apart from the
     /// subscribers: closing every connection and opening new ones gives no fresh budget.
-    messages: crate::rate_limit::RateLimiter,
+    messages: crate::rate_limit::TokenBuckets,
     next_id: AtomicU64,
     open: AtomicUsize,
     dropped_too_slow: AtomicU64,
@@ -221,7 +220,7 @@ impl Live {
         bus: Arc<dyn EventBus>,
         config: LiveConfig,
     ) -> Arc<Self> {
-        let messages = crate::rate_limit::RateLimiter::new(
+        let messages = crate::rate_limit::TokenBuckets::new(
             config.messages_per_sec_per_user,
             std::time::Duration::from_secs(1),
         );
@@ -251,10 +250,6 @@ impl Live {
         live
     }
 
-    pub fn config(&self) -> &LiveConfig {
-        &self.config
-    }
-
     /// The chat use cases behind the rooms (for history pages).
     pub fn chat(&self) -> &Arc<dyn ChatService> {
         &self.chat
@@ -270,11 +265,6 @@ impl Live {
 
     pub fn is_closing(&self) -> bool {
         self.closing.is_cancelled()
-    }
-
-    /// Subscribers open on this instance, over every transport.
-    pub fn open_subscribers(&self) -> usize {
-        self.open.load(Ordering::Relaxed)
     }
 
     pub fn stats(&self) -> LiveStats {
@@ -609,47 +599,5 @@ impl Drop for Subscription {
         self.live.open.fetch_sub(1, Ordering::Relaxed);
         // Stops the expiry timer with the session.
         self.ended.token.cancel();
-    }
-}
-
-/// A token bucket over everything one client sends: `per_sec` sustained, and as a
-/// burst. Every transport applies the same budget.
-#[derive(Debug)]
-pub struct RateLimit {
-    capacity: f64,
-    tokens: f64,
-    last: Instant,
-    refused: u32,
-}
-
-impl RateLimit {
-    pub fn new(per_sec: u32) -> Self {
-        let capacity = f64::from(per_sec.max(1));
-        Self {
-            capacity,
-            tokens: capacity,
-            last: Instant::now(),
-            refused: 0,
-        }
-    }
-
-    pub fn allow(&mut self) -> bool {
-        let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.capacity)
-            .min(self.capacity);
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            self.refused = 0;
-            true
-        } else {
-            self.refused += 1;
-            false
-        }
-    }
-
-    /// Frames refused in a row; past the per-second budget the client is cut off.
-    pub fn refused(&self) -> u32 {
-        self.refused
     }
 }

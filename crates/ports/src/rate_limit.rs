@@ -1,6 +1,9 @@
-//! Rate limits on what anonymous or unproven callers may try: registration, login,
-//! refresh. Each key (a client address, an account) has a token bucket of `limit`
-//! attempts that refills evenly over `window`; the state is per process.
+//! Rate limits, per process:
+//! - [`TokenBuckets`]: what anonymous or unproven callers may try (registration, login,
+//!   refresh). Each key (a client address, an account) has a bucket of `limit` attempts
+//!   that refills evenly over `window`.
+//! - [`TokenBucket`]: one bucket, over everything one live session sends.
+//! - [`RecentKeys`]: keys seen lately (the addresses an account signed in from).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -48,7 +51,7 @@ const MAX_KEYS: usize = 100_000;
 /// A token bucket per key (GCRA: one instant per key, the time its bucket is full
 /// again), so memory is constant per key whatever the limit.
 #[derive(Debug)]
-pub struct RateLimiter {
+pub struct TokenBuckets {
     limit: u32,
     /// Time for one attempt to be given back.
     interval: Duration,
@@ -58,7 +61,7 @@ pub struct RateLimiter {
     full_at: Mutex<HashMap<String, Instant>>,
 }
 
-impl RateLimiter {
+impl TokenBuckets {
     /// `limit` attempts per minute and key (at least one).
     pub fn per_minute(limit: u32) -> Self {
         Self::new(limit, Duration::from_secs(60))
@@ -252,7 +255,7 @@ mod tests {
 
     #[test]
     fn a_refund_gives_back_one_attempt() {
-        let limiter = RateLimiter::per_minute(2);
+        let limiter = TokenBuckets::per_minute(2);
         limiter.check(&["account:ada"]).unwrap();
         limiter.check(&["account:ada"]).unwrap();
         assert!(limiter.peek(&["account:ada"]).is_err());
@@ -278,7 +281,7 @@ mod tests {
 
     #[test]
     fn a_burst_of_the_limit_then_one_attempt_per_interval() {
-        let limiter = RateLimiter::per_minute(3);
+        let limiter = TokenBuckets::per_minute(3);
         let start = Instant::now();
         for i in 0..3 {
             limiter
@@ -306,7 +309,7 @@ mod tests {
 
     #[test]
     fn a_refused_attempt_consumes_no_budget_of_the_other_keys() {
-        let limiter = RateLimiter::per_minute(1);
+        let limiter = TokenBuckets::per_minute(1);
         let now = Instant::now();
         limiter.check_at(&["ip:1"], now, true).unwrap();
         limiter
@@ -317,7 +320,7 @@ mod tests {
 
     #[test]
     fn peek_spends_nothing_record_spends_and_reset_restores() {
-        let limiter = RateLimiter::per_minute(2);
+        let limiter = TokenBuckets::per_minute(2);
         for _ in 0..5 {
             limiter.peek(&["account:ada"]).unwrap();
         }
@@ -330,7 +333,7 @@ mod tests {
 
     #[test]
     fn a_flood_of_fresh_keys_cannot_evict_a_drained_key() {
-        let limiter = RateLimiter::with_capacity(5, Duration::from_secs(3600), 1000);
+        let limiter = TokenBuckets::with_capacity(5, Duration::from_secs(3600), 1000);
         let start = Instant::now();
         for _ in 0..5 {
             limiter.check_at(&["account:victim"], start, true).unwrap();
@@ -354,5 +357,47 @@ mod tests {
         assert_eq!(key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
         assert_eq!(key("2001:db8:1:2:bbbb::9"), "2001:db8:1:2::/64");
         assert_eq!(ClientKey::of(None).as_str(), "unknown");
+    }
+}
+
+/// A token bucket over everything one client sends: `per_sec` sustained, and as a
+/// burst. Every transport applies the same budget.
+#[derive(Debug)]
+pub struct TokenBucket {
+    capacity: f64,
+    tokens: f64,
+    last: Instant,
+    refused: u32,
+}
+
+impl TokenBucket {
+    pub fn new(per_sec: u32) -> Self {
+        let capacity = f64::from(per_sec.max(1));
+        Self {
+            capacity,
+            tokens: capacity,
+            last: Instant::now(),
+            refused: 0,
+        }
+    }
+
+    pub fn allow(&mut self) -> bool {
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.capacity)
+            .min(self.capacity);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            self.refused = 0;
+            true
+        } else {
+            self.refused += 1;
+            false
+        }
+    }
+
+    /// Frames refused in a row; past the per-second budget the client is cut off.
+    pub fn refused(&self) -> u32 {
+        self.refused
     }
 }

@@ -8,7 +8,7 @@ use domain::posts::{Post, PostRepository};
 use domain::users::{Email, Role, User, UserChanges, UserId, UserName, UserRepository};
 use domain::{Cursor, Error, Limit, Page, ValidationErrors, Version};
 
-use crate::rate_limit::{ClientKey, RateLimiter};
+use crate::rate_limit::{ClientKey, TokenBuckets};
 
 /// Registers a user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +56,22 @@ impl UpdateUser {
         let role = role.and_then(|r| errors.collect(Role::parse(r)));
         errors.into_result()?;
         Ok(Self { name, email, role })
+    }
+
+    /// The change as `actor` asks for it, in the order every transport answers:
+    /// [`Error::Forbidden`] first when someone who is not an admin asks for a role
+    /// (whatever its value: asking is the forbidden part), then every invalid field.
+    /// [`UserService::update`] checks again against the role stored now.
+    pub fn parse_as(
+        actor: &Principal,
+        name: Option<&str>,
+        email: Option<&str>,
+        role: Option<&str>,
+    ) -> Result<Self, Error> {
+        if role.is_some() && !actor.is_admin() {
+            return Err(Error::Forbidden("only an admin can change a role"));
+        }
+        Ok(Self::parse(name, email, role)?)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -223,7 +239,7 @@ pub struct Users {
     fanout_deadline: Duration,
     job_max_attempts: u32,
     /// Registrations per client address; shared by every transport.
-    registrations: RateLimiter,
+    registrations: TokenBuckets,
     /// Where account changes go, so every instance's live sessions follow them.
     events: Option<Arc<dyn domain::events::EventBus>>,
 }
@@ -243,7 +259,7 @@ impl Users {
             refresh_tokens,
             fanout_deadline,
             job_max_attempts: 5,
-            registrations: RateLimiter::per_minute(Self::REGISTRATIONS_PER_MINUTE),
+            registrations: TokenBuckets::per_minute(Self::REGISTRATIONS_PER_MINUTE),
             events: None,
         }
     }
@@ -269,7 +285,7 @@ impl Users {
 
     /// At most `per_minute` registrations per client address (IPv6: per /64).
     pub fn with_registration_limit(mut self, per_minute: u32) -> Self {
-        self.registrations = RateLimiter::per_minute(per_minute);
+        self.registrations = TokenBuckets::per_minute(per_minute);
         self
     }
 

@@ -3,6 +3,14 @@
 //!
 //! The pool ([`Database`]) is the one place that knows about connections; repositories
 //! borrow it and map every database failure to a [`domain::Error`] in [`error`].
+//!
+//! **Two ways to write a statement, one rule.** A statement diesel's query builder can
+//! express is written with it, over the tables in `schema.rs` (which describes every
+//! table; a test holds it to the migrations). Raw SQL (`sql_query`, every value a bound
+//! parameter, never formatted in) is for what the builder cannot say, and says why in a
+//! comment: `FOR UPDATE SKIP LOCKED` claims and `ON CONFLICT … DO UPDATE … WHERE`
+//! upserts (jobs, idempotency, chat sequence reads), `pg_notify`, advisory locks,
+//! session settings, and the database's own functions (`pg_terminate_backend`).
 
 mod cancel;
 mod chat;
@@ -19,6 +27,7 @@ mod posts;
 mod refresh;
 mod schema;
 mod users;
+mod versioned;
 
 pub use chat::PgChatRepository;
 pub use events::PgEventBus;

@@ -238,12 +238,6 @@ impl Database {
         &self.settings
     }
 
-    /// Open connections and those idle, over every pool.
-    pub fn status(&self) -> (usize, usize) {
-        let stats = self.stats();
-        (stats.size, stats.idle)
-    }
-
     /// The pools' sizes now, added up, for metrics.
     pub fn stats(&self) -> PoolStats {
         self.pools().iter().fold(

@@ -125,44 +125,16 @@ impl PostRepository for PgPostRepository {
             },
             posts::version.eq(posts::version + 1),
         );
-        // The version check is part of the UPDATE itself: no read-then-write race.
-        let updated: Option<PostRow> = match expected {
-            Some(version) => {
-                diesel::update(
-                    posts::table
-                        .filter(posts::id.eq(id.as_uuid()))
-                        .filter(posts::version.eq(version.get())),
-                )
-                .set(changeset)
-                .returning(PostRow::as_returning())
-                .get_result(&mut conn)
-                .await
-            }
-            None => {
-                diesel::update(posts::table.find(id.as_uuid()))
-                    .set(changeset)
-                    .returning(PostRow::as_returning())
-                    .get_result(&mut conn)
-                    .await
-            }
-        }
-        .optional()
-        .map_err(query_error)?;
-        match updated {
-            Some(row) => row.try_into(),
-            None => {
-                let exists: bool =
-                    diesel::select(diesel::dsl::exists(posts::table.find(id.as_uuid())))
-                        .get_result(&mut conn)
-                        .await
-                        .map_err(query_error)?;
-                Err(if exists {
-                    Error::VersionMismatch { entity: "post" }
-                } else {
-                    Error::not_found("post", id)
-                })
-            }
-        }
+        crate::versioned::versioned_update!(
+            &mut conn,
+            posts,
+            id,
+            changeset,
+            expected,
+            PostRow,
+            "post",
+            query_error
+        )
     }
 
     async fn delete(&self, id: &PostId) -> Result<(), Error> {

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::Database;
-use crate::schema::users;
+use crate::schema::{jobs, users};
 
 diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
 
@@ -156,45 +156,16 @@ impl UserRepository for PgUserRepository {
             },
             users::version.eq(users::version + 1),
         );
-        // The version check is part of the UPDATE itself: no read-then-write race.
-        let updated: Option<UserRow> = match expected {
-            Some(version) => {
-                diesel::update(
-                    users::table
-                        .filter(users::id.eq(id.as_uuid()))
-                        .filter(users::version.eq(version.get())),
-                )
-                .set(changeset)
-                .returning(UserRow::as_returning())
-                .get_result(&mut conn)
-                .await
-            }
-            None => {
-                diesel::update(users::table.find(id.as_uuid()))
-                    .set(changeset)
-                    .returning(UserRow::as_returning())
-                    .get_result(&mut conn)
-                    .await
-            }
-        }
-        .optional()
-        .map_err(query_error)?;
-        match updated {
-            Some(row) => row.try_into(),
-            None => {
-                // Nothing was written; say why.
-                let exists: bool =
-                    diesel::select(diesel::dsl::exists(users::table.find(id.as_uuid())))
-                        .get_result(&mut conn)
-                        .await
-                        .map_err(query_error)?;
-                Err(if exists {
-                    Error::VersionMismatch { entity: "user" }
-                } else {
-                    Error::not_found("user", id)
-                })
-            }
-        }
+        crate::versioned::versioned_update!(
+            &mut conn,
+            users,
+            id,
+            changeset,
+            expected,
+            UserRow,
+            "user",
+            query_error
+        )
     }
 
     async fn credentials_by_email(&self, email: &Email) -> Result<Option<Credentials>, Error> {
@@ -241,8 +212,7 @@ impl UserRepository for PgUserRepository {
                     .execute(conn)
                     .await?;
                 if deleted > 0 {
-                    diesel::sql_query("DELETE FROM jobs WHERE user_id = $1")
-                        .bind::<diesel::sql_types::Uuid, _>(user)
+                    diesel::delete(jobs::table.filter(jobs::user_id.eq(user)))
                         .execute(conn)
                         .await?;
                 }

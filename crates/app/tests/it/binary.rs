@@ -6,6 +6,8 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
+use crate::support::ApiClient;
+
 pub(crate) fn app() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_app"));
     // Away from any developer `.env`, with a clean slate of settings.
@@ -17,6 +19,11 @@ pub(crate) fn app() -> Command {
         .env("LOG_FORMAT", "json")
         // Tests sign up many users from one address; the limit has its own test.
         .env("REGISTRATION_RATE_LIMIT_PER_MINUTE", "100000")
+        // A small pool, as `spawn_app`'s: every test running at once shares the local
+        // server's 100 connections, and the default pool (25, 10 idle) of a few
+        // processes on one database would take most of them.
+        .env("DB_MAX_CONNECTIONS", "8")
+        .env("DB_MIN_IDLE", "2")
         .env_remove("RUST_LOG")
         .env_remove("JWT_SECRET")
         .env_remove("ADMIN_PASSWORD")
@@ -271,45 +278,21 @@ async fn jobs_in_flight_when_the_process_is_killed_complete_after_a_restart() {
             .spawn()
             .unwrap()
     };
-    let client = reqwest::Client::new();
-
     let mut first = start();
     let (address, _lines) = listening(&mut first).await;
-    let base = format!("http://{address}");
+    let api = ApiClient::new(format!("http://{address}"));
     let emails: Vec<String> = (0..4).map(|n| format!("user{n}@example.com")).collect();
     for email in &emails {
-        let response = client
-            .post(format!("{base}/api/users"))
-            .json(&serde_json::json!({"name": "User", "email": email, "password": PASSWORD}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 201);
+        api.create_user("User", email).await;
     }
-    let token = client
-        .post(format!("{base}/api/auth/login"))
-        .json(&serde_json::json!({"email": "root@example.com", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json::<serde_json::Value>()
-        .await
-        .unwrap()["access_token"]
+    let token = api.login("root@example.com", PASSWORD).await["access_token"]
         .as_str()
         .unwrap()
         .to_owned();
     // Kill it the moment jobs are running.
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {
-        let page: serde_json::Value = client
-            .get(format!("{base}/api/admin/jobs?state=running"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (_, page) = api.get_as(&token, "/api/admin/jobs?state=running").await;
         if !page["items"].as_array().unwrap().is_empty() {
             break;
         }
@@ -326,6 +309,7 @@ async fn jobs_in_flight_when_the_process_is_killed_complete_after_a_restart() {
 
     let mut second = start();
     let (second_address, _second_lines) = listening(&mut second).await;
+    let api = ApiClient::new(format!("http://{second_address}"));
     let mails = sink
         .wait_until(Duration::from_secs(30), |mails| {
             emails
@@ -346,17 +330,7 @@ async fn jobs_in_flight_when_the_process_is_killed_complete_after_a_restart() {
     // And the queue agrees: every welcome job ended completed, none lost or dead.
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {
-        let page: serde_json::Value = client
-            .get(format!(
-                "http://{second_address}/api/admin/jobs?state=completed"
-            ))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (_, page) = api.get_as(&token, "/api/admin/jobs?state=completed").await;
         if page["items"].as_array().unwrap().len() == emails.len() {
             break;
         }
@@ -398,57 +372,37 @@ async fn secrets_never_reach_the_logs() {
         let _ = stderr_pipe.read_to_string(&mut text).await;
         text
     });
-    let base = format!("http://{address}");
-    let client = reqwest::Client::new();
+    let api = ApiClient::new(format!("http://{address}"));
     let password = "pw-never-logged-7d31a";
     let wrong_password = "wrong-pw-never-logged-0b9e";
-    let created = client
-        .post(format!("{base}/api/users"))
-        .json(&json!({"name": "Ada", "email": "ada@example.com", "password": password}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
-    let refused = client
-        .post(format!("{base}/api/auth/login"))
-        .json(&json!({"email": "ada@example.com", "password": wrong_password}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refused.status(), 401);
-    let tokens: serde_json::Value = client
-        .post(format!("{base}/api/auth/login"))
-        .json(&json!({"email": "ada@example.com", "password": password}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (created, _) = api
+        .post(
+            "/api/users",
+            json!({"name": "Ada", "email": "ada@example.com", "password": password}),
+        )
+        .await;
+    assert_eq!(created, 201);
+    let (refused, _) = api
+        .post(
+            "/api/auth/login",
+            json!({"email": "ada@example.com", "password": wrong_password}),
+        )
+        .await;
+    assert_eq!(refused, 401);
+    let tokens = api.login("ada@example.com", password).await;
     let access = tokens["access_token"].as_str().unwrap().to_owned();
     let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
-    let me = client
-        .get(format!("{base}/api/users/me"))
-        .bearer_auth(&access)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(me.status(), 200);
-    let refreshed = client
-        .post(format!("{base}/api/auth/refresh"))
-        .json(&json!({"refresh_token": refresh}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refreshed.status(), 200);
+    let (me, _) = api.get_as(&access, "/api/users/me").await;
+    assert_eq!(me, 200);
+    let (refreshed, _) = api
+        .post("/api/auth/refresh", json!({"refresh_token": refresh}))
+        .await;
+    assert_eq!(refreshed, 200);
     // A garbage token in a header and a token in a query string are not logged either.
-    let garbage = client
-        .get(format!("{base}/api/users/me"))
-        .header("authorization", "Bearer garbage-token-never-logged")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(garbage.status(), 401);
+    let (garbage, _) = api
+        .get_as("garbage-token-never-logged", "/api/users/me")
+        .await;
+    assert_eq!(garbage, 401);
 
     sigterm(&child);
     let output = tokio::time::timeout(Duration::from_secs(15), async {
@@ -486,6 +440,9 @@ async fn app_config_prints_the_layers_with_secrets_redacted() {
     let output = app()
         .arg("config")
         .env("APP_CONFIG", &file)
+        // The file's pool size is what this test reads back.
+        .env_remove("DB_MAX_CONNECTIONS")
+        .env_remove("DB_MIN_IDLE")
         .env("PORT", "7100")
         .env("JWT_SECRET", crate::support::JWT_SECRET)
         .env("DATABASE_URL", "postgres://app:hunter2-db@db:5432/app")

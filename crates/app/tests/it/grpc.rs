@@ -268,6 +268,20 @@ async fn errors_map_to_one_grpc_code_each() {
         .await
         .unwrap_err();
     assert_eq!(promote.code(), Code::PermissionDenied);
+    // Asking for a role is what is forbidden, whatever the value and whatever else is
+    // wrong: the same order as over HTTP (403 before 422).
+    let invalid_promote = client
+        .update_user(update(
+            &ada.id,
+            users::UpdateUserRequest {
+                name: Some(String::new()),
+                role: Some(99),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(invalid_promote.code(), Code::PermissionDenied);
 
     // A stale version: FAILED_PRECONDITION, and nothing changed.
     let stale = client

@@ -6,14 +6,22 @@ use test_support::TestDb;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// A running server and a client for it. Dropping it stops the server.
-pub struct TestApp {
+/// A client of the HTTP API at any address: a server of [`spawn_app`], or a process
+/// started from the binary. Answers come back as `(status, JSON body)`.
+#[derive(Clone)]
+pub struct ApiClient {
     pub address: String,
+    pub client: reqwest::Client,
+}
+
+/// A running server and a client for it (through `Deref`, `app.get(…)` is its
+/// [`ApiClient`]'s). Dropping it stops the server.
+pub struct TestApp {
+    pub api: ApiClient,
     /// `http://127.0.0.1:{grpc port}`, for tonic clients.
     pub grpc_address: String,
     /// `http://127.0.0.1:{port}` of `/metrics` when `METRICS_ADDR` is set.
     pub metrics_address: Option<String>,
-    pub client: reqwest::Client,
     pub db: Option<TestDb>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
@@ -80,17 +88,32 @@ pub async fn spawn_with(settings: Settings) -> TestApp {
         let _ = rx.await;
     }));
     TestApp {
-        address,
+        api: ApiClient::new(address),
         grpc_address,
         metrics_address,
-        client: reqwest::Client::new(),
         db: None,
         shutdown: Some(tx),
         server: Some(server),
     }
 }
 
-impl TestApp {
+impl std::ops::Deref for TestApp {
+    type Target = ApiClient;
+
+    fn deref(&self) -> &ApiClient {
+        &self.api
+    }
+}
+
+impl ApiClient {
+    /// A client of the server at `address` (`http://host:port`).
+    pub fn new(address: impl Into<String>) -> Self {
+        Self {
+            address: address.into(),
+            client: reqwest::Client::new(),
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }
@@ -172,6 +195,15 @@ impl TestApp {
         body
     }
 
+    /// Registers a user and returns their access token.
+    pub async fn signed_in(&self, name: &str, email: &str) -> (Value, String) {
+        let user = self.create_user(name, email).await;
+        let tokens = self.login(email, PASSWORD).await;
+        (user, tokens["access_token"].as_str().unwrap().to_owned())
+    }
+}
+
+impl TestApp {
     /// Makes `root@example.com` an admin the operator's way (`create-admin`) and returns
     /// their access token. Needs a Postgres-backed app.
     pub async fn admin_token(&self) -> String {
@@ -193,13 +225,6 @@ impl TestApp {
             .as_str()
             .expect("token")
             .to_owned()
-    }
-
-    /// Registers a user and returns their access token.
-    pub async fn signed_in(&self, name: &str, email: &str) -> (Value, String) {
-        let user = self.create_user(name, email).await;
-        let tokens = self.login(email, PASSWORD).await;
-        (user, tokens["access_token"].as_str().unwrap().to_owned())
     }
 
     /// Stops the server gracefully and waits for it.

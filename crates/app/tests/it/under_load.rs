@@ -329,24 +329,7 @@ async fn killed_connections_and_a_lost_database_under_load_give_503s_then_recove
 
 /// Signs a new user up over HTTP and returns their access token.
 pub(crate) async fn sign_up(base: &str, email: &str) -> String {
-    let http = reqwest::Client::new();
-    let created = http
-        .post(format!("{base}/api/users"))
-        .json(&json!({"name": "Ada", "email": email, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
-    let tokens: Value = http
-        .post(format!("{base}/api/auth/login"))
-        .json(&json!({"email": email, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    tokens["access_token"].as_str().unwrap().to_owned()
+    ApiClient::new(base).signed_in("Ada", email).await.1
 }
 
 /// Polls `count` until it reaches `at_least`, for at most 15 s.
@@ -624,15 +607,9 @@ async fn sigkill_under_load_loses_no_acknowledged_write_and_leaves_nothing_half_
     let id = db
         .strings(&format!("SELECT id FROM posts WHERE title = '{some}'"))
         .await;
-    let fetched: Value = reqwest::Client::new()
-        .get(format!("{base}/api/posts/{}", id[0]))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, fetched) = ApiClient::new(&base)
+        .get_as(&token, &format!("/api/posts/{}", id[0]))
+        .await;
     assert_eq!(fetched["title"], some.as_str(), "{fetched}");
     eprintln!(
         "killed after {} requests ({} acknowledged posts, {} lost answers) and {} chat messages",

@@ -12,7 +12,8 @@ use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError, Session
 pub use config::WsConfig;
 use domain::chat::MessageId;
 use ports::auth::AuthService;
-use ports::live::{Ended, Live, LiveError, Owner, RateLimit, Subscription};
+use ports::live::{Ended, Live, LiveError, Owner, Subscription};
+use ports::rate_limit::TokenBucket;
 use ports::users::UserService;
 pub(crate) use protocol::MessageView;
 use protocol::{ClientFrame, ServerFrame, error};
@@ -136,7 +137,7 @@ async fn run(
     mut session: Session,
     mut stream: actix_ws::AggregatedMessageStream,
 ) {
-    let mut rate = RateLimit::new(config.max_messages_per_sec);
+    let mut rate = TokenBucket::new(config.max_messages_per_sec);
     let mut heartbeat = tokio::time::interval(config.heartbeat);
     heartbeat.tick().await;
     let mut last_heard = Instant::now();

@@ -61,8 +61,13 @@ async fn the_pool_keeps_min_idle_connections_open() {
     })
     .await
     .expect("pool");
-    let (size, idle) = pool.status();
-    assert!(size >= 3 && idle >= 3, "size {size}, idle {idle}");
+    let stats = pool.stats();
+    assert!(
+        stats.size >= 3 && stats.idle >= 3,
+        "size {}, idle {}",
+        stats.size,
+        stats.idle
+    );
 }
 
 #[tokio::test]
