@@ -33,6 +33,7 @@ pub use auth::Authenticated;
 pub use config::HttpConfig;
 pub use idempotency::{FingerprintKey, Idempotency};
 pub use problem::{ApiError, Problem};
+pub use routing::ServesRequests;
 pub use server::{
     ApiState, MetricsRenderer, WorkerStart, app, metrics_server, openapi_document, openapi_yaml,
     server,

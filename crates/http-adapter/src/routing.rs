@@ -37,6 +37,34 @@ pub(crate) const API: &str = "/api";
 /// pattern starts with it is served inside the guard.**
 pub(crate) const ADMIN: &str = "/api/admin";
 
+/// What actix needs of the service inside an app, a scope or a resource: one name for
+/// the bound the builders here and in `server.rs` return.
+pub trait ServesRequests:
+    ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<Self::Body>,
+        Error = actix_web::Error,
+        InitError = (),
+    >
+{
+    type Body: MessageBody;
+}
+
+impl<T, B> ServesRequests for T
+where
+    T: ServiceFactory<
+            ServiceRequest,
+            Config = (),
+            Response = ServiceResponse<B>,
+            Error = actix_web::Error,
+            InitError = (),
+        >,
+    B: MessageBody,
+{
+    type Body = B;
+}
+
 /// The OpenAPI side of an endpoint: the type `#[utoipa::path]` generates beside a
 /// handler `h`, named `__path_h`. (Its schemas and tags come through utoipa's hidden
 /// `__dev` traits, as they do for utoipa's own `OpenApi` derive.)
@@ -168,18 +196,7 @@ impl ResourceEntry {
     ///
     /// # Panics
     /// When the pattern does not start with `scope`.
-    pub(crate) fn into_resource(
-        self,
-        scope: &'static str,
-    ) -> Resource<
-        impl ServiceFactory<
-            ServiceRequest,
-            Config = (),
-            Response = ServiceResponse<impl MessageBody>,
-            Error = actix_web::Error,
-            InitError = (),
-        >,
-    > {
+    pub(crate) fn into_resource(self, scope: &'static str) -> Resource<impl ServesRequests> {
         let allowed = self
             .endpoints
             .iter()

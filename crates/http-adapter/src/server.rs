@@ -5,8 +5,6 @@
 use std::net::TcpListener;
 use std::sync::{Arc, OnceLock};
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::http::StatusCode;
 use actix_web::middleware::{Compress, from_fn};
@@ -22,7 +20,7 @@ use crate::config::HttpConfig;
 use crate::idempotency::Idempotency;
 use crate::problem::{ApiError, Problem};
 use crate::rate_limit::CredentialLimits;
-use crate::routing::{ADMIN, API, ResourceEntry, Routes};
+use crate::routing::{ADMIN, API, ResourceEntry, Routes, ServesRequests};
 use crate::ws::WsConfig;
 use crate::{auth, health, jobs, middleware, openapi, posts, rooms, users, ws};
 
@@ -128,18 +126,7 @@ pub fn openapi_yaml() -> String {
 }
 
 /// The application: routes and middleware, ready for `HttpServer` or `actix_web::test`.
-pub fn app(
-    state: ApiState,
-    config: HttpConfig,
-) -> App<
-    impl ServiceFactory<
-        ServiceRequest,
-        Config = (),
-        Response = ServiceResponse<impl MessageBody>,
-        Error = actix_web::Error,
-        InitError = (),
-    >,
-> {
+pub fn app(state: ApiState, config: HttpConfig) -> App<impl ServesRequests> {
     let limits = web::Data::new(CredentialLimits::new(&config));
     app_with(state, config, limits)
 }
@@ -148,15 +135,7 @@ fn app_with(
     state: ApiState,
     config: HttpConfig,
     limits: web::Data<CredentialLimits>,
-) -> App<
-    impl ServiceFactory<
-        ServiceRequest,
-        Config = (),
-        Response = ServiceResponse<impl MessageBody>,
-        Error = actix_web::Error,
-        InitError = (),
-    >,
-> {
+) -> App<impl ServesRequests> {
     let metrics_renderer = state.metrics.clone().map(web::Data::new);
     let cors = cors(&config.cors_allowed_origins);
     let mut app = App::new();
@@ -210,15 +189,7 @@ fn app_with(
 
 /// `/api`: the route table, with the admin resources inside their guard, and the
 /// reference page.
-fn api_scope() -> actix_web::Scope<
-    impl ServiceFactory<
-        ServiceRequest,
-        Config = (),
-        Response = ServiceResponse<impl MessageBody>,
-        Error = actix_web::Error,
-        InitError = (),
-    >,
-> {
+fn api_scope() -> actix_web::Scope<impl ServesRequests> {
     let (api, admin) = routes().into_scopes();
     let admin_relative = ADMIN.strip_prefix(API).unwrap_or(ADMIN);
     let mut admin_scope = web::scope(admin_relative).wrap(from_fn(auth::require_admin));
