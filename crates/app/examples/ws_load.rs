@@ -39,12 +39,12 @@ async fn main() -> anyhow::Result<()> {
         ("GRPC_PORT", "0"),
         ("WORKERS", "0"),
         ("RUST_LOG", "warn"),
-        ("WS_MAX_MESSAGES_PER_SEC", "100000"),
+        ("LIVE_MAX_FRAMES_PER_SEC", "100000"),
         ("LIVE_MAX_MESSAGES_PER_SEC_PER_USER", "100000"),
         // One benchmark user on many sockets from one address.
         ("LIVE_MAX_CONNECTIONS_PER_USER", "100000"),
         ("LIVE_MAX_CONNECTIONS_PER_IP", "100000"),
-        ("WS_OUTBOUND_QUEUE", "4096"),
+        ("LIVE_OUTBOUND_QUEUE", "4096"),
         ("ARGON2_MEMORY_KIB", "1024"),
         ("ARGON2_ITERATIONS", "1"),
     ];

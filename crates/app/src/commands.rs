@@ -19,7 +19,7 @@ pub async fn run_workers(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     anyhow::ensure!(
-        settings.database_url.is_some(),
+        settings.database.url.is_some(),
         "`app worker` needs DATABASE_URL: in memory there is no queue to share"
     );
     anyhow::ensure!(settings.jobs.workers > 0, "WORKERS is 0: nothing to run");
@@ -44,7 +44,7 @@ pub async fn create_admin(
     password: &str,
 ) -> anyhow::Result<domain::users::User> {
     anyhow::ensure!(
-        settings.database_url.is_some(),
+        settings.database.url.is_some(),
         "create-admin needs DATABASE_URL: without a database the admin would vanish"
     );
     let command = CreateUser::parse(name, email, password)
@@ -62,7 +62,7 @@ pub async fn create_admin(
         Arc::new(PgPostRepository::new(db.main.clone())),
         hasher,
         Arc::new(PgRefreshTokenStore::new(db.main.clone())),
-        settings.fanout_deadline,
+        settings.users.fanout_deadline,
     )
     .with_job_max_attempts(settings.jobs.max_attempts);
     let admin = users.ensure_admin(command).await;

@@ -159,9 +159,9 @@ mod tests {
     fn the_environment_overrides_the_file_which_overrides_defaults() {
         let env = |var: &str| (var == "PORT").then(|| "9000".to_owned());
         let loaded = layered(env, file(&[("PORT", "7000"), ("GRPC_PORT", "7001")])).unwrap();
-        assert_eq!(loaded.settings.port, 9000);
-        assert_eq!(loaded.settings.grpc_port, 7001);
-        assert_eq!(loaded.settings.host, "127.0.0.1");
+        assert_eq!(loaded.settings.listen.port, 9000);
+        assert_eq!(loaded.settings.listen.grpc_port, 7001);
+        assert_eq!(loaded.settings.listen.host, "127.0.0.1");
         assert!(loaded.sources.contains(&(
             "GRPC_PORT".into(),
             Source::File("test.toml".into()),

@@ -66,7 +66,7 @@ impl Application {
         let live = state.live.clone();
         let background = CancellationToken::new();
         metrics::refresh_job_counts(wiring.queue.clone(), background.clone());
-        let metrics = match (&settings.metrics_addr, state.metrics.take()) {
+        let metrics = match (&settings.telemetry.metrics_addr, state.metrics.take()) {
             (Some(address), Some(renderer)) => {
                 let listener = TcpListener::bind(address)
                     .with_context(|| format!("cannot listen for metrics on {address}"))?;
@@ -82,20 +82,20 @@ impl Application {
             }
             (Some(_), None) => None,
         };
-        let address = format!("{}:{}", settings.host, settings.port);
+        let address = format!("{}:{}", settings.listen.host, settings.listen.port);
         let listener =
             TcpListener::bind(&address).with_context(|| format!("cannot listen on {address}"))?;
         let port = listener.local_addr()?.port();
         let server = http_adapter::server(listener, state, settings.http.clone())
             .context("cannot start the HTTP server")?;
-        let grpc_address = format!("{}:{}", settings.host, settings.grpc_port);
+        let grpc_address = format!("{}:{}", settings.listen.host, settings.listen.grpc_port);
         let grpc_listener = tokio::net::TcpListener::bind(&grpc_address)
             .await
             .with_context(|| format!("cannot listen for gRPC on {grpc_address}"))?;
         let grpc_port = grpc_listener.local_addr()?.port();
         tracing::info!(
-            address = %format!("{}:{port}", settings.host),
-            grpc_address = %format!("{}:{grpc_port}", settings.host),
+            address = %format!("{}:{port}", settings.listen.host),
+            grpc_address = %format!("{}:{grpc_port}", settings.listen.host),
             "listening"
         );
         Ok(Self {

@@ -59,6 +59,9 @@ fn main() -> ExitCode {
     // Telemetry lives outside the runtime: its exporter flushes with blocking I/O.
     let telemetry = (!matches!(command, Command::Openapi | Command::Healthcheck))
         .then(|| telemetry::init(&settings));
+    for warning in &settings.warnings {
+        tracing::warn!("{warning}");
+    }
     if matches!(command, Command::Serve | Command::Worker) {
         raise_open_files_limit();
     }
@@ -132,14 +135,16 @@ async fn run(command: Command, settings: &Settings) -> anyhow::Result<()> {
         Command::Worker => app::run_workers(settings, shutdown_signal()).await,
         Command::Migrate => {
             let url = settings
-                .database_url
-                .as_deref()
-                .context("DATABASE_URL must be set to migrate")?;
+                .database
+                .url
+                .as_ref()
+                .context("DATABASE_URL must be set to migrate")?
+                .expose();
             let applied = postgres_adapter::run_migrations(url).await?;
             tracing::info!(applied = ?applied, "migrations applied");
             Ok(())
         }
-        Command::Healthcheck => app::healthcheck(settings.port).await,
+        Command::Healthcheck => app::healthcheck(settings.listen.port).await,
         Command::Config => Ok(()),
         Command::Openapi => {
             print!("{}", http_adapter::openapi_yaml());

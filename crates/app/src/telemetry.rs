@@ -34,9 +34,9 @@ impl Telemetry {
 /// thread. Call before starting the async runtime.
 pub fn init(settings: &Settings) -> Telemetry {
     let filter = EnvFilter::builder()
-        .parse(&settings.log_filter)
+        .parse(&settings.telemetry.log_filter)
         .unwrap_or_else(|_| EnvFilter::new(crate::config::DEFAULT_LOG_FILTER));
-    let logs = match settings.log_format {
+    let logs = match settings.telemetry.log_format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
@@ -45,17 +45,22 @@ pub fn init(settings: &Settings) -> Telemetry {
             .boxed(),
         LogFormat::Pretty => tracing_subscriber::fmt::layer().boxed(),
     };
-    let traces = settings.otlp_endpoint.as_deref().and_then(|endpoint| {
-        match exporter(endpoint, &settings.service_name) {
-            Ok(provider) => Some(provider),
-            Err(error) => {
-                eprintln!("warning: span export is off: {error}");
-                None
-            }
-        }
-    });
+    let traces = settings
+        .telemetry
+        .otlp_endpoint
+        .as_ref()
+        .and_then(
+            |endpoint| match exporter(endpoint.expose(), &settings.telemetry.service_name) {
+                Ok(provider) => Some(provider),
+                Err(error) => {
+                    eprintln!("warning: span export is off: {error}");
+                    None
+                }
+            },
+        );
     let export = traces.as_ref().map(|provider| {
-        tracing_opentelemetry::layer().with_tracer(provider.tracer(settings.service_name.clone()))
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer(settings.telemetry.service_name.clone()))
     });
     // Already installed (a test harness did it): keep that one.
     let _ = tracing_subscriber::registry()

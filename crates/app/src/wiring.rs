@@ -27,7 +27,7 @@ use ports::posts::Posts;
 use ports::users::Users;
 use postgres_adapter::{
     Database, PgChatRepository, PgEventBus, PgIdempotencyStore, PgJobQueue, PgPostRepository,
-    PgProbe, PgRefreshTokenStore, PgUserRepository, PoolSettings,
+    PgProbe, PgRefreshTokenStore, PgUserRepository, PoolConfig, PoolSettings,
 };
 
 use crate::config::Settings;
@@ -43,36 +43,42 @@ pub(crate) struct Databases {
 impl Databases {
     /// Connects and migrates when a database is configured.
     pub(crate) async fn connect(settings: &Settings) -> anyhow::Result<Option<Databases>> {
-        let Some(url) = &settings.database_url else {
+        let (Some(url), Some(request_pool)) = (&settings.database.url, settings.pool_settings())
+        else {
             return Ok(None);
         };
         // The request pool's connections are split between the HTTP workers' own pools and
         // one shared by everything else (gRPC, background tasks): DB_MAX_CONNECTIONS in all.
         let pools = settings.http_workers() + 1;
-        let request_pool = settings.pool_settings(url);
         let main = Database::connect(PoolSettings {
-            max_size: request_pool.max_size.div_ceil(pools),
-            min_idle: request_pool.min_idle.div_ceil(pools),
-            ..request_pool
+            url: request_pool.url.clone(),
+            pool: PoolConfig {
+                max_size: request_pool.pool.max_size.div_ceil(pools),
+                min_idle: request_pool.pool.min_idle.div_ceil(pools),
+                ..request_pool.pool.clone()
+            },
         })
         .await?;
-        let applied = postgres_adapter::run_migrations(url).await?;
+        let applied = postgres_adapter::run_migrations(url.expose()).await?;
         let jobs = Database::connect(PoolSettings {
-            // One connection per worker and one to spare for the admin API.
-            max_size: settings.jobs.workers + 1,
-            min_idle: 1,
-            ..settings.pool_settings(url)
+            url: request_pool.url,
+            pool: PoolConfig {
+                // One connection per worker and one to spare for the admin API.
+                max_size: settings.jobs.workers + 1,
+                min_idle: 1,
+                ..request_pool.pool
+            },
         })
         .await?;
         tracing::info!(
-            database = %postgres_adapter::redact_url(url),
+            database = %url,
             migrations_applied = applied.len(),
             "database ready"
         );
         Ok(Some(Databases {
             main,
             jobs,
-            url: url.clone(),
+            url: url.expose().to_owned(),
         }))
     }
 
@@ -117,7 +123,7 @@ pub(crate) fn wire(
             idempotency: Arc::new(PgIdempotencyStore::new(main.clone())),
             queue: Arc::new(PgJobQueue::new(jobs.clone(), url)),
             chat: Arc::new(PgChatRepository::new(main.clone())),
-            bus: if settings.postgres_event_bus {
+            bus: if settings.database.postgres_event_bus {
                 Arc::new(PgEventBus::new(main.clone(), url))
             } else {
                 Arc::new(MemoryEventBus::default())
@@ -151,7 +157,7 @@ pub(crate) fn wire(
     } = stores;
     let mailer: Arc<dyn Mailer> = match &settings.mail.smtp_url {
         Some(url) => Arc::new(mail_adapter::SmtpMailer::new(
-            url,
+            url.expose(),
             &settings.mail.from,
             settings.mail.timeout,
         )?),
@@ -185,10 +191,10 @@ pub(crate) fn wire(
                 posts.clone(),
                 hasher.clone(),
                 refresh_tokens.clone(),
-                settings.fanout_deadline,
+                settings.users.fanout_deadline,
             )
             .with_job_max_attempts(settings.jobs.max_attempts)
-            .with_registration_limit(settings.registration_rate_limit_per_minute)
+            .with_registration_limit(settings.users.registration_rate_limit_per_minute)
             .with_events(bus.clone()),
         ),
         jobs: Arc::new(Jobs::new(queue.clone())),
@@ -230,7 +236,7 @@ pub(crate) fn wire(
 /// configuration refuses a database without a secret).
 pub(crate) fn signing_secret(settings: &Settings) -> anyhow::Result<Vec<u8>> {
     Ok(match &settings.auth.jwt_secret {
-        Some(secret) => secret.clone(),
+        Some(secret) => secret.expose().clone(),
         None => {
             tracing::warn!(
                 "JWT_SECRET is not set: signing tokens with a random key; every token is \

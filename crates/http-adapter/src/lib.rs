@@ -5,9 +5,11 @@
 //! `app` crate's business.
 //!
 //! Layout: `server.rs` composes the app and holds the route table; each resource's
-//! handlers live in a file named for it (`users.rs`, `posts.rs`, …) and import only
-//! leaf modules (`config`, `routing`, `extract`, `pagination`, `problem`, `etag`,
-//! `idempotency`, `rate_limit`, `auth`). No handler file imports `server.rs`.
+//! handlers live in a file named for it (`users.rs`, `posts.rs`, …) and import the
+//! modules below them (`config`, `routing`, `extract`, `pagination`, `problem`, `etag`,
+//! `idempotency`, `rate_limit`, `auth`) and, for a DTO they show, another resource's
+//! (`users` shows `posts::PostResponse`). **No handler file imports `server.rs`, and no
+//! two modules import each other.**
 
 mod auth;
 mod config;

@@ -26,7 +26,7 @@ impl HealthProbe for PgProbe {
     async fn check(&self) -> Result<(), Error> {
         // Bounded by the pool's acquire timeout and the statement round trip; a hung
         // server is cut off by the same bound.
-        let bound = self.db.settings().acquire_timeout * 2;
+        let bound = self.db.settings().pool.acquire_timeout * 2;
         let ping = async {
             let mut conn = self.db.get().await?;
             diesel::sql_query("SELECT 1")

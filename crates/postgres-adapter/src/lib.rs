@@ -35,7 +35,7 @@ pub use health::PgProbe;
 pub use idempotency::PgIdempotencyStore;
 pub use jobs::PgJobQueue;
 pub use migrations::{MigrateError, run_migrations};
-pub use pool::{ConnectError, Database, PoolSettings, redact_url};
+pub use pool::{ConnectError, Database, PoolConfig, PoolSettings, redact_url};
 pub use posts::PgPostRepository;
 pub use refresh::PgRefreshTokenStore;
 pub use users::PgUserRepository;

@@ -12,10 +12,11 @@ use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, join_all};
 use tokio::task::JoinHandle;
 
-/// How the pool is sized and bounded. The defaults are the service's documented defaults.
+/// How the pool is sized and bounded, apart from where it connects: a service knows (and
+/// checks) its sizing whether or not it has a database, so the sizing must be a value of
+/// its own. The defaults are the service's documented defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PoolSettings {
-    pub url: String,
+pub struct PoolConfig {
     /// Connections open at most.
     pub max_size: usize,
     /// Connections kept open while idle, so a burst does not pay for connecting.
@@ -35,10 +36,9 @@ pub struct PoolSettings {
     pub statement_timeout: Option<Duration>,
 }
 
-impl PoolSettings {
-    pub fn new(url: impl Into<String>) -> Self {
+impl Default for PoolConfig {
+    fn default() -> Self {
         Self {
-            url: url.into(),
             max_size: 25,
             min_idle: 10,
             max_lifetime: Duration::from_secs(300),
@@ -47,6 +47,34 @@ impl PoolSettings {
             connect_timeout: Duration::from_secs(5),
             statement_timeout: None,
         }
+    }
+}
+
+/// Where the pool connects, and how it is sized.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PoolSettings {
+    /// May hold the password: `Debug` shows it redacted.
+    pub url: String,
+    pub pool: PoolConfig,
+}
+
+impl PoolSettings {
+    /// The pool at `url` with the default sizing.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            pool: PoolConfig::default(),
+        }
+    }
+}
+
+// Hand-written so the database password never reaches a log through `{:?}`.
+impl std::fmt::Debug for PoolSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoolSettings")
+            .field("url", &redact_url(&self.url))
+            .field("pool", &self.pool)
+            .finish()
     }
 }
 
@@ -103,7 +131,7 @@ impl Database {
         let settings = db.settings.clone();
         let unreachable = |reason: String| ConnectError::Unreachable {
             target: redact_url(&settings.url),
-            timeout: settings.connect_timeout,
+            timeout: settings.pool.connect_timeout,
             reason,
         };
         let ping = async {
@@ -113,7 +141,7 @@ impl Database {
                 .await
                 .map_err(|e| e.to_string())
         };
-        tokio::time::timeout(settings.connect_timeout, ping)
+        tokio::time::timeout(settings.pool.connect_timeout, ping)
             .await
             .map_err(|_| unreachable("timed out".into()))?
             .map_err(unreachable)?;
@@ -123,10 +151,10 @@ impl Database {
 
     /// Builds the pool without touching the database; connections open on first use.
     pub fn connect_lazy(settings: PoolSettings) -> Result<Self, ConnectError> {
-        if settings.min_idle > settings.max_size {
+        if settings.pool.min_idle > settings.pool.max_size {
             return Err(ConnectError::Settings(format!(
                 "min idle ({}) exceeds max connections ({})",
-                settings.min_idle, settings.max_size
+                settings.pool.min_idle, settings.pool.max_size
             )));
         }
         let runtime = tokio::runtime::Handle::try_current()
@@ -215,13 +243,13 @@ impl Database {
     pub async fn get(&self) -> Result<Object<AsyncPgConnection>, domain::Error> {
         let started = std::time::Instant::now();
         let pool = self.pool();
-        let acquired = tokio::time::timeout(self.settings.acquire_timeout, pool.get()).await;
+        let acquired = tokio::time::timeout(self.settings.pool.acquire_timeout, pool.get()).await;
         metrics::histogram!("db_pool_acquire_seconds").record(started.elapsed().as_secs_f64());
         match acquired {
             Ok(result) => result.map_err(crate::error::pool),
             Err(_) => Err(domain::Error::unavailable(format!(
                 "no database connection within {:?}",
-                self.settings.acquire_timeout
+                self.settings.pool.acquire_timeout
             ))),
         }
     }
@@ -277,8 +305,10 @@ fn build_pool(
     settings: &PoolSettings,
     runtime: tokio::runtime::Handle,
 ) -> Result<Pool<AsyncPgConnection>, ConnectError> {
-    let (connect_timeout, statement_timeout) =
-        (settings.connect_timeout, settings.statement_timeout);
+    let (connect_timeout, statement_timeout) = (
+        settings.pool.connect_timeout,
+        settings.pool.statement_timeout,
+    );
     let mut config = ManagerConfig::<AsyncPgConnection>::default();
     // A checkout only asks whether the connection is broken (its driver saw the
     // socket close, a transaction was left open, or a statement on it found it gone;
@@ -290,13 +320,13 @@ fn build_pool(
     config.custom_setup =
         Box::new(move |url| establish(&runtime, url, connect_timeout, statement_timeout));
     let manager = AsyncDieselConnectionManager::new_with_config(settings.url.clone(), config);
-    let max_lifetime = settings.max_lifetime;
+    let max_lifetime = settings.pool.max_lifetime;
     Pool::builder(manager)
-        .max_size(settings.max_size)
+        .max_size(settings.pool.max_size)
         .runtime(Runtime::Tokio1)
-        .wait_timeout(Some(settings.acquire_timeout))
-        .create_timeout(Some(settings.connect_timeout))
-        .recycle_timeout(Some(settings.connect_timeout))
+        .wait_timeout(Some(settings.pool.acquire_timeout))
+        .create_timeout(Some(settings.pool.connect_timeout))
+        .recycle_timeout(Some(settings.pool.connect_timeout))
         // Connections past their lifetime are dropped at checkout instead of being
         // handed out. Idle ones are not: the `min_idle` floor exists to be used, and
         // `maintain` retires the surplus.
@@ -349,7 +379,8 @@ fn establish(
 /// Every few seconds: drop expired connections, close idle ones beyond `min_idle`, and
 /// reopen up to `min_idle`. deadpool only creates on demand; this gives it a floor.
 async fn maintain(pool: Pool<AsyncPgConnection>, settings: Arc<PoolSettings>) {
-    let period = (settings.idle_timeout / 4).clamp(Duration::from_secs(1), Duration::from_secs(15));
+    let period =
+        (settings.pool.idle_timeout / 4).clamp(Duration::from_secs(1), Duration::from_secs(15));
     let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // The first tick fires at once; start-up has just topped the pool up itself.
@@ -361,8 +392,9 @@ async fn maintain(pool: Pool<AsyncPgConnection>, settings: Arc<PoolSettings>) {
         }
         let mut kept = 0;
         pool.retain(|_, metrics| {
-            let expired = metrics.age() > settings.max_lifetime;
-            let surplus = metrics.last_used() > settings.idle_timeout && kept >= settings.min_idle;
+            let expired = metrics.age() > settings.pool.max_lifetime;
+            let surplus =
+                metrics.last_used() > settings.pool.idle_timeout && kept >= settings.pool.min_idle;
             let keep = !expired && !surplus;
             kept += usize::from(keep);
             keep
@@ -374,8 +406,8 @@ async fn maintain(pool: Pool<AsyncPgConnection>, settings: Arc<PoolSettings>) {
 async fn top_up_idle(pool: &Pool<AsyncPgConnection>, settings: &PoolSettings) {
     let status = pool.status();
     let busy = status.size - status.available.min(status.size);
-    let room = settings.max_size.saturating_sub(busy);
-    let wanted = settings.min_idle.min(room);
+    let room = settings.pool.max_size.saturating_sub(busy);
+    let wanted = settings.pool.min_idle.min(room);
     if status.available >= wanted {
         return;
     }
@@ -383,8 +415,8 @@ async fn top_up_idle(pool: &Pool<AsyncPgConnection>, settings: &PoolSettings) {
     // Dropping them returns every one to the pool as idle.
     let no_wait = Timeouts {
         wait: Some(Duration::ZERO),
-        create: Some(settings.connect_timeout),
-        recycle: Some(settings.connect_timeout),
+        create: Some(settings.pool.connect_timeout),
+        recycle: Some(settings.pool.connect_timeout),
     };
     let checkouts = join_all((0..wanted).map(|_| pool.timeout_get(&no_wait))).await;
     let failed = checkouts.iter().filter(|c| c.is_err()).count();

@@ -85,11 +85,11 @@ async fn an_exhausted_pool_queues_then_answers_503_while_health_stays_responsive
 /// terminated connection (a 503 problem), then only 200s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn terminated_connections_are_discarded_at_their_first_failure() {
-    let app = spawn_app_with(&[
-        ("DB_MAX_CONNECTIONS", "5"),
-        ("DB_MIN_IDLE", "5"),
-        ("WORKERS", "0"),
-    ])
+    let app = spawn_app_with(|s| {
+        s.database.pool.max_size = 5;
+        s.database.pool.min_idle = 5;
+        s.jobs.workers = 0;
+    })
     .await;
     let (ada, token) = app.signed_in("Ada", "ada@example.com").await;
     let path = format!("/api/users/{}", ada["id"].as_str().unwrap());

@@ -639,8 +639,8 @@ async fn a_chat_stream_too_slow_to_read_ends_with_resource_exhausted() {
         None,
         &[
             ("JWT_SECRET", ""),
-            ("WS_OUTBOUND_QUEUE", "4"),
-            ("WS_MAX_MESSAGES_PER_SEC", "100000"),
+            ("LIVE_OUTBOUND_QUEUE", "4"),
+            ("LIVE_MAX_FRAMES_PER_SEC", "100000"),
             ("LIVE_MAX_MESSAGES_PER_SEC_PER_USER", "100000"),
         ],
     ))

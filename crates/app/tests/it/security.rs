@@ -182,7 +182,7 @@ async fn abandoned_password_hashes_stay_bounded_and_logins_still_get_through() {
 /// e-mail to any address). Now a budget per client address, shared by REST and gRPC.
 #[tokio::test]
 async fn registrations_are_limited_per_client_address_across_both_transports() {
-    let app = spawn_app_with(&[("REGISTRATION_RATE_LIMIT_PER_MINUTE", "4")]).await;
+    let app = spawn_app_with(|s| s.users.registration_rate_limit_per_minute = 4).await;
     let mut grpc = UserServiceClient::connect(app.grpc_address.clone())
         .await
         .unwrap();
@@ -430,7 +430,7 @@ fn client_from(ip: &str) -> reqwest::Client {
 /// failures count against the account, and every attempt against its address.
 #[tokio::test]
 async fn failures_from_elsewhere_do_not_lock_the_owner_out() {
-    let app = spawn_app_with(&[("AUTH_RATE_LIMIT_PER_MINUTE", "3")]).await;
+    let app = spawn_app_with(|s| s.http.auth_rate_limit_per_minute = 3).await;
     app.create_user("Vic", "victim@example.com").await;
     let attacker = client_from("127.0.0.2");
     let mut statuses = Vec::new();
@@ -578,7 +578,7 @@ mod live {
     /// A live session ends when the token it was opened with expires.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_live_session_ends_when_its_token_expires() {
-        let app = spawn_app_with(&[("JWT_TTL_SECS", "2")]).await;
+        let app = spawn_app_with(|s| s.auth.jwt_ttl = Duration::from_secs(2)).await;
         let (_, token) = app.signed_in("Ada", "ada@example.com").await;
         let mut ws = connect(&app, &token).await;
         let mut chat = ChatServiceClient::connect(app.grpc_address.clone())
@@ -655,10 +655,10 @@ mod live_limits {
     /// LIVE_MAX_CONNECTIONS_PER_IP per client address.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn live_connections_are_capped_per_user_and_per_address() {
-        let app = spawn_app_with(&[
-            ("LIVE_MAX_CONNECTIONS_PER_USER", "3"),
-            ("LIVE_MAX_CONNECTIONS_PER_IP", "5"),
-        ])
+        let app = spawn_app_with(|s| {
+            s.live.max_per_user = 3;
+            s.live.max_per_client = 5;
+        })
         .await;
         let (_, ada) = app.signed_in("Ada", "ada@example.com").await;
         let mut held: Vec<Ws> = vec![connect(&app, &ada).await, connect(&app, &ada).await];
@@ -766,7 +766,7 @@ mod live_limits {
     async fn a_flooding_account_does_not_disconnect_other_rooms() {
         // Each connection may send 100 frames a second, and the 20 together send 1,000:
         // only the per-user budget (40) holds the flood back from the store and the bus.
-        let app = spawn_app_with(&[("WS_MAX_MESSAGES_PER_SEC", "100")]).await;
+        let app = spawn_app_with(|s| s.ws.max_messages_per_sec = 100).await;
         let (_, flooder) = app.signed_in("Flood", "flood@example.com").await;
         let (_, calm) = app.signed_in("Calm", "calm@example.com").await;
         let (_, speaker) = app.signed_in("Speaker", "speaker@example.com").await;

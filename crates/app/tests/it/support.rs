@@ -1,4 +1,5 @@
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 
 use app::{Application, Settings};
 use serde_json::{Value, json};
@@ -30,7 +31,9 @@ pub struct TestApp {
 pub const JWT_SECRET: &str = "test-secret-0123456789abcdef-0123456789abcdef";
 pub const PASSWORD: &str = "correct horse battery staple";
 
-/// Settings for a test server: a random port and a small pool.
+/// Settings for a test server (a random port and a small pool), read as the process
+/// reads its environment, with `extra` variables on top. A name in `extra` that the
+/// settings never read fails the test: a misspelt override would otherwise be ignored.
 pub fn settings(database_url: Option<&str>, extra: &[(&str, &str)]) -> Settings {
     let mut vars: HashMap<String, String> = [
         ("HOST", "127.0.0.1"),
@@ -54,18 +57,31 @@ pub fn settings(database_url: Option<&str>, extra: &[(&str, &str)]) -> Settings 
     for (k, v) in extra {
         vars.insert((*k).into(), (*v).into());
     }
-    Settings::from_lookup(|k| vars.get(k).cloned()).expect("test settings")
+    let read = RefCell::new(HashSet::<String>::new());
+    let settings = Settings::from_lookup(|k| {
+        read.borrow_mut().insert(k.to_owned());
+        vars.get(k).cloned()
+    })
+    .expect("test settings");
+    let read = read.into_inner();
+    for (name, _) in extra {
+        assert!(read.contains(*name), "`{name}` is not a setting: misspelt?");
+    }
+    settings
 }
 
 /// The server on a fresh Postgres database.
 pub async fn spawn_app() -> TestApp {
-    spawn_app_with(&[]).await
+    spawn_app_with(|_| {}).await
 }
 
-/// The server on a fresh Postgres database, with `extra` settings.
-pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
+/// The server on a fresh Postgres database, with the test's settings changed by
+/// `configure`, in their own types: `spawn_app_with(|s| s.jobs.workers = 0)`.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let db = TestDb::new().await;
-    let mut app = spawn_with(settings(Some(db.url()), extra)).await;
+    let mut settings = settings(Some(db.url()), &[]);
+    configure(&mut settings);
+    let mut app = spawn_with(settings).await;
     app.db = Some(db);
     app
 }

@@ -518,7 +518,7 @@ async fn sigkill_under_load_loses_no_acknowledged_write_and_leaves_nothing_half_
             .env("JWT_SECRET", JWT_SECRET)
             .env("WORKERS", "0")
             // The chat client sends as fast as its echoes come back.
-            .env("WS_MAX_MESSAGES_PER_SEC", "10000")
+            .env("LIVE_MAX_FRAMES_PER_SEC", "10000")
             .env("LIVE_MAX_MESSAGES_PER_SEC_PER_USER", "10000")
             .spawn()
             .unwrap()

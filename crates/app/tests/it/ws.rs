@@ -230,7 +230,7 @@ async fn an_oversized_frame_closes_with_1009() {
 async fn flooding_gets_rate_limited_then_closed_with_1008() {
     let app = spawn_with(settings(
         None,
-        &[("JWT_SECRET", ""), ("WS_MAX_MESSAGES_PER_SEC", "5")],
+        &[("JWT_SECRET", ""), ("LIVE_MAX_FRAMES_PER_SEC", "5")],
     ))
     .await;
     let (_, ada) = app.signed_in("Ada", "ada@example.com").await;
@@ -319,8 +319,8 @@ async fn a_client_too_slow_to_read_is_closed_with_1013_while_others_keep_receivi
         None,
         &[
             ("JWT_SECRET", ""),
-            ("WS_OUTBOUND_QUEUE", "8"),
-            ("WS_MAX_MESSAGES_PER_SEC", "100000"),
+            ("LIVE_OUTBOUND_QUEUE", "8"),
+            ("LIVE_MAX_FRAMES_PER_SEC", "100000"),
             ("LIVE_MAX_MESSAGES_PER_SEC_PER_USER", "100000"),
         ],
     ))

@@ -1,6 +1,6 @@
 use postgres_adapter::{
     Database, PgIdempotencyStore, PgPostRepository, PgProbe, PgRefreshTokenStore, PgUserRepository,
-    PoolSettings,
+    PoolConfig, PoolSettings,
 };
 use test_support::TestDb;
 
@@ -12,8 +12,11 @@ async fn user_repository() -> (PgUserRepository, TestDb) {
 
 pub(crate) fn small_pool(url: &str) -> PoolSettings {
     PoolSettings {
-        max_size: 4,
-        min_idle: 1,
+        pool: PoolConfig {
+            max_size: 4,
+            min_idle: 1,
+            ..PoolConfig::default()
+        },
         ..PoolSettings::new(url)
     }
 }

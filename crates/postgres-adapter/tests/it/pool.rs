@@ -4,7 +4,9 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use domain::Error;
 use domain::health::HealthProbe;
 use domain::users::{Email, User, UserId, UserName, UserRepository};
-use postgres_adapter::{ConnectError, Database, PgProbe, PgUserRepository, PoolSettings};
+use postgres_adapter::{
+    ConnectError, Database, PgProbe, PgUserRepository, PoolConfig, PoolSettings,
+};
 use test_support::TestDb;
 
 use crate::contract::small_pool;
@@ -12,7 +14,10 @@ use crate::contract::small_pool;
 #[tokio::test]
 async fn an_unreachable_server_fails_fast_naming_the_host_but_not_the_password() {
     let settings = PoolSettings {
-        connect_timeout: Duration::from_secs(5),
+        pool: PoolConfig {
+            connect_timeout: Duration::from_secs(5),
+            ..PoolConfig::default()
+        },
         ..PoolSettings::new("postgres://app:s3cretpw@127.0.0.1:1/appdb")
     };
     let started = Instant::now();
@@ -31,9 +36,12 @@ async fn an_unreachable_server_fails_fast_naming_the_host_but_not_the_password()
 async fn an_exhausted_pool_answers_unavailable_after_the_acquire_timeout() {
     let db = TestDb::new().await;
     let pool = Database::connect(PoolSettings {
-        max_size: 1,
-        min_idle: 0,
-        acquire_timeout: Duration::from_millis(200),
+        pool: PoolConfig {
+            max_size: 1,
+            min_idle: 0,
+            acquire_timeout: Duration::from_millis(200),
+            ..PoolConfig::default()
+        },
         ..PoolSettings::new(db.url())
     })
     .await
@@ -55,8 +63,11 @@ async fn an_exhausted_pool_answers_unavailable_after_the_acquire_timeout() {
 async fn the_pool_keeps_min_idle_connections_open() {
     let db = TestDb::new().await;
     let pool = Database::connect(PoolSettings {
-        max_size: 5,
-        min_idle: 3,
+        pool: PoolConfig {
+            max_size: 5,
+            min_idle: 3,
+            ..PoolConfig::default()
+        },
         ..PoolSettings::new(db.url())
     })
     .await
@@ -73,8 +84,11 @@ async fn the_pool_keeps_min_idle_connections_open() {
 #[tokio::test]
 async fn min_idle_above_max_connections_is_refused() {
     let settings = PoolSettings {
-        max_size: 2,
-        min_idle: 3,
+        pool: PoolConfig {
+            max_size: 2,
+            min_idle: 3,
+            ..PoolConfig::default()
+        },
         ..PoolSettings::new("postgres://127.0.0.1/x")
     };
     assert!(matches!(
@@ -146,9 +160,12 @@ async fn readiness_probe_reports_reachability() {
     PgProbe::new(pool).check().await.expect("reachable");
 
     let gone = Database::connect_lazy(PoolSettings {
-        min_idle: 0,
-        acquire_timeout: Duration::from_millis(300),
-        connect_timeout: Duration::from_millis(500),
+        pool: PoolConfig {
+            min_idle: 0,
+            acquire_timeout: Duration::from_millis(300),
+            connect_timeout: Duration::from_millis(500),
+            ..PoolConfig::default()
+        },
         ..PoolSettings::new("postgres://postgres@127.0.0.1:1/none")
     })
     .expect("lazy pool");
@@ -196,7 +213,10 @@ async fn a_silent_server_fails_start_up_within_the_connect_timeout() {
     let (_listener, url) = silent_server();
     let started = Instant::now();
     let result = Database::connect(PoolSettings {
-        connect_timeout: Duration::from_millis(500),
+        pool: PoolConfig {
+            connect_timeout: Duration::from_millis(500),
+            ..PoolConfig::default()
+        },
         ..PoolSettings::new(url)
     })
     .await;
@@ -208,9 +228,12 @@ async fn a_silent_server_fails_start_up_within_the_connect_timeout() {
 async fn a_checkout_never_waits_past_the_acquire_timeout() {
     let (_listener, url) = silent_server();
     let pool = Database::connect_lazy(PoolSettings {
-        min_idle: 0,
-        acquire_timeout: Duration::from_millis(300),
-        connect_timeout: Duration::from_secs(30),
+        pool: PoolConfig {
+            min_idle: 0,
+            acquire_timeout: Duration::from_millis(300),
+            connect_timeout: Duration::from_secs(30),
+            ..PoolConfig::default()
+        },
         ..PoolSettings::new(url)
     })
     .unwrap();
@@ -247,9 +270,12 @@ async fn backend_pids(pool: &Database, n: usize) -> std::collections::BTreeSet<i
 async fn idle_connections_within_min_idle_are_reused_after_the_idle_timeout() {
     let db = TestDb::new().await;
     let pool = Database::connect(PoolSettings {
-        max_size: 4,
-        min_idle: 2,
-        idle_timeout: Duration::from_millis(100),
+        pool: PoolConfig {
+            max_size: 4,
+            min_idle: 2,
+            idle_timeout: Duration::from_millis(100),
+            ..PoolConfig::default()
+        },
         ..PoolSettings::new(db.url())
     })
     .await
@@ -265,12 +291,9 @@ async fn idle_connections_within_min_idle_are_reused_after_the_idle_timeout() {
 async fn statements_past_the_statement_timeout_are_cancelled_by_postgres() {
     use diesel_async::RunQueryDsl;
     let db = TestDb::new().await;
-    let pool = Database::connect(PoolSettings {
-        statement_timeout: Some(Duration::from_millis(100)),
-        ..small_pool(db.url())
-    })
-    .await
-    .unwrap();
+    let mut settings = small_pool(db.url());
+    settings.pool.statement_timeout = Some(Duration::from_millis(100));
+    let pool = Database::connect(settings).await.unwrap();
     let mut conn = pool.get().await.unwrap();
     let started = Instant::now();
     let result = diesel::sql_query("SELECT pg_sleep(10)")

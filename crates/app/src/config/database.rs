@@ -1,0 +1,76 @@
+//! The database: whether there is one, how its pools are sized, and whether events go
+//! through it.
+
+use postgres_adapter::PoolConfig;
+
+use super::ConfigError;
+use super::env::{Env, FromEnv};
+use super::secret::RedactedUrl;
+
+/// Where data lives. The pool sizing is read and checked even without a database, so a
+/// bad `DB_*` value is refused whether or not `DATABASE_URL` is set today.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseSettings {
+    /// `None` serves from memory.
+    pub url: Option<RedactedUrl>,
+    /// Sizing and bounds, from `postgres_adapter`'s defaults. `statement_timeout` is
+    /// left unset here: it follows the request timeout (see `Settings::pool_settings`).
+    pub pool: PoolConfig,
+    /// `true`: events go through Postgres LISTEN/NOTIFY (every instance sharing the
+    /// database sees them); `false`: in-process only.
+    pub postgres_event_bus: bool,
+}
+
+impl FromEnv for DatabaseSettings {
+    fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
+        let url = env.raw("DATABASE_URL").map(RedactedUrl::new);
+        let pool = pool(env)?;
+        let postgres_event_bus = match env.raw("EVENT_BUS").as_deref() {
+            None => url.is_some(),
+            Some("postgres") if url.is_some() => true,
+            Some("postgres") => {
+                return Err(ConfigError {
+                    var: "EVENT_BUS",
+                    reason: "`postgres` needs DATABASE_URL".into(),
+                });
+            }
+            Some("memory") => false,
+            Some(other) => {
+                return Err(ConfigError {
+                    var: "EVENT_BUS",
+                    reason: format!("expected `memory` or `postgres`, got `{other}`"),
+                });
+            }
+        };
+        Ok(Self {
+            url,
+            pool,
+            postgres_event_bus,
+        })
+    }
+}
+
+/// The pool's sizing, starting from the adapter's defaults.
+fn pool(env: &Env<'_>) -> Result<PoolConfig, ConfigError> {
+    let defaults = PoolConfig::default();
+    let pool = PoolConfig {
+        max_size: env.positive("DB_MAX_CONNECTIONS", defaults.max_size)?,
+        min_idle: env.parse("DB_MIN_IDLE", defaults.min_idle)?,
+        max_lifetime: env.secs("DB_MAX_LIFETIME_SECS", defaults.max_lifetime)?,
+        idle_timeout: env.secs("DB_IDLE_TIMEOUT_SECS", defaults.idle_timeout)?,
+        acquire_timeout: env.millis("DB_ACQUIRE_TIMEOUT_MS", defaults.acquire_timeout)?,
+        connect_timeout: env.secs("DB_CONNECT_TIMEOUT_SECS", defaults.connect_timeout)?,
+        ..defaults
+    };
+    // The pool refuses this too, but only once it connects; say so at start-up.
+    if pool.min_idle > pool.max_size {
+        return Err(ConfigError {
+            var: "DB_MIN_IDLE",
+            reason: format!(
+                "{} exceeds DB_MAX_CONNECTIONS ({})",
+                pool.min_idle, pool.max_size
+            ),
+        });
+    }
+    Ok(pool)
+}
