@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use domain::chat::{ChatMessage, MessageId};
 use ports::auth::AuthService;
+use ports::client::TrustedProxies;
 use ports::live::{Delivery, Ended, Live, LiveError, Owner, Subscription};
-use ports::rate_limit::ClientKey;
 use ports::rate_limit::TokenBucket;
 use ports::users::UserService;
 use tonic::{Request, Response, Status, Streaming};
@@ -42,6 +42,7 @@ pub struct ChatGrpc {
     auth: Arc<dyn AuthService>,
     users: Arc<dyn UserService>,
     config: ChatConfig,
+    trusted_proxies: TrustedProxies,
 }
 
 impl ChatGrpc {
@@ -50,8 +51,10 @@ impl ChatGrpc {
         auth: Arc<dyn AuthService>,
         users: Arc<dyn UserService>,
         config: ChatConfig,
+        trusted_proxies: TrustedProxies,
     ) -> Self {
         Self {
+            trusted_proxies,
             live,
             auth,
             users,
@@ -71,7 +74,7 @@ impl ChatGrpc {
         };
         Ok(Owner {
             principal,
-            client: ClientKey::of(request.remote_addr().map(|a| a.ip())),
+            client: crate::client::client_key(request, &self.trusted_proxies),
             expires_at,
         })
     }

@@ -8,6 +8,7 @@
 
 mod auth;
 mod chat;
+mod client;
 mod deadline;
 mod health;
 mod incoming;
@@ -69,6 +70,9 @@ pub struct GrpcConfig {
     /// calls still running get `max_connection_age_grace` to finish.
     pub max_connection_age: Duration,
     pub max_connection_age_grace: Duration,
+    /// Peers whose `forwarded` / `x-forwarded-for` metadata names the client (an L7
+    /// proxy in front); empty: the TCP peer is the client.
+    pub trusted_proxies: ports::client::TrustedProxies,
 }
 
 impl Default for GrpcConfig {
@@ -83,6 +87,7 @@ impl Default for GrpcConfig {
             handshake_timeout: Duration::from_secs(10),
             max_connection_age: Duration::from_secs(60 * 60),
             max_connection_age_grace: Duration::from_secs(5 * 60),
+            trusted_proxies: ports::client::TrustedProxies::default(),
         }
     }
 }
@@ -120,6 +125,7 @@ pub async fn serve(
         state.users.clone(),
         state.auth.clone(),
         stop.clone(),
+        config.trusted_proxies.clone(),
     ))
     .max_decoding_message_size(config.max_message_bytes);
     let chat = pb::chat::chat_service_server::ChatServiceServer::new(chat::ChatGrpc::new(
@@ -127,6 +133,7 @@ pub async fn serve(
         state.auth.clone(),
         state.users.clone(),
         config.chat.clone(),
+        config.trusted_proxies.clone(),
     ))
     .max_decoding_message_size(config.max_message_bytes);
     let incoming = incoming::admit(

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use domain::users::{Role, User, UserId};
 use domain::{Cursor, Limit, Version};
 use ports::auth::AuthService;
-use ports::rate_limit::ClientKey;
+use ports::client::TrustedProxies;
 use ports::users::{CreateUser, ListUsers, UpdateUser, UserService, UserView};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
@@ -21,6 +21,7 @@ pub struct UsersGrpc {
     auth: Arc<dyn AuthService>,
     /// Cancelled when the server starts shutting down.
     stop: CancellationToken,
+    trusted_proxies: TrustedProxies,
 }
 
 impl UsersGrpc {
@@ -28,8 +29,14 @@ impl UsersGrpc {
         users: Arc<dyn UserService>,
         auth: Arc<dyn AuthService>,
         stop: CancellationToken,
+        trusted_proxies: TrustedProxies,
     ) -> Self {
-        Self { users, auth, stop }
+        Self {
+            users,
+            auth,
+            stop,
+            trusted_proxies,
+        }
     }
 }
 
@@ -94,7 +101,7 @@ impl user_service_server::UserService for UsersGrpc {
         request: Request<pb::CreateUserRequest>,
     ) -> Result<Response<pb::User>, Status> {
         let deadline = Deadline::of(&request);
-        let client = ClientKey::of(request.remote_addr().map(|a| a.ip()));
+        let client = crate::client::client_key(&request, &self.trusted_proxies);
         let r = request.into_inner();
         let command = CreateUser::parse(&r.name, &r.email, &r.password)
             .map_err(|errors| status(errors.into()))?;

@@ -161,7 +161,7 @@ fn tokens(pair: TokenPair) -> HttpResponse {
 
 /// The client's address as the rate limits key it.
 pub(crate) fn client_key(req: &HttpRequest) -> ports::rate_limit::ClientKey {
-    ports::rate_limit::ClientKey::of(req.peer_addr().map(|a| a.ip()))
+    ports::rate_limit::ClientKey::of(crate::client::client_ip(req))
 }
 
 fn rate_limited(wait: std::time::Duration) -> ApiError {

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use ports::client::TrustedProxies;
+
 /// The request deadline when no [`HttpConfig`] is registered.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// The JSON body limit when no [`HttpConfig`] is registered.
@@ -40,6 +42,9 @@ pub struct HttpConfig {
     /// Send `Strict-Transport-Security` (only when clients reach the service over TLS,
     /// e.g. behind a TLS-terminating proxy).
     pub hsts: bool,
+    /// Peers whose `Forwarded` / `X-Forwarded-For` name the client; empty: the TCP peer
+    /// is the client.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Default for HttpConfig {
@@ -57,6 +62,7 @@ impl Default for HttpConfig {
             auth_account_failures_per_hour: 100,
             cors_allowed_origins: Vec::new(),
             hsts: false,
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }

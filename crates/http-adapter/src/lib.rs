@@ -12,6 +12,7 @@
 //! two modules import each other.**
 
 mod auth;
+mod client;
 mod config;
 mod etag;
 mod extract;

@@ -51,11 +51,13 @@ pub async fn request_context(
     let request_id = request_id_from(&req);
     let route_slot = give_route_slot(&req);
     let facts = ResponseFacts::of(&req, &request_id);
+    let client = crate::client::client_ip(req.request());
     let span = tracing::info_span!(
         "request",
         request_id = %request_id,
         method = %req.method(),
         path = %req.path(),
+        client = client.map(tracing::field::display),
     );
     let result = match oversized_headers(&req) {
         None => next

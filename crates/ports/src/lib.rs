@@ -16,6 +16,7 @@
 
 pub mod auth;
 pub mod chat;
+pub mod client;
 pub mod health;
 pub mod jobs;
 pub mod live;

@@ -22,6 +22,7 @@ impl FromEnv for GrpcConfig {
                 .secs("GRPC_HANDSHAKE_TIMEOUT_SECS", defaults.handshake_timeout)?,
             max_connection_age: env
                 .secs("GRPC_MAX_CONNECTION_AGE_SECS", defaults.max_connection_age)?,
+            trusted_proxies: super::http::trusted_proxies(env, defaults.trusted_proxies.clone())?,
             ..defaults
         })
     }

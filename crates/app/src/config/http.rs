@@ -2,6 +2,7 @@
 //! defaults included, with the environment's overrides.
 
 use http_adapter::HttpConfig;
+use ports::client::TrustedProxies;
 
 use super::ConfigError;
 use super::env::{Env, FromEnv};
@@ -36,6 +37,21 @@ impl FromEnv for HttpConfig {
                 .list("CORS_ALLOWED_ORIGINS")
                 .unwrap_or(defaults.cors_allowed_origins),
             hsts: env.parse("HSTS", defaults.hsts)?,
+            trusted_proxies: trusted_proxies(env, defaults.trusted_proxies)?,
         })
+    }
+}
+
+/// `TRUSTED_PROXIES`, which HTTP and gRPC both honour.
+pub(super) fn trusted_proxies(
+    env: &Env<'_>,
+    default: TrustedProxies,
+) -> Result<TrustedProxies, ConfigError> {
+    match env.raw("TRUSTED_PROXIES") {
+        None => Ok(default),
+        Some(raw) => TrustedProxies::parse(&raw).map_err(|reason| ConfigError {
+            var: "TRUSTED_PROXIES",
+            reason,
+        }),
     }
 }

@@ -456,6 +456,57 @@ async fn failures_from_elsewhere_do_not_lock_the_owner_out() {
     }
 }
 
+/// Attack: behind a proxy the TCP peer is the proxy, so every client shared one login
+/// budget and the fourth attempt anywhere locked everyone out; and believing
+/// `X-Forwarded-For` from anyone would let a client pick a fresh budget per request.
+/// Now the header counts only from a peer in `TRUSTED_PROXIES`.
+#[tokio::test]
+async fn forwarded_addresses_count_only_from_trusted_proxies() {
+    let app = spawn_app_with(|s| {
+        s.http.auth_rate_limit_per_minute = 3;
+        s.http.trusted_proxies = ports::client::TrustedProxies::parse("127.0.0.1").unwrap();
+    })
+    .await;
+    let attempts = async |client: &reqwest::Client, forwarded_for: &str| {
+        let mut statuses = Vec::new();
+        for _ in 0..4 {
+            let response = client
+                .post(app.url("/api/auth/login"))
+                .header("x-forwarded-for", forwarded_for)
+                .json(&json!({"email": "nobody@example.com", "password": "guess guess guess"}))
+                .send()
+                .await
+                .unwrap();
+            statuses.push(response.status().as_u16());
+        }
+        statuses
+    };
+    // Through the trusted proxy, two clients have a budget each.
+    let proxy = client_from("127.0.0.1");
+    assert_eq!(attempts(&proxy, "198.51.100.1").await, [401, 401, 401, 429]);
+    assert_eq!(attempts(&proxy, "198.51.100.2").await, [401, 401, 401, 429]);
+    // A spoofed chain does not help either: the rightmost untrusted address counts.
+    assert_eq!(
+        attempts(&proxy, "203.0.113.77, 198.51.100.2").await,
+        [429, 429, 429, 429]
+    );
+    // From a peer that is not trusted, the header changes nothing: one budget for the
+    // peer, whatever each request claims.
+    let direct = client_from("127.0.0.2");
+    let mut statuses = Vec::new();
+    for n in 0..4 {
+        let response = direct
+            .post(app.url("/api/auth/login"))
+            .header("x-forwarded-for", format!("192.0.2.{n}"))
+            .json(&json!({"email": "nobody@example.com", "password": "guess guess guess"}))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses, [401, 401, 401, 429]);
+}
+
 mod live {
     use std::time::Duration;
 
