@@ -104,7 +104,7 @@ pub(crate) fn wire(
     db: Option<&Databases>,
     secret: Vec<u8>,
 ) -> anyhow::Result<Wiring> {
-    let fingerprint_key = fingerprint_key(&secret);
+    let fingerprint_key = fingerprint_key(settings, &secret);
     struct Stores {
         users: Arc<dyn UserRepository>,
         posts: Arc<dyn PostRepository>,
@@ -247,12 +247,24 @@ pub(crate) fn signing_secret(settings: &Settings) -> anyhow::Result<Vec<u8>> {
     })
 }
 
-/// The `Idempotency-Key` fingerprint key, derived from the signing secret so every
-/// instance sharing `JWT_SECRET` agrees, without reusing the signing key itself.
-fn fingerprint_key(secret: &[u8]) -> http_adapter::FingerprintKey {
+/// The `Idempotency-Key` fingerprint key: from `IDEMPOTENCY_SECRET`, which outlives
+/// signing-key rotations; else derived from the signing key (without reusing it), so
+/// instances sharing `JWT_SECRET` still agree until it rotates.
+fn fingerprint_key(settings: &Settings, signing_key: &[u8]) -> http_adapter::FingerprintKey {
     use sha2::Digest;
     let mut hash = sha2::Sha256::new();
     hash.update(b"idempotency-fingerprint\0");
-    hash.update(secret);
+    match &settings.auth.idempotency_secret {
+        Some(secret) => hash.update(secret.expose()),
+        None => {
+            if settings.database.url.is_some() {
+                tracing::warn!(
+                    "IDEMPOTENCY_SECRET is not set: request fingerprints are keyed by \
+                     JWT_SECRET, so rotating it turns retried requests into 422s"
+                );
+            }
+            hash.update(signing_key);
+        }
+    }
     http_adapter::FingerprintKey(hash.finalize().into())
 }

@@ -17,6 +17,9 @@ pub struct AuthSettings {
     pub jwt_secret: Option<Secret<Vec<u8>>>,
     /// Earlier signing keys, still accepted for verification during a rotation.
     pub jwt_previous_secrets: Vec<Secret<Vec<u8>>>,
+    /// Keys the `Idempotency-Key` request fingerprints, on every instance alike. `None`:
+    /// derived from the signing key, so a key rotation turns retries into 422s.
+    pub idempotency_secret: Option<Secret<Vec<u8>>>,
     pub jwt_issuer: String,
     pub jwt_audience: String,
     pub jwt_ttl: Duration,
@@ -75,6 +78,9 @@ impl FromEnv for AuthSettings {
                 .into_iter()
                 .map(|key| Secret::new(key.into_bytes()))
                 .collect(),
+            idempotency_secret: env
+                .raw("IDEMPOTENCY_SECRET")
+                .map(|key| Secret::new(key.into_bytes())),
             jwt_issuer: env
                 .raw("JWT_ISSUER")
                 .unwrap_or_else(|| "users-service".into()),
@@ -126,6 +132,17 @@ impl AuthSettings {
             return Err(ConfigError {
                 var: "JWT_PREVIOUS_SECRETS",
                 reason: format!("a key {reason}"),
+            });
+        }
+        if let Some(secret) = &self.idempotency_secret
+            && let Some(reason) = guessable(secret.expose())
+                .or_else(|| (secret.expose().len() < MIN_SECRET_BYTES).then_some("is too short"))
+        {
+            return Err(ConfigError {
+                var: "IDEMPOTENCY_SECRET",
+                reason: format!(
+                    "{reason} (at least {MIN_SECRET_BYTES} random bytes; e.g. `openssl rand -hex 32`)"
+                ),
             });
         }
         let min = MIN_SECRET_BYTES;

@@ -188,3 +188,79 @@ async fn a_rotated_signing_key_keeps_old_tokens_valid() {
     let (status, _) = after.get_as(&old_token, "/api/users/me").await;
     assert_eq!(status, 200);
 }
+
+const OLD_KEY: &str = "the-old-signing-key-0123456789abcdef-old";
+const NEW_KEY: &str = "the-new-signing-key-0123456789abcdef-new";
+
+/// A rolling rotation runs old and new instances side by side. Phase one deploys the new
+/// key as a previous one everywhere; phase two promotes it. Between the phases, tokens
+/// from either kind of instance are good on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn during_a_two_phase_key_rotation_every_instance_accepts_every_token() {
+    let db = test_support::TestDb::new().await;
+    let phase_one = spawn_with(settings(
+        Some(db.url()),
+        &[("JWT_SECRET", OLD_KEY), ("JWT_PREVIOUS_SECRETS", NEW_KEY)],
+    ))
+    .await;
+    let promoted = spawn_with(settings(
+        Some(db.url()),
+        &[("JWT_SECRET", NEW_KEY), ("JWT_PREVIOUS_SECRETS", OLD_KEY)],
+    ))
+    .await;
+    phase_one.create_user("Ada", "ada@example.com").await;
+    let old_token = phase_one.login("ada@example.com", PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let new_token = promoted.login("ada@example.com", PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for (instance, token) in [(&promoted, &old_token), (&phase_one, &new_token)] {
+        let (status, body) = instance.get_as(token, "/api/users/me").await;
+        assert_eq!(status, 200, "{body}");
+    }
+}
+
+/// `IDEMPOTENCY_SECRET` keys the request fingerprints apart from the signing key: a
+/// retry that lands on an instance already rotated to a new `JWT_SECRET` still replays
+/// the first answer, instead of being refused as a different request (422).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_replays_across_a_signing_key_rotation() {
+    let db = test_support::TestDb::new().await;
+    let idempotency = (
+        "IDEMPOTENCY_SECRET",
+        "idempotency-key-0123456789abcdef-0123456789",
+    );
+    let before = spawn_with(settings(
+        Some(db.url()),
+        &[("JWT_SECRET", OLD_KEY), idempotency],
+    ))
+    .await;
+    let after = spawn_with(settings(
+        Some(db.url()),
+        &[
+            ("JWT_SECRET", NEW_KEY),
+            ("JWT_PREVIOUS_SECRETS", OLD_KEY),
+            idempotency,
+        ],
+    ))
+    .await;
+    let register = async |app: &TestApp| {
+        app.client
+            .post(app.url("/api/users"))
+            .header("idempotency-key", "signup-1")
+            .json(&serde_json::json!({
+                "name": "Ada", "email": "ada@example.com", "password": PASSWORD,
+            }))
+            .send()
+            .await
+            .unwrap()
+    };
+    let first = register(&before).await;
+    assert_eq!(first.status(), 201);
+    let retry = register(&after).await;
+    assert_eq!(retry.status(), 201);
+    assert_eq!(retry.headers()["idempotent-replayed"], "true");
+}
