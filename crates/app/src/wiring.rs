@@ -59,7 +59,12 @@ impl Databases {
             },
         })
         .await?;
-        let applied = postgres_adapter::run_migrations(url.expose()).await?;
+        let applied = if settings.database.migrate_on_start {
+            postgres_adapter::run_migrations(url.expose()).await?
+        } else {
+            postgres_adapter::check_schema(url.expose()).await?;
+            Vec::new()
+        };
         let jobs = Database::connect(PoolSettings {
             url: request_pool.url,
             pool: PoolConfig {

@@ -34,7 +34,7 @@ pub use events::PgEventBus;
 pub use health::PgProbe;
 pub use idempotency::PgIdempotencyStore;
 pub use jobs::PgJobQueue;
-pub use migrations::{MigrateError, run_migrations};
+pub use migrations::{MigrateError, check_schema, run_migrations};
 pub use pool::{ConnectError, Database, PoolConfig, PoolSettings, redact_url};
 pub use posts::PgPostRepository;
 pub use refresh::PgRefreshTokenStore;

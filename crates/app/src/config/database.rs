@@ -19,6 +19,9 @@ pub struct DatabaseSettings {
     /// `true`: events go through Postgres LISTEN/NOTIFY (every instance sharing the
     /// database sees them); `false`: in-process only.
     pub postgres_event_bus: bool,
+    /// `true`: start-up applies pending migrations; `false`: they are a deploy step
+    /// (`app migrate`), and start-up refuses a schema that lacks any.
+    pub migrate_on_start: bool,
 }
 
 impl FromEnv for DatabaseSettings {
@@ -46,6 +49,7 @@ impl FromEnv for DatabaseSettings {
             url,
             pool,
             postgres_event_bus,
+            migrate_on_start: env.parse("MIGRATE_ON_START", true)?,
         })
     }
 }

@@ -83,3 +83,21 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// With migrations a deploy step (`MIGRATE_ON_START=false`), an instance started before
+/// them refuses to serve a schema it was not written for, and says what to run; once
+/// `app migrate` has run, it starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_migrate_on_start_a_stale_schema_is_refused_until_migrated() {
+    let db = test_support::TestDb::empty().await;
+    let settings = settings(Some(db.url()), &[("MIGRATE_ON_START", "false")]);
+    let refused = app::Application::build(&settings)
+        .await
+        .err()
+        .expect("a schema without migrations is refused");
+    assert!(format!("{refused:#}").contains("app migrate"), "{refused:#}");
+    postgres_adapter::run_migrations(db.url()).await.unwrap();
+    let app = spawn_with(settings).await;
+    let (status, _) = app.get("/api/health/ready").await;
+    assert_eq!(status, 200);
+}

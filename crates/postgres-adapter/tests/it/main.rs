@@ -4,5 +4,6 @@
 #![allow(clippy::unwrap_used)] // tests unwrap: a failure there is the test failing
 
 mod contract;
+mod migrations;
 mod pool;
 mod schema;
