@@ -12,6 +12,7 @@ use domain::idempotency::IdempotencyStore;
 use domain::jobs::JobQueue;
 use domain::mail::Mailer;
 use domain::posts::PostRepository;
+use domain::rate_limit::RateLimitStore;
 use domain::users::UserRepository;
 use http_adapter::ApiState;
 use memory_adapter::{
@@ -24,10 +25,11 @@ use ports::health::HealthChecker;
 use ports::jobs::{JobRunner, Jobs};
 use ports::live::Live;
 use ports::posts::Posts;
+use ports::rate_limit::LocalRateLimits;
 use ports::users::Users;
 use postgres_adapter::{
     Database, PgChatRepository, PgEventBus, PgIdempotencyStore, PgJobQueue, PgPostRepository,
-    PgProbe, PgRefreshTokenStore, PgUserRepository, PoolConfig, PoolSettings,
+    PgProbe, PgRateLimitStore, PgRefreshTokenStore, PgUserRepository, PoolConfig, PoolSettings,
 };
 
 use crate::config::Settings;
@@ -115,6 +117,7 @@ pub(crate) fn wire(
         posts: Arc<dyn PostRepository>,
         refresh_tokens: Arc<dyn RefreshTokenStore>,
         idempotency: Arc<dyn IdempotencyStore>,
+        rate_limits: Arc<dyn RateLimitStore>,
         queue: Arc<dyn JobQueue>,
         chat: Arc<dyn ChatRepository>,
         bus: Arc<dyn EventBus>,
@@ -126,6 +129,7 @@ pub(crate) fn wire(
             posts: Arc::new(PgPostRepository::new(main.clone())),
             refresh_tokens: Arc::new(PgRefreshTokenStore::new(main.clone())),
             idempotency: Arc::new(PgIdempotencyStore::new(main.clone())),
+            rate_limits: Arc::new(PgRateLimitStore::new(main.clone())),
             queue: Arc::new(PgJobQueue::new(jobs.clone(), url)),
             chat: Arc::new(PgChatRepository::new(main.clone())),
             bus: if settings.database.postgres_event_bus {
@@ -144,6 +148,7 @@ pub(crate) fn wire(
                 users: Arc::new(users),
                 refresh_tokens: Arc::new(MemoryRefreshTokenStore::new()),
                 idempotency: Arc::new(MemoryIdempotencyStore::new()),
+                rate_limits: Arc::new(LocalRateLimits::default()),
                 chat: Arc::new(MemoryChatRepository::new()),
                 bus: Arc::new(MemoryEventBus::default()),
                 probe: Arc::new(MemoryProbe),
@@ -155,6 +160,7 @@ pub(crate) fn wire(
         posts,
         refresh_tokens,
         idempotency,
+        rate_limits,
         queue,
         chat,
         bus,
@@ -200,9 +206,11 @@ pub(crate) fn wire(
             )
             .with_job_max_attempts(settings.jobs.max_attempts)
             .with_registration_limit(settings.users.registration_rate_limit_per_minute)
+            .with_rate_limits(rate_limits.clone())
             .with_events(bus.clone()),
         ),
         jobs: Arc::new(Jobs::new(queue.clone())),
+        rate_limits,
         posts: Arc::new(Posts::new(posts, users.clone()).with_events(bus.clone())),
         live: live.clone(),
         ws: settings.ws.clone(),

@@ -18,6 +18,7 @@ pub mod idempotency;
 pub mod jobs;
 pub mod mail;
 pub mod posts;
+pub mod rate_limit;
 pub mod refresh;
 pub mod users;
 
@@ -171,6 +172,20 @@ macro_rules! chat_repository_contract {
     };
 }
 
+/// Expands to one test per [`RateLimitStore`](domain::rate_limit::RateLimitStore) case;
+/// `$make` returns an empty store.
+#[macro_export]
+macro_rules! rate_limit_store_contract {
+    ($make:path) => {
+        $crate::contract_cases!($make, rate_limit;
+            a_budget_allows_its_limit_then_refuses_spending_nothing,
+            keys_and_budgets_are_independent,
+            peek_spends_nothing_record_spends_past_the_limit_and_refund_gives_back,
+            concurrent_takes_never_exceed_the_budget,
+        );
+    };
+}
+
 /// Expands to one test per [`EventBus`](domain::events::EventBus) case.
 #[macro_export]
 macro_rules! event_bus_contract {
@@ -212,6 +227,7 @@ mod tests {
             ("jobs", include_str!("jobs.rs")),
             ("mail", include_str!("mail.rs")),
             ("posts", include_str!("posts.rs")),
+            ("rate_limit", include_str!("rate_limit.rs")),
             ("refresh", include_str!("refresh.rs")),
             ("users", include_str!("users.rs")),
         ];

@@ -15,6 +15,7 @@ pub mod jobs;
 pub mod mail;
 pub mod pagination;
 pub mod posts;
+pub mod rate_limit;
 pub mod users;
 mod version;
 

@@ -164,13 +164,6 @@ pub(crate) fn client_key(req: &HttpRequest) -> ports::rate_limit::ClientKey {
     ports::rate_limit::ClientKey::of(crate::client::client_ip(req))
 }
 
-fn rate_limited(wait: std::time::Duration) -> ApiError {
-    let mut problem = Problem::for_status(StatusCode::TOO_MANY_REQUESTS);
-    problem.detail = "too many attempts; retry later".into();
-    problem.retry_after = Some(wait.as_secs().max(1));
-    ApiError::problem(problem)
-}
-
 /// A short, fixed-size stand-in for a secret or an unbounded input in a limiter key.
 fn fingerprint(value: &str) -> String {
     Sha256::digest(value.as_bytes())[..12]
@@ -201,37 +194,37 @@ pub(crate) async fn login(
     );
     let ip = format!("ip:{}", client_key(&req));
     let pair = format!("{account}|{ip}");
-    limits.login.check(&[&ip]).map_err(rate_limited)?;
+    let standing = limits.take(&limits.login, &ip).await?;
     // The account's ceiling holds for every address but those the owner signed in from
     // lately: someone else's failures never lock them out there.
     let known = limits.known_addresses.contains(&pair);
     if !known {
-        limits
-            .account_failures
-            .check(&[&account])
-            .map_err(rate_limited)?;
+        limits.take(&limits.account_failures, &account).await?;
     }
     let outcome = auth.login(&body.email, &body.password).await;
-    match &outcome {
+    let store = &limits.store;
+    let failures = &limits.account_failures;
+    // A bookkeeping failure (the store away) must not turn an answered login into an
+    // error: the attempt is counted or not, and the answer stands.
+    let kept = match &outcome {
         Ok(_) => {
             limits.known_addresses.insert(&pair);
-            if !known {
-                limits.account_failures.refund(&account);
-            }
-        }
-        Err(domain::Error::Unauthorized(_)) => {
             if known {
-                limits.account_failures.record(&[&account]);
+                Ok(())
+            } else {
+                store.refund(failures, &account).await
             }
         }
+        Err(domain::Error::Unauthorized(_)) if known => store.record(failures, &account).await,
+        Err(domain::Error::Unauthorized(_)) => Ok(()),
         // Not a failure of the password: nothing to count.
-        Err(_) => {
-            if !known {
-                limits.account_failures.refund(&account);
-            }
-        }
+        Err(_) if known => Ok(()),
+        Err(_) => store.refund(failures, &account).await,
+    };
+    if let Err(error) = kept {
+        tracing::warn!(%error, "counting a login attempt failed");
     }
-    Ok(tokens(outcome?))
+    Ok(standing.on(tokens(outcome?)))
 }
 
 /// Spend a refresh token for a new token pair.
@@ -249,15 +242,18 @@ pub(crate) async fn refresh(
     req: HttpRequest,
     Json(body): Json<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    limits
-        .refresh
-        .check(&[
-            &format!("ip:{}", client_key(&req)),
-            &format!("token:{}", fingerprint(&body.refresh_token)),
-        ])
-        .map_err(rate_limited)?;
+    let ip = format!("ip:{}", client_key(&req));
+    let standing = limits.take(&limits.refresh, &ip).await?;
+    let token = format!("token:{}", fingerprint(&body.refresh_token));
+    if let Err(refused) = limits.take(&limits.refresh, &token).await {
+        // The attempt was not made: the address gets its attempt back.
+        if let Err(error) = limits.store.refund(&limits.refresh, &ip).await {
+            tracing::warn!(%error, "giving back a refresh attempt failed");
+        }
+        return Err(refused);
+    }
     let pair = auth.refresh(&body.refresh_token).await?;
-    Ok(tokens(pair))
+    Ok(standing.on(tokens(pair)))
 }
 
 /// Revoke a refresh token.

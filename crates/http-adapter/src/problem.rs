@@ -34,6 +34,9 @@ pub struct Problem {
     /// Sent as the `Retry-After` header, in seconds (with 429 and 503).
     #[serde(skip)]
     pub retry_after: Option<u64>,
+    /// Sent as the `RateLimit-Policy` and `RateLimit` headers (with 429).
+    #[serde(skip)]
+    pub rate_limit: Option<(String, String)>,
 }
 
 /// One invalid field.
@@ -64,6 +67,7 @@ impl Problem {
             checks: None,
             www_authenticate: None,
             retry_after: None,
+            rate_limit: None,
         }
     }
 
@@ -126,6 +130,10 @@ impl Problem {
             .or((self.status == StatusCode::SERVICE_UNAVAILABLE.as_u16()).then_some(1));
         if let Some(seconds) = retry_after {
             response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+        }
+        if let Some((policy, standing)) = &self.rate_limit {
+            response.insert_header(("ratelimit-policy", policy.as_str()));
+            response.insert_header(("ratelimit", standing.as_str()));
         }
         if let Some(challenge) = &self.www_authenticate {
             response.insert_header((header::WWW_AUTHENTICATE, challenge.as_str()));

@@ -34,6 +34,9 @@ pub struct ApiState {
     /// Remembers `Idempotency-Key`s of creating requests.
     pub idempotency: Idempotency,
     pub jobs: Arc<dyn JobService>,
+    /// Where the credential endpoints' budgets are counted (with a database: shared by
+    /// every instance).
+    pub rate_limits: Arc<dyn domain::rate_limit::RateLimitStore>,
     /// This instance's live sessions and the chat use cases behind them, shared with
     /// every streaming transport.
     pub live: Arc<Live>,
@@ -127,7 +130,7 @@ pub fn openapi_yaml() -> String {
 
 /// The application: routes and middleware, ready for `HttpServer` or `actix_web::test`.
 pub fn app(state: ApiState, config: HttpConfig) -> App<impl ServesRequests> {
-    let limits = web::Data::new(CredentialLimits::new(&config));
+    let limits = web::Data::new(CredentialLimits::new(&config, state.rate_limits.clone()));
     app_with(state, config, limits)
 }
 
@@ -243,7 +246,7 @@ pub fn server(
     state: ApiState,
     config: HttpConfig,
 ) -> std::io::Result<actix_web::dev::Server> {
-    let limits = web::Data::new(CredentialLimits::new(&config));
+    let limits = web::Data::new(CredentialLimits::new(&config, state.rate_limits.clone()));
     let mut builder = {
         let config = config.clone();
         HttpServer::new(move || {

@@ -11,6 +11,8 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use domain::rate_limit::{Budget, RateLimitStore, Taken};
+
 /// Who an anonymous request comes from, as the limits count it: an IPv4 address, or
 /// the /64 of an IPv6 one, which is what one subscriber usually gets (per-address keys
 /// would give them 2^64 budgets). IPv4-mapped IPv6 addresses count as IPv4.
@@ -109,6 +111,13 @@ impl TokenBuckets {
             let next = self.spent(table.get(*key).copied(), now);
             table.insert((*key).to_owned(), next);
         }
+    }
+
+    /// How far ahead of now the key's bucket is full again (zero: full).
+    pub fn ahead(&self, key: &str) -> Duration {
+        self.table().get(key).map_or(Duration::ZERO, |full_at| {
+            full_at.saturating_duration_since(Instant::now())
+        })
     }
 
     /// Gives a key its whole budget back.
@@ -400,4 +409,64 @@ impl TokenBucket {
     pub fn refused(&self) -> u32 {
         self.refused
     }
+}
+
+/// [`RateLimitStore`] in this process: each budget's keys in a [`TokenBuckets`] table.
+/// For the embedded default, where there is one instance; with a database, the store
+/// is Postgres' and every instance shares the count.
+#[derive(Debug, Default)]
+pub struct LocalRateLimits {
+    budgets: Mutex<HashMap<Budget, std::sync::Arc<TokenBuckets>>>,
+}
+
+impl LocalRateLimits {
+    fn buckets(&self, budget: &Budget) -> std::sync::Arc<TokenBuckets> {
+        // As many entries as budgets the code names: a handful.
+        self.budgets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(*budget)
+            .or_insert_with(|| {
+                std::sync::Arc::new(TokenBuckets::new(budget.limit(), budget.window()))
+            })
+            .clone()
+    }
+}
+
+#[async_trait::async_trait]
+impl RateLimitStore for LocalRateLimits {
+    async fn take(&self, budget: &Budget, key: &str) -> Result<Taken, domain::Error> {
+        let buckets = self.buckets(budget);
+        Ok(match buckets.check(&[key]) {
+            Ok(()) => Taken::Allowed(budget.remaining(buckets.ahead(key))),
+            Err(retry_after) => Taken::Refused { retry_after },
+        })
+    }
+
+    async fn peek(&self, budget: &Budget, key: &str) -> Result<Taken, domain::Error> {
+        let buckets = self.buckets(budget);
+        Ok(match buckets.peek(&[key]) {
+            Ok(()) => Taken::Allowed(budget.remaining(buckets.ahead(key))),
+            Err(retry_after) => Taken::Refused { retry_after },
+        })
+    }
+
+    async fn record(&self, budget: &Budget, key: &str) -> Result<(), domain::Error> {
+        self.buckets(budget).record(&[key]);
+        Ok(())
+    }
+
+    async fn refund(&self, budget: &Budget, key: &str) -> Result<(), domain::Error> {
+        self.buckets(budget).refund(key);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod local_store_contract {
+    async fn store() -> (super::LocalRateLimits, ()) {
+        (super::LocalRateLimits::default(), ())
+    }
+
+    contract_tests::rate_limit_store_contract!(store);
 }

@@ -8,7 +8,8 @@ use domain::posts::{Post, PostRepository};
 use domain::users::{Email, Role, User, UserChanges, UserId, UserName, UserRepository};
 use domain::{Cursor, Error, Limit, Page, ValidationErrors, Version};
 
-use crate::rate_limit::{ClientKey, TokenBuckets};
+use crate::rate_limit::ClientKey;
+use domain::rate_limit::{Budget, RateLimitStore, Taken};
 
 /// Registers a user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -238,8 +239,10 @@ pub struct Users {
     refresh_tokens: Arc<dyn RefreshTokenStore>,
     fanout_deadline: Duration,
     job_max_attempts: u32,
-    /// Registrations per client address; shared by every transport.
-    registrations: TokenBuckets,
+    /// Registrations per client address; shared by every transport (and, in a shared
+    /// store, by every instance).
+    registrations: Budget,
+    rate_limits: Arc<dyn RateLimitStore>,
     /// Where account changes go, so every instance's live sessions follow them.
     events: Option<Arc<dyn domain::events::EventBus>>,
 }
@@ -259,7 +262,8 @@ impl Users {
             refresh_tokens,
             fanout_deadline,
             job_max_attempts: 5,
-            registrations: TokenBuckets::per_minute(Self::REGISTRATIONS_PER_MINUTE),
+            registrations: Budget::per_minute("registration", Self::REGISTRATIONS_PER_MINUTE),
+            rate_limits: Arc::new(crate::rate_limit::LocalRateLimits::default()),
             events: None,
         }
     }
@@ -285,7 +289,14 @@ impl Users {
 
     /// At most `per_minute` registrations per client address (IPv6: per /64).
     pub fn with_registration_limit(mut self, per_minute: u32) -> Self {
-        self.registrations = TokenBuckets::per_minute(per_minute);
+        self.registrations = Budget::per_minute("registration", per_minute);
+        self
+    }
+
+    /// Counts registrations in `store` (shared by every instance on it) instead of in
+    /// this process.
+    pub fn with_rate_limits(mut self, store: Arc<dyn RateLimitStore>) -> Self {
+        self.rate_limits = store;
         self
     }
 
@@ -299,9 +310,13 @@ impl Users {
 #[async_trait]
 impl UserService for Users {
     async fn create(&self, command: CreateUser, client: ClientKey) -> Result<User, Error> {
-        self.registrations
-            .check(&[client.as_str()])
-            .map_err(|retry_after| Error::RateLimited { retry_after })?;
+        if let Taken::Refused { retry_after } = self
+            .rate_limits
+            .take(&self.registrations, client.as_str())
+            .await?
+        {
+            return Err(Error::RateLimited { retry_after });
+        }
         // A taken address is answered before the (costly, bounded) hash. It says no
         // more than the 409 after a hash would: that the address is registered.
         if self

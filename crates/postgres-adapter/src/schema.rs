@@ -81,6 +81,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    rate_limits (budget, key) {
+        budget -> Text,
+        key -> Text,
+        full_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(refresh_tokens -> users (user_id));
 diesel::joinable!(chat_messages -> users (author_id));
 diesel::joinable!(posts -> users (author_id));
@@ -90,5 +98,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     posts,
     idempotency_keys,
     jobs,
-    chat_messages
+    chat_messages,
+    rate_limits
 );

@@ -95,7 +95,10 @@ async fn without_migrate_on_start_a_stale_schema_is_refused_until_migrated() {
         .await
         .err()
         .expect("a schema without migrations is refused");
-    assert!(format!("{refused:#}").contains("app migrate"), "{refused:#}");
+    assert!(
+        format!("{refused:#}").contains("app migrate"),
+        "{refused:#}"
+    );
     postgres_adapter::run_migrations(db.url()).await.unwrap();
     let app = spawn_with(settings).await;
     let (status, _) = app.get("/api/health/ready").await;

@@ -1337,3 +1337,41 @@ async fn private_answers_are_not_cached_and_the_docs_page_has_a_content_security
         "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
     );
 }
+
+/// Attack: each instance counted login attempts on its own, so N instances behind a
+/// load balancer allowed N times the guesses. With a database the budgets are counted
+/// there, by every instance together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_budgets_are_shared_by_every_instance_on_the_database() {
+    let db = test_support::TestDb::new().await;
+    let one = spawn_with(settings(Some(db.url()), &[])).await;
+    let two = spawn_with(settings(Some(db.url()), &[])).await;
+    let mut statuses = Vec::new();
+    let mut last = None;
+    for n in 0..11 {
+        let app = if n % 2 == 0 { &one } else { &two };
+        let response = app
+            .client
+            .post(app.url("/api/auth/login"))
+            .json(&json!({"email": "nobody@example.com", "password": "guess guess guess"}))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+        last = Some(response);
+    }
+    // AUTH_RATE_LIMIT_PER_MINUTE (10) over both instances together.
+    assert_eq!(statuses[..10], [401; 10]);
+    assert_eq!(statuses[10], 429);
+    let refused = last.unwrap();
+    assert!(refused.headers().contains_key("retry-after"));
+    assert_eq!(refused.headers()["ratelimit-policy"], "\"login\";q=10;w=60");
+    assert!(
+        refused.headers()["ratelimit"]
+            .to_str()
+            .unwrap()
+            .starts_with("\"login\";r=0;t="),
+        "{:?}",
+        refused.headers()["ratelimit"]
+    );
+}

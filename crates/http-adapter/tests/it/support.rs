@@ -110,6 +110,7 @@ pub fn with_auth(users: impl UserService, auth: impl AuthService) -> ApiState {
             fingerprint_key: http_adapter::FingerprintKey([7; 32]),
         },
         jobs: Arc::new(MockJobService::new()),
+        rate_limits: Arc::new(ports::rate_limit::LocalRateLimits::default()),
         live: ports::live::Live::start(
             Arc::new(ports::chat::MockChatService::new()),
             Arc::new(memory_adapter::MemoryEventBus::default()),

@@ -83,8 +83,18 @@ async fn bus() -> (postgres_adapter::PgEventBus, TestDb) {
     (postgres_adapter::PgEventBus::new(pool, db.url()), db)
 }
 
+async fn rate_limits() -> (postgres_adapter::PgRateLimitStore, TestDb) {
+    let db = TestDb::new().await;
+    let pool = Database::connect(small_pool(db.url())).await.expect("pool");
+    (postgres_adapter::PgRateLimitStore::new(pool), db)
+}
+
 mod chat {
     contract_tests::chat_repository_contract!(super::chat);
+}
+
+mod rate_limit {
+    contract_tests::rate_limit_store_contract!(super::rate_limits);
 }
 
 mod events {
