@@ -176,10 +176,10 @@ fn fingerprint(value: &str) -> String {
 #[utoipa::path(post, path = "/api/auth/login", tag = "auth",
     request_body = LoginRequest,
     responses(
-        (status = 200, description = "Logged in", body = TokenResponse),
+        (status = 200, description = "Logged in", body = TokenResponse, headers(("RateLimit-Policy" = String, description = "The per-address budget, e.g. `\"login\";q=10;w=60`"), ("RateLimit" = String, description = "Attempts left and seconds until one more, e.g. `\"login\";r=9;t=6`"))),
         (status = 401, description = "Wrong e-mail or password", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many attempts from this client address, or too many failures for this account this hour (addresses it signed in from lately excepted)", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+            headers(("Retry-After" = u64, description = "Seconds to wait"), ("RateLimit-Policy" = String, description = "The per-address budget, e.g. `\"login\";q=10;w=60`"), ("RateLimit" = String, description = "Attempts left and seconds until one more, e.g. `\"login\";r=9;t=6`"))),
         (status = 503, description = "Database unavailable, or password hashing at capacity", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn login(
@@ -231,10 +231,11 @@ pub(crate) async fn login(
 #[utoipa::path(post, path = "/api/auth/refresh", tag = "auth",
     request_body = RefreshRequest,
     responses(
-        (status = 200, description = "A new pair; the presented token is spent", body = TokenResponse),
+        (status = 200, description = "A new pair; the presented token is spent", body = TokenResponse, headers(("RateLimit-Policy" = String, description = "The per-address budget, e.g. `\"login\";q=10;w=60`"), ("RateLimit" = String, description = "Attempts left and seconds until one more, e.g. `\"login\";r=9;t=6`"))),
         (status = 401, description = "Unknown, expired, revoked or already spent (which revokes its family)",
             body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many attempts", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"), ("RateLimit-Policy" = String, description = "The per-address budget, e.g. `\"login\";q=10;w=60`"), ("RateLimit" = String, description = "Attempts left and seconds until one more, e.g. `\"login\";r=9;t=6`"))),
     ))]
 pub(crate) async fn refresh(
     auth: web::Data<dyn AuthService>,
