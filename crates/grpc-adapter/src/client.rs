@@ -9,9 +9,6 @@ pub(crate) fn client_key<T>(request: &Request<T>, trusted: &TrustedProxies) -> C
     let Some(peer) = request.remote_addr().map(|a| a.ip()) else {
         return ClientKey::of(None);
     };
-    if !trusted.contains(peer) {
-        return ClientKey::of(Some(peer));
-    }
     let joined = |name: &str| {
         let lines: Vec<&str> = request
             .metadata()
@@ -21,9 +18,5 @@ pub(crate) fn client_key<T>(request: &Request<T>, trusted: &TrustedProxies) -> C
             .collect();
         (!lines.is_empty()).then(|| lines.join(","))
     };
-    ClientKey::of(Some(trusted.client(
-        peer,
-        joined("forwarded").as_deref(),
-        joined("x-forwarded-for").as_deref(),
-    )))
+    ClientKey::of(Some(trusted.client_of(peer, joined)))
 }

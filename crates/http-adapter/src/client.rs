@@ -14,16 +14,11 @@ pub(crate) fn client_ip(req: &HttpRequest) -> Option<IpAddr> {
     let Some(config) = req.app_data::<web::Data<HttpConfig>>() else {
         return Some(peer);
     };
-    let trusted = &config.trusted_proxies;
-    if !trusted.contains(peer) {
-        return Some(peer);
-    }
-    let headers = req.headers();
-    Some(trusted.client(
-        peer,
-        joined(headers, "forwarded").as_deref(),
-        joined(headers, "x-forwarded-for").as_deref(),
-    ))
+    Some(
+        config
+            .trusted_proxies
+            .client_of(peer, |name| joined(req.headers(), name)),
+    )
 }
 
 /// Every field line of `name`, joined with commas (RFC 9110 §5.3); lines that are not

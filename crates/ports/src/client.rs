@@ -49,6 +49,20 @@ impl TrustedProxies {
         self.0.iter().any(|net| net.contains(&ip))
     }
 
+    /// The client of a request from `peer`, reading its forwarding headers through
+    /// `header` (every field line of that name joined with commas) only when the peer
+    /// is trusted: from anyone else they are not even read.
+    pub fn client_of(&self, peer: IpAddr, header: impl Fn(&str) -> Option<String>) -> IpAddr {
+        if !self.contains(peer) {
+            return peer;
+        }
+        self.client(
+            peer,
+            header("forwarded").as_deref(),
+            header("x-forwarded-for").as_deref(),
+        )
+    }
+
     /// The client of a request from `peer` whose forwarding headers are `forwarded`
     /// (RFC 7239 `Forwarded`) and `x_forwarded_for`, each every field line of that name
     /// joined with commas. `Forwarded` wins when both are present.

@@ -150,19 +150,17 @@ fn apply_pending(conn: &mut Conn) -> Result<Vec<String>, MigrateError> {
     diesel::sql_query(format!("SET lock_timeout = {DDL_LOCK_WAIT_MS}"))
         .execute(conn)
         .map_err(|e| MigrateError::Migration(e.to_string()))?;
-    let mut applied = Vec::new();
-    for attempt in 1..=DDL_TRIES {
+    let mut attempt = 1;
+    loop {
         match conn.run_pending_migrations(MIGRATIONS) {
-            Ok(versions) => {
-                applied.extend(versions.iter().map(ToString::to_string));
-                return Ok(applied);
-            }
+            // The versions the last try applied (an earlier try may have applied some).
+            Ok(versions) => return Ok(versions.iter().map(ToString::to_string).collect()),
             Err(error) if attempt < DDL_TRIES && error.to_string().contains("lock timeout") => {
                 tracing::warn!(attempt, %error, "a migration waited too long for a lock; trying again");
                 std::thread::sleep(std::time::Duration::from_millis(500 * u64::from(attempt)));
+                attempt += 1;
             }
             Err(error) => return Err(MigrateError::Migration(error.to_string())),
         }
     }
-    Ok(applied)
 }
