@@ -33,8 +33,10 @@ pub struct Application {
     grpc: Grpc,
     /// `/metrics` on its own address (`METRICS_ADDR`), when configured.
     metrics: Option<(u16, actix_web::dev::Server)>,
-    /// Ends the background tasks of this application (the job counts of `/metrics`).
+    /// Ends the background tasks of this application (the housekeeper).
     background: CancellationToken,
+    /// The housekeeper: awaited at shutdown so that it gives its lease up.
+    housekeeper: tokio::task::JoinHandle<()>,
     grace: std::time::Duration,
 }
 
@@ -65,7 +67,7 @@ impl Application {
         let mut state = wiring.state;
         let live = state.live.clone();
         let background = CancellationToken::new();
-        metrics::refresh_job_counts(wiring.queue.clone(), background.clone());
+        let housekeeper = tokio::spawn(wiring.housekeeper.run(background.clone()));
         let metrics = match (&settings.telemetry.metrics_addr, state.metrics.take()) {
             (Some(address), Some(renderer)) => {
                 let listener = TcpListener::bind(address)
@@ -112,6 +114,7 @@ impl Application {
             },
             metrics,
             background,
+            housekeeper,
             grace: settings.http.shutdown_grace,
         })
     }
@@ -185,6 +188,14 @@ impl Application {
         };
         let (http_result, grpc_result, ()) = tokio::join!(http_drained, grpc_drained, workers);
         self.background.cancel();
+        // Released now, the housekeeping lease moves to another instance at its next
+        // beat instead of after it expires.
+        if tokio::time::timeout(std::time::Duration::from_secs(3), self.housekeeper)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the housekeeper did not stop within 3 s");
+        }
         if let Some((handle, task)) = metrics {
             handle.stop(true).await;
             if let Ok(Err(error)) = task.await {

@@ -1,13 +1,12 @@
 //! Prometheus: the process-wide recorder, what `/metrics` samples at scrape time, and
-//! the job counts kept current off the request path.
+//! the figures only the housekeeping leader reports.
 
 use std::sync::{Arc, OnceLock};
 
-use domain::jobs::JobQueue;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use ports::housekeeping::HousekeepingStatus;
 use ports::live::Live;
 use postgres_adapter::Database;
-use tokio_util::sync::CancellationToken;
 
 use crate::wiring::Databases;
 
@@ -51,10 +50,11 @@ fn prometheus() -> Option<PrometheusHandle> {
 
 /// `GET /metrics`: samples what is cheap to read at scrape time (pool sizes, live
 /// connections), then renders everything off the HTTP worker. Nothing here touches the
-/// database: job counts come from [`refresh_job_counts`].
+/// database: job counts come from the housekeeping leader.
 pub(crate) fn renderer(
     db: Option<&Databases>,
     live: Arc<Live>,
+    housekeeping: Arc<HousekeepingStatus>,
 ) -> Option<http_adapter::MetricsRenderer> {
     let handle = prometheus()?;
     let pools: Vec<(&'static str, Database)> = db
@@ -64,6 +64,7 @@ pub(crate) fn renderer(
         let handle = handle.clone();
         let pools = pools.clone();
         let live = live.clone();
+        let housekeeping = housekeeping.clone();
         Box::pin(async move {
             for (name, pool) in &pools {
                 let stats = pool.stats();
@@ -78,37 +79,36 @@ pub(crate) fn renderer(
             metrics::counter!("live_dropped_slow_total").absolute(stats.dropped_too_slow);
             // Rendering walks every series: on the blocking pool, an HTTP worker keeps
             // serving meanwhile.
-            tokio::task::spawn_blocking(move || handle.render())
+            let mut text = tokio::task::spawn_blocking(move || handle.render())
                 .await
-                .unwrap_or_default()
+                .unwrap_or_default();
+            text.push_str(&leader_figures(&housekeeping));
+            text
         })
     }))
 }
 
-/// How often the job counts of `/metrics` are read from the queue.
-const JOB_COUNTS_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
+/// How often the housekeeping leader reads the job counts of `/metrics`.
+pub(crate) const JOB_COUNTS_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
 
-/// Keeps the `jobs{state}` gauges current: one task reads the counts every
-/// [`JOB_COUNTS_EVERY`], however often `/metrics` is scraped, until `stop`.
-pub(crate) fn refresh_job_counts(queue: Arc<dyn JobQueue>, stop: CancellationToken) {
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(JOB_COUNTS_EVERY);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => return,
-                _ = every.tick() => {}
-            }
-            // While the database is away the gauges keep their last values.
-            match tokio::time::timeout(std::time::Duration::from_secs(5), queue.counts()).await {
-                Ok(Ok(counts)) => {
-                    for (state, n) in counts {
-                        metrics::gauge!("jobs", "state" => state.as_str()).set(n as f64);
-                    }
-                }
-                Ok(Err(error)) => tracing::debug!(%error, "job counts unavailable for metrics"),
-                Err(_) => tracing::debug!("job counts timed out for metrics"),
-            }
+/// The figures only the housekeeping leader reports, in the exposition format: whether
+/// this instance leads, and the job counts (from the leader alone, so a sum over
+/// instances counts every job once; an instance that stops leading stops reporting).
+fn leader_figures(status: &HousekeepingStatus) -> String {
+    use std::fmt::Write;
+    let mut out = String::from(
+        "# HELP housekeeping_leader 1 on the instance that runs the periodic work.\n\
+         # TYPE housekeeping_leader gauge\n",
+    );
+    let _ = writeln!(out, "housekeeping_leader {}", u8::from(status.is_leader()));
+    if let Some(counts) = status.job_counts() {
+        out.push_str(
+            "# HELP jobs Jobs in each state, reported by the housekeeping leader only.\n\
+             # TYPE jobs gauge\n",
+        );
+        for (state, n) in counts {
+            let _ = writeln!(out, "jobs{{state=\"{}\"}} {n}", state.as_str());
         }
-    });
+    }
+    out
 }

@@ -8,6 +8,7 @@ use domain::auth::{PasswordHasher, RefreshTokenStore};
 use domain::chat::ChatRepository;
 use domain::events::EventBus;
 use domain::health::HealthProbe;
+use domain::housekeeping::{Housekeeping, LeaseStore, Sweep};
 use domain::idempotency::IdempotencyStore;
 use domain::jobs::JobQueue;
 use domain::mail::Mailer;
@@ -16,23 +17,25 @@ use domain::rate_limit::RateLimitStore;
 use domain::users::UserRepository;
 use http_adapter::ApiState;
 use memory_adapter::{
-    MemoryChatRepository, MemoryEventBus, MemoryIdempotencyStore, MemoryMailer, MemoryProbe,
-    MemoryRefreshTokenStore, MemoryUserRepository,
+    MemoryChatRepository, MemoryEventBus, MemoryIdempotencyStore, MemoryLeaseStore, MemoryMailer,
+    MemoryProbe, MemoryRefreshTokenStore, MemoryUserRepository,
 };
 use ports::auth::Auth;
 use ports::chat::Chat;
 use ports::health::HealthChecker;
+use ports::housekeeping::{Housekeeper, HousekeepingPolicy, HousekeepingStatus};
 use ports::jobs::{JobRunner, Jobs};
 use ports::live::Live;
 use ports::posts::Posts;
 use ports::rate_limit::LocalRateLimits;
 use ports::users::Users;
 use postgres_adapter::{
-    Database, PgChatRepository, PgEventBus, PgIdempotencyStore, PgJobQueue, PgPostRepository,
-    PgProbe, PgRateLimitStore, PgRefreshTokenStore, PgUserRepository, PoolConfig, PoolSettings,
+    Database, PgChatRepository, PgEventBus, PgHousekeeping, PgIdempotencyStore, PgJobQueue,
+    PgLeaseStore, PgPostRepository, PgProbe, PgRateLimitStore, PgRefreshTokenStore,
+    PgUserRepository, PoolConfig, PoolSettings,
 };
 
-use crate::config::Settings;
+use crate::config::{JobWakeup, Settings};
 
 /// The request pool and, apart from it, the job workers' small pool: request load
 /// cannot starve jobs, and a job backlog cannot exhaust the request pool.
@@ -102,6 +105,8 @@ pub(crate) struct Wiring {
     pub(crate) grpc: grpc_adapter::GrpcState,
     pub(crate) queue: Arc<dyn JobQueue>,
     pub(crate) runner: Arc<JobRunner>,
+    /// Runs the periodic work when this instance holds the lease.
+    pub(crate) housekeeper: Housekeeper,
 }
 
 /// The driven adapters behind the use cases: Postgres when there is a database, memory
@@ -122,6 +127,8 @@ pub(crate) fn wire(
         chat: Arc<dyn ChatRepository>,
         bus: Arc<dyn EventBus>,
         probe: Arc<dyn HealthProbe>,
+        leases: Arc<dyn LeaseStore>,
+        housekeeping: Arc<dyn Housekeeping>,
     }
     let stores = match db {
         Some(Databases { main, jobs, url }) => Stores {
@@ -130,7 +137,10 @@ pub(crate) fn wire(
             refresh_tokens: Arc::new(PgRefreshTokenStore::new(main.clone())),
             idempotency: Arc::new(PgIdempotencyStore::new(main.clone())),
             rate_limits: Arc::new(PgRateLimitStore::new(main.clone())),
-            queue: Arc::new(PgJobQueue::new(jobs.clone(), url)),
+            queue: Arc::new(match settings.jobs.wakeup {
+                JobWakeup::Listen => PgJobQueue::new(jobs.clone(), url),
+                JobWakeup::Poll => PgJobQueue::polling(jobs.clone()),
+            }),
             chat: Arc::new(PgChatRepository::new(main.clone())),
             bus: if settings.database.postgres_event_bus {
                 Arc::new(PgEventBus::new(main.clone(), url))
@@ -138,11 +148,16 @@ pub(crate) fn wire(
                 Arc::new(MemoryEventBus::default())
             },
             probe: Arc::new(PgProbe::new(main.clone())),
+            leases: Arc::new(PgLeaseStore::new(jobs.clone())),
+            housekeeping: Arc::new(PgHousekeeping::new(jobs.clone())),
         },
         None => {
             // Users and posts share their tables, so deleting a user takes their posts.
             let users = MemoryUserRepository::new();
+            let leases = MemoryLeaseStore::default();
             Stores {
+                housekeeping: Arc::new(users.housekeeping(leases.clone())),
+                leases: Arc::new(leases),
                 posts: Arc::new(users.posts()),
                 queue: Arc::new(users.jobs()),
                 users: Arc::new(users),
@@ -165,7 +180,31 @@ pub(crate) fn wire(
         chat,
         bus,
         probe,
+        leases,
+        housekeeping,
     } = stores;
+    let housekeeper = Housekeeper {
+        leases,
+        store: housekeeping,
+        queue: queue.clone(),
+        policy: HousekeepingPolicy {
+            lease: settings.jobs.leader_lease,
+            sweep_every: settings.jobs.housekeeping_every,
+            count_every: crate::metrics::JOB_COUNTS_EVERY,
+            batch: 1000,
+            retention: vec![
+                (Sweep::CompletedJobs, settings.jobs.retention_completed),
+                (Sweep::DeadJobs, settings.jobs.retention_dead),
+                // An expired token can no longer be used: it goes at once.
+                (Sweep::ExpiredRefreshTokens, std::time::Duration::ZERO),
+                (
+                    Sweep::IdempotencyKeys,
+                    http_adapter::IDEMPOTENCY_KEY_LIFETIME,
+                ),
+            ],
+        },
+        status: Arc::new(HousekeepingStatus::default()),
+    };
     let mailer: Arc<dyn Mailer> = match &settings.mail.smtp_url {
         Some(url) => Arc::new(mail_adapter::SmtpMailer::new(
             url.expose(),
@@ -188,7 +227,7 @@ pub(crate) fn wire(
         bus.clone(),
         settings.live.clone(),
     );
-    let metrics = crate::metrics::renderer(db, live.clone());
+    let metrics = crate::metrics::renderer(db, live.clone(), housekeeper.status.clone());
     // Each HTTP worker gets request connections of its own, driven on its thread.
     let worker_start: Option<http_adapter::WorkerStart> = db.map(|db| {
         let main = db.main.clone();
@@ -242,6 +281,7 @@ pub(crate) fn wire(
         grpc,
         queue,
         runner,
+        housekeeper,
     })
 }
 

@@ -157,8 +157,7 @@ impl Worker {
             max: self.settings.backoff_max,
         };
         let delay = backoff.delay(job.attempts, jitter());
-        let retry_at = domain::now() + delay;
-        let state = self.queue.fail(job, reason, retry_at).await?;
+        let state = self.queue.fail(job, reason, delay).await?;
         tracing::warn!(
             error = reason,
             state = state.as_str(),

@@ -14,6 +14,7 @@
 pub mod chat;
 pub mod events;
 pub mod health;
+pub mod housekeeping;
 pub mod idempotency;
 pub mod jobs;
 pub mod mail;
@@ -143,6 +144,18 @@ macro_rules! refresh_token_store_contract {
     };
 }
 
+#[macro_export]
+macro_rules! housekeeping_contract {
+    ($make:path) => {
+        $crate::contract_cases!($make, housekeeping;
+            a_lease_has_one_holder_until_released,
+            an_expired_lease_is_taken_over,
+            a_sweep_without_the_lease_deletes_nothing,
+            sweeps_delete_finished_jobs_past_their_retention_in_batches,
+        );
+    };
+}
+
 #[doc(hidden)]
 #[macro_export]
 macro_rules! paired_cases {
@@ -223,6 +236,7 @@ mod tests {
             ("chat", include_str!("chat.rs")),
             ("events", include_str!("events.rs")),
             ("health", include_str!("health.rs")),
+            ("housekeeping", include_str!("housekeeping.rs")),
             ("idempotency", include_str!("idempotency.rs")),
             ("jobs", include_str!("jobs.rs")),
             ("mail", include_str!("mail.rs")),

@@ -94,7 +94,8 @@ impl JobState {
 pub struct NewJob {
     pub id: JobId,
     pub payload: JobPayload,
-    pub run_at: OffsetDateTime,
+    /// How long after it is stored the job becomes due, by the store's clock.
+    pub delay: Duration,
     pub max_attempts: u32,
 }
 
@@ -104,7 +105,7 @@ impl NewJob {
         Self {
             id: JobId::generate(),
             payload,
-            run_at: crate::now(),
+            delay: Duration::ZERO,
             max_attempts: max_attempts.max(1),
         }
     }
@@ -171,7 +172,11 @@ pub trait JobQueue: Send + Sync + 'static {
 
     /// Takes one runnable job: `queued` or `failed` with `run_at` ≤ now, or `running`
     /// with an expired lease (its worker died). The job becomes `running`, its attempts
-    /// grow by one and it is leased for `lease`.
+    /// grow by one and it is leased for `lease`. "Now" and lease expiry are the store's
+    /// clock, one for every instance, never the claimer's.
+    ///
+    /// A successful claim MUST wake one more waiting worker (there may be more work),
+    /// so a burst spreads over the idle workers one claim at a time.
     ///
     /// MUST give a job to at most one claimer at a time, also across processes. A job
     /// whose lease expired on its last attempt MUST become `dead` instead (a job that
@@ -188,14 +193,10 @@ pub trait JobQueue: Send + Sync + 'static {
     async fn complete(&self, claimed: &Job) -> Result<(), Error>;
 
     /// The claimed attempt failed with `error`: the job becomes `dead` if it has used
-    /// its attempts, else `failed` until `retry_at`. Returns the new state. Same lease
-    /// rule as [`JobQueue::complete`].
-    async fn fail(
-        &self,
-        claimed: &Job,
-        error: &str,
-        retry_at: OffsetDateTime,
-    ) -> Result<JobState, Error>;
+    /// its attempts, else `failed` until `retry_in` from now (by the store's clock).
+    /// Returns the new state. Same lease rule as [`JobQueue::complete`].
+    async fn fail(&self, claimed: &Job, error: &str, retry_in: Duration)
+    -> Result<JobState, Error>;
 
     /// Gives the claimed job back unfinished (shutdown): `queued` again, and the
     /// attempt does not count. Same lease rule as [`JobQueue::complete`].
@@ -219,7 +220,8 @@ pub trait JobQueue: Send + Sync + 'static {
     async fn counts(&self) -> Result<Vec<(JobState, u64)>, Error>;
 
     /// Returns when a job may have become runnable (e.g. one was enqueued), or after
-    /// `max_wait` at the latest. Spurious wake-ups are allowed.
+    /// `max_wait` at the latest. Spurious wake-ups are allowed. A new job SHOULD wake
+    /// one waiting worker of this process, not all of them.
     async fn wait_for_work(&self, max_wait: Duration);
 }
 

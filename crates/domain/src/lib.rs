@@ -9,6 +9,7 @@ pub mod chat;
 pub mod error;
 pub mod events;
 pub mod health;
+pub mod housekeeping;
 mod id;
 pub mod idempotency;
 pub mod jobs;

@@ -22,7 +22,9 @@ use crate::extract::RawBody;
 use crate::problem::{ApiError, FieldProblem, Problem};
 
 pub(crate) const HEADER: &str = "Idempotency-Key";
-const KEEP: Duration = Duration::from_secs(24 * 60 * 60);
+/// How long a key is remembered: a retry within it replays, one after it is new.
+pub const IDEMPOTENCY_KEY_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
+const KEEP: Duration = IDEMPOTENCY_KEY_LIFETIME;
 
 /// What the creating endpoints need to replay a retry: the store of claimed keys, and
 /// the key their request fingerprints are made with.

@@ -34,7 +34,7 @@ mod ws;
 
 pub use auth::Authenticated;
 pub use config::HttpConfig;
-pub use idempotency::{FingerprintKey, Idempotency};
+pub use idempotency::{FingerprintKey, IDEMPOTENCY_KEY_LIFETIME, Idempotency};
 pub use problem::{ApiError, Problem};
 pub use routing::ServesRequests;
 pub use server::{

@@ -18,7 +18,7 @@ pub(crate) fn stored(job: &NewJob) -> Job {
         attempts: 0,
         max_attempts: job.max_attempts,
         last_error: None,
-        run_at: job.run_at,
+        run_at: now + job.delay,
         created_at: now,
         updated_at: now,
     }
@@ -60,7 +60,7 @@ fn leased<'a>(
 impl JobQueue for MemoryJobQueue {
     async fn enqueue(&self, job: &NewJob) -> Result<(), Error> {
         self.store.lock().jobs.insert(job.id, stored(job));
-        self.store.job_added.notify_waiters();
+        self.store.job_added.notify_one();
         Ok(())
     }
 
@@ -95,7 +95,10 @@ impl JobQueue for MemoryJobQueue {
         job.attempts += 1;
         job.updated_at = now;
         tables.leases.insert(id, now + lease);
-        Ok(Some(job.clone()))
+        let claimed = job.clone();
+        // There may be more: the next idle worker looks too.
+        self.store.job_added.notify_one();
+        Ok(Some(claimed))
     }
 
     async fn complete(&self, claimed: &Job) -> Result<(), Error> {
@@ -111,7 +114,7 @@ impl JobQueue for MemoryJobQueue {
         &self,
         claimed: &Job,
         error: &str,
-        retry_at: time::OffsetDateTime,
+        retry_in: Duration,
     ) -> Result<JobState, Error> {
         let mut tables = self.store.lock();
         let job = leased(&mut tables.jobs, claimed)?;
@@ -121,7 +124,7 @@ impl JobQueue for MemoryJobQueue {
             JobState::Failed
         };
         job.last_error = Some(error.chars().take(MAX_ERROR_CHARS).collect());
-        job.run_at = retry_at;
+        job.run_at = domain::now() + retry_in;
         job.updated_at = domain::now();
         let state = job.state;
         tables.leases.remove(&claimed.id);
@@ -137,7 +140,7 @@ impl JobQueue for MemoryJobQueue {
         job.updated_at = job.run_at;
         tables.leases.remove(&claimed.id);
         drop(tables);
-        self.store.job_added.notify_waiters();
+        self.store.job_added.notify_one();
         Ok(())
     }
 
@@ -156,7 +159,7 @@ impl JobQueue for MemoryJobQueue {
         job.updated_at = job.run_at;
         let job = job.clone();
         drop(tables);
-        self.store.job_added.notify_waiters();
+        self.store.job_added.notify_one();
         Ok(job)
     }
 

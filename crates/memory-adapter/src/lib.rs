@@ -7,6 +7,7 @@
 mod chat;
 mod events;
 mod health;
+mod housekeeping;
 mod idempotency;
 mod jobs;
 mod mail;
@@ -18,6 +19,7 @@ mod users;
 pub use chat::MemoryChatRepository;
 pub use events::{MemoryEventBus, broadcast_stream};
 pub use health::MemoryProbe;
+pub use housekeeping::{MemoryHousekeeping, MemoryLeaseStore};
 pub use idempotency::MemoryIdempotencyStore;
 pub use jobs::MemoryJobQueue;
 pub use mail::MemoryMailer;

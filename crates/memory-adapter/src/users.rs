@@ -6,6 +6,7 @@ use domain::jobs::NewJob;
 use domain::users::{Credentials, Email, User, UserChanges, UserId, UserRepository};
 use domain::{Cursor, Error, Limit, Page, Version};
 
+use crate::housekeeping::{MemoryHousekeeping, MemoryLeaseStore};
 use crate::jobs::MemoryJobQueue;
 use crate::posts::MemoryPostRepository;
 use crate::tables::Shared;
@@ -35,6 +36,11 @@ impl MemoryUserRepository {
     /// step.
     pub fn jobs(&self) -> MemoryJobQueue {
         MemoryJobQueue::new(self.tables.clone())
+    }
+
+    /// The retention sweeps over the same tables, fenced by `leases`.
+    pub fn housekeeping(&self, leases: MemoryLeaseStore) -> MemoryHousekeeping {
+        MemoryHousekeeping::new(self.tables.clone(), leases)
     }
 }
 
@@ -83,7 +89,7 @@ impl UserRepository for MemoryUserRepository {
         }
         drop(tables);
         if !jobs.is_empty() {
-            self.tables.job_added.notify_waiters();
+            self.tables.job_added.notify_one();
         }
         Ok(user.clone())
     }

@@ -105,3 +105,20 @@ mod mail {
         assert_eq!(mailer.sent(), vec![message]);
     }
 }
+
+async fn housekept() -> (contract_tests::housekeeping::Housekept, ()) {
+    let users = MemoryUserRepository::new();
+    let leases = memory_adapter::MemoryLeaseStore::default();
+    (
+        contract_tests::housekeeping::Housekept {
+            housekeeping: std::sync::Arc::new(users.housekeeping(leases.clone())),
+            leases: std::sync::Arc::new(leases),
+            queue: std::sync::Arc::new(users.jobs()),
+        },
+        (),
+    )
+}
+
+mod housekeeping {
+    contract_tests::housekeeping_contract!(super::housekept);
+}

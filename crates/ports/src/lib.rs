@@ -18,6 +18,7 @@ pub mod auth;
 pub mod chat;
 pub mod client;
 pub mod health;
+pub mod housekeeping;
 pub mod jobs;
 pub mod live;
 pub mod posts;

@@ -55,15 +55,8 @@ impl IdempotencyStore for PgIdempotencyStore {
         let mut conn = self.db.get().await?;
         let (scope, name, fingerprint) = (key.scope.clone(), key.key.clone(), fingerprint.to_vec());
         conn.transaction::<Claim, diesel::result::Error, _>(async move |conn| {
-            // Purge a bounded batch of expired keys as we go; the index on created_at
-            // makes this cheap.
-            diesel::sql_query(
-                "DELETE FROM idempotency_keys WHERE ctid IN \
-                 (SELECT ctid FROM idempotency_keys WHERE created_at < $1 LIMIT 100)",
-            )
-            .bind::<Timestamptz, _>(expires_before)
-            .execute(conn)
-            .await?;
+            // Expired keys are not deleted here but by the housekeeping sweep; until
+            // then the upsert below treats one as unused.
             // The primary key makes this the atomic step: of concurrent claims, one
             // inserts (or takes over an expired/abandoned row); the others conflict.
             let claimed: Vec<Claimed> = diesel::sql_query(

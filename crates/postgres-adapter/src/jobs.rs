@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use diesel::OptionalExtension;
-use diesel::sql_types::{Integer, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{Double, Integer, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use domain::jobs::{
     Job, JobId, JobPayload, JobQueue, JobState, LEASE_EXPIRED_ON_LAST_ATTEMPT, MAX_ERROR_CHARS,
@@ -28,7 +28,7 @@ const CHANNEL: &str = "jobs";
 pub struct PgJobQueue {
     db: Database,
     wake: Arc<Notify>,
-    _listener: Arc<Listening>,
+    _listener: Option<Arc<Listening>>,
 }
 
 impl PgJobQueue {
@@ -38,16 +38,26 @@ impl PgJobQueue {
         let wake = Arc::new(Notify::new());
         let waker = wake.clone();
         // Any notification, and every (re)connection (something may have been missed),
-        // wakes the idle workers to look.
+        // wakes one idle worker to look; a worker that claims something wakes the next.
         let task = crate::listener::spawn(
             url.to_owned(),
             CHANNEL,
-            Box::new(move |_| waker.notify_waiters()),
+            Box::new(move |_| waker.notify_one()),
         );
         Self {
             db,
             wake,
-            _listener: Arc::new(Listening(task)),
+            _listener: Some(Arc::new(Listening(task))),
+        }
+    }
+
+    /// The queue without a listening connection (behind pgbouncer in transaction
+    /// mode, `LISTEN` cannot work): idle workers find new jobs when they next poll.
+    pub fn polling(db: Database) -> Self {
+        Self {
+            db,
+            wake: Arc::new(Notify::new()),
+            _listener: None,
         }
     }
 }
@@ -122,21 +132,20 @@ pub(crate) async fn insert_jobs(
     if jobs.is_empty() {
         return Ok(());
     }
-    let now = domain::now();
     for job in jobs {
         let payload = serde_json::to_value(&job.payload)
             .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
         diesel::sql_query(
             "INSERT INTO jobs (id, kind, payload, state, attempts, max_attempts, run_at, \
              created_at, updated_at, user_id) \
-             VALUES ($1, $2, $3, 'queued', 0, $4, $5, $6, $6, $7)",
+             VALUES ($1, $2, $3, 'queued', 0, $4, now() + make_interval(secs => $5), \
+               now(), now(), $6)",
         )
         .bind::<SqlUuid, _>(job.id.as_uuid())
         .bind::<Text, _>(job.payload.kind())
         .bind::<Jsonb, _>(payload)
         .bind::<Integer, _>(i32::try_from(job.max_attempts).unwrap_or(i32::MAX))
-        .bind::<Timestamptz, _>(job.run_at)
-        .bind::<Timestamptz, _>(now)
+        .bind::<Double, _>(job.delay.as_secs_f64())
         .bind::<diesel::sql_types::Nullable<SqlUuid>, _>(job.payload.user_id())
         .execute(conn)
         .await?;
@@ -158,15 +167,15 @@ impl JobQueue for PgJobQueue {
 
     async fn claim(&self, lease: Duration) -> Result<Option<Job>, Error> {
         let mut conn = self.db.get().await?;
-        let now = domain::now();
+        // Due times and leases are judged by the database's clock (`now()`), the same
+        // for every instance whatever their own clocks say.
         // A job whose lease expired on its last attempt dies here rather than loop (it
         // may be what kills its workers).
         diesel::sql_query(
-            "UPDATE jobs SET state = 'dead', last_error = $2, lease_until = NULL, \
-               updated_at = $1 \
-             WHERE state = 'running' AND lease_until < $1 AND attempts >= max_attempts",
+            "UPDATE jobs SET state = 'dead', last_error = $1, lease_until = NULL, \
+               updated_at = now() \
+             WHERE state = 'running' AND lease_until < now() AND attempts >= max_attempts",
         )
-        .bind::<Timestamptz, _>(now)
         .bind::<Text, _>(LEASE_EXPIRED_ON_LAST_ATTEMPT)
         .execute(&mut conn)
         .await
@@ -175,17 +184,16 @@ impl JobQueue for PgJobQueue {
         // queueing behind one another; the row lock is held until this UPDATE commits.
         let row: Option<JobRow> = diesel::sql_query(format!(
             "UPDATE jobs SET state = 'running', attempts = attempts + 1, \
-               lease_until = $2, updated_at = $1 \
+               lease_until = now() + make_interval(secs => $1), updated_at = now() \
              WHERE id = ( \
                SELECT id FROM jobs \
-               WHERE (state IN ('queued', 'failed') AND run_at <= $1) \
-                  OR (state = 'running' AND lease_until < $1) \
+               WHERE (state IN ('queued', 'failed') AND run_at <= now()) \
+                  OR (state = 'running' AND lease_until < now()) \
                ORDER BY run_at, id \
                LIMIT 1 FOR UPDATE SKIP LOCKED) \
              RETURNING {COLUMNS}"
         ))
-        .bind::<Timestamptz, _>(now)
-        .bind::<Timestamptz, _>(now + lease)
+        .bind::<Double, _>(lease.as_secs_f64())
         .get_result(&mut conn)
         .await
         .optional()
@@ -193,6 +201,8 @@ impl JobQueue for PgJobQueue {
         let Some(row) = row else {
             return Ok(None);
         };
+        // There may be more: the next idle worker looks too.
+        self.wake.notify_one();
         let id = row.id;
         match Job::try_from(row) {
             Ok(job) => Ok(Some(job)),
@@ -216,12 +226,11 @@ impl JobQueue for PgJobQueue {
     async fn complete(&self, claimed: &Job) -> Result<(), Error> {
         let mut conn = self.db.get().await?;
         let updated = diesel::sql_query(
-            "UPDATE jobs SET state = 'completed', lease_until = NULL, updated_at = $3 \
+            "UPDATE jobs SET state = 'completed', lease_until = NULL, updated_at = now() \
              WHERE id = $1 AND state = 'running' AND attempts = $2",
         )
         .bind::<SqlUuid, _>(claimed.id.as_uuid())
         .bind::<Integer, _>(attempt(claimed))
-        .bind::<Timestamptz, _>(domain::now())
         .execute(&mut conn)
         .await
         .map_err(query_error)?;
@@ -232,21 +241,21 @@ impl JobQueue for PgJobQueue {
         &self,
         claimed: &Job,
         error: &str,
-        retry_at: OffsetDateTime,
+        retry_in: Duration,
     ) -> Result<JobState, Error> {
         let mut conn = self.db.get().await?;
         let error: String = error.chars().take(MAX_ERROR_CHARS).collect();
         let row: Option<JobRow> = diesel::sql_query(format!(
             "UPDATE jobs SET \
                state = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'failed' END, \
-               last_error = $3, run_at = $4, lease_until = NULL, updated_at = $5 \
+               last_error = $3, run_at = now() + make_interval(secs => $4), \
+               lease_until = NULL, updated_at = now() \
              WHERE id = $1 AND state = 'running' AND attempts = $2 RETURNING {COLUMNS}"
         ))
         .bind::<SqlUuid, _>(claimed.id.as_uuid())
         .bind::<Integer, _>(attempt(claimed))
         .bind::<Text, _>(&error)
-        .bind::<Timestamptz, _>(retry_at)
-        .bind::<Timestamptz, _>(domain::now())
+        .bind::<Double, _>(retry_in.as_secs_f64())
         .get_result(&mut conn)
         .await
         .optional()
@@ -259,15 +268,13 @@ impl JobQueue for PgJobQueue {
 
     async fn release(&self, claimed: &Job) -> Result<(), Error> {
         let mut conn = self.db.get().await?;
-        let now = domain::now();
         let updated = diesel::sql_query(
             "UPDATE jobs SET state = 'queued', attempts = GREATEST(attempts - 1, 0), \
-               run_at = $3, lease_until = NULL, updated_at = $3 \
+               run_at = now(), lease_until = NULL, updated_at = now() \
              WHERE id = $1 AND state = 'running' AND attempts = $2",
         )
         .bind::<SqlUuid, _>(claimed.id.as_uuid())
         .bind::<Integer, _>(attempt(claimed))
-        .bind::<Timestamptz, _>(now)
         .execute(&mut conn)
         .await
         .map_err(query_error)?;
@@ -279,13 +286,11 @@ impl JobQueue for PgJobQueue {
 
     async fn retry(&self, id: &JobId) -> Result<Job, Error> {
         let mut conn = self.db.get().await?;
-        let now = domain::now();
         let row: Option<JobRow> = diesel::sql_query(format!(
-            "UPDATE jobs SET state = 'queued', attempts = 0, run_at = $2, updated_at = $2 \
+            "UPDATE jobs SET state = 'queued', attempts = 0, run_at = now(), updated_at = now() \
              WHERE id = $1 AND state IN ('failed', 'dead') RETURNING {COLUMNS}"
         ))
         .bind::<SqlUuid, _>(id.as_uuid())
-        .bind::<Timestamptz, _>(now)
         .get_result(&mut conn)
         .await
         .optional()

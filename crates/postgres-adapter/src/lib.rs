@@ -9,7 +9,7 @@
 //! table; a test holds it to the migrations). Raw SQL (`sql_query`, every value a bound
 //! parameter, never formatted in) is for what the builder cannot say, and says why in a
 //! comment: `FOR UPDATE SKIP LOCKED` claims and `ON CONFLICT … DO UPDATE … WHERE`
-//! upserts (jobs, idempotency, chat sequence reads), `pg_notify`, advisory locks,
+//! upserts (jobs, idempotency, chat sequence reads, leases), `pg_notify`, advisory locks,
 //! session settings, and the database's own functions (`pg_terminate_backend`).
 
 mod cancel;
@@ -17,8 +17,10 @@ mod chat;
 mod error;
 mod events;
 mod health;
+mod housekeeping;
 mod idempotency;
 mod jobs;
+mod lease;
 mod listener;
 mod lost;
 mod migrations;
@@ -33,8 +35,10 @@ mod versioned;
 pub use chat::PgChatRepository;
 pub use events::PgEventBus;
 pub use health::PgProbe;
+pub use housekeeping::PgHousekeeping;
 pub use idempotency::PgIdempotencyStore;
 pub use jobs::PgJobQueue;
+pub use lease::PgLeaseStore;
 pub use migrations::{MigrateError, check_schema, run_migrations};
 pub use pool::{ConnectError, Database, PoolConfig, PoolSettings, redact_url};
 pub use posts::PgPostRepository;

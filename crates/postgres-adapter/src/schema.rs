@@ -89,6 +89,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    leases (name) {
+        name -> Text,
+        holder -> Uuid,
+        expires_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(refresh_tokens -> users (user_id));
 diesel::joinable!(chat_messages -> users (author_id));
 diesel::joinable!(posts -> users (author_id));
@@ -99,5 +107,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     idempotency_keys,
     jobs,
     chat_messages,
-    rate_limits
+    rate_limits,
+    leases
 );

@@ -173,6 +173,15 @@ impl TestDb {
         .collect()
     }
 
+    /// Runs one statement on this database; the rows it changed.
+    pub async fn execute(&self, sql: &str) -> usize {
+        use diesel_async::RunQueryDsl;
+        diesel::sql_query(sql)
+            .execute(&mut self.connect().await)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
     /// `SELECT count(*) AS n …` on this database.
     pub async fn count(&self, sql: &str) -> i64 {
         count(&mut self.connect().await, sql).await

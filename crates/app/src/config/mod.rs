@@ -30,7 +30,7 @@ use postgres_adapter::{PoolConfig, PoolSettings};
 pub use self::auth::AuthSettings;
 pub use self::database::DatabaseSettings;
 use self::env::{Env, FromEnv};
-pub use self::jobs::JobSettings;
+pub use self::jobs::{JobSettings, JobWakeup};
 pub use self::listen::ListenSettings;
 pub use self::mail::MailSettings;
 pub use self::secret::{RedactedUrl, Secret};

@@ -9,6 +9,7 @@ mod faults;
 mod grpc;
 mod health;
 mod hostile;
+mod instances;
 mod jobs;
 mod lifecycle;
 mod metrics;

@@ -120,3 +120,20 @@ mod users {
 mod health {
     contract_tests::health_probe_contract!(super::probe);
 }
+
+async fn housekept() -> (contract_tests::housekeeping::Housekept, TestDb) {
+    let db = TestDb::new().await;
+    let pool = Database::connect(small_pool(db.url())).await.expect("pool");
+    (
+        contract_tests::housekeeping::Housekept {
+            leases: std::sync::Arc::new(postgres_adapter::PgLeaseStore::new(pool.clone())),
+            housekeeping: std::sync::Arc::new(postgres_adapter::PgHousekeeping::new(pool.clone())),
+            queue: std::sync::Arc::new(postgres_adapter::PgJobQueue::polling(pool)),
+        },
+        db,
+    )
+}
+
+mod housekeeping {
+    contract_tests::housekeeping_contract!(super::housekept);
+}
