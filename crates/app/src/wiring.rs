@@ -42,7 +42,6 @@ use crate::config::{JobWakeup, Settings};
 pub(crate) struct Databases {
     pub(crate) main: Database,
     pub(crate) jobs: Database,
-    url: String,
 }
 
 impl Databases {
@@ -85,11 +84,7 @@ impl Databases {
             migrations_applied = applied.len(),
             "database ready"
         );
-        Ok(Some(Databases {
-            main,
-            jobs,
-            url: url.expose().to_owned(),
-        }))
+        Ok(Some(Databases { main, jobs }))
     }
 
     /// Closes both pools: connections are returned and no new ones are made.
@@ -131,19 +126,19 @@ pub(crate) fn wire(
         housekeeping: Arc<dyn Housekeeping>,
     }
     let stores = match db {
-        Some(Databases { main, jobs, url }) => Stores {
+        Some(Databases { main, jobs }) => Stores {
             users: Arc::new(PgUserRepository::new(main.clone())),
             posts: Arc::new(PgPostRepository::new(main.clone())),
             refresh_tokens: Arc::new(PgRefreshTokenStore::new(main.clone())),
             idempotency: Arc::new(PgIdempotencyStore::new(main.clone())),
             rate_limits: Arc::new(PgRateLimitStore::new(main.clone())),
             queue: Arc::new(match settings.jobs.wakeup {
-                JobWakeup::Listen => PgJobQueue::new(jobs.clone(), url),
+                JobWakeup::Listen => PgJobQueue::new(jobs.clone()),
                 JobWakeup::Poll => PgJobQueue::polling(jobs.clone()),
             }),
             chat: Arc::new(PgChatRepository::new(main.clone())),
             bus: if settings.database.postgres_event_bus {
-                Arc::new(PgEventBus::new(main.clone(), url))
+                Arc::new(PgEventBus::new(main.clone()))
             } else {
                 Arc::new(MemoryEventBus::default())
             },

@@ -16,11 +16,16 @@ type Pooled = Object<AsyncDieselConnectionManager<AsyncPgConnection>>;
 
 pub(crate) struct CancellableConn {
     conn: Option<Pooled>,
+    /// A cancel request opens a connection of its own, with the pool's TLS.
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
 }
 
 impl CancellableConn {
-    pub(crate) fn new(conn: Pooled) -> Self {
-        Self { conn: Some(conn) }
+    pub(crate) fn new(conn: Pooled, tls: tokio_postgres_rustls::MakeRustlsConnect) -> Self {
+        Self {
+            conn: Some(conn),
+            tls,
+        }
     }
 
     /// The statement completed (successfully or not): the connection goes back to the
@@ -51,9 +56,10 @@ impl Drop for CancellableConn {
         };
         let conn = Object::take(conn);
         let token = conn.cancel_token();
+        let tls = self.tls.clone();
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
-                if let Err(error) = token.cancel_query(tokio_postgres::NoTls).await {
+                if let Err(error) = token.cancel_query(tls).await {
                     tracing::debug!(%error, "cancelling an abandoned statement failed");
                 }
                 drop(conn);

@@ -23,12 +23,12 @@ pub struct PgEventBus {
 }
 
 impl PgEventBus {
-    pub fn new(db: Database, url: &str) -> Self {
+    pub fn new(db: Database) -> Self {
         let local = broadcast::channel(1024).0;
         let sender = local.clone();
         let connected_before = std::sync::atomic::AtomicBool::new(false);
         let task = crate::listener::spawn(
-            url.to_owned(),
+            db.target().clone(),
             CHANNEL,
             Box::new(move |payload| {
                 let Some(payload) = payload else {

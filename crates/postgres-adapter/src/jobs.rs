@@ -32,15 +32,16 @@ pub struct PgJobQueue {
 }
 
 impl PgJobQueue {
-    /// The queue, with a task listening for notifications on `url` (reconnecting after
-    /// failures). The task ends when the last clone of the queue is dropped.
-    pub fn new(db: Database, url: &str) -> Self {
+    /// The queue, with a task listening for notifications on a connection of its own
+    /// to `db`'s database (reconnecting after failures). The task ends when the last
+    /// clone of the queue is dropped.
+    pub fn new(db: Database) -> Self {
         let wake = Arc::new(Notify::new());
         let waker = wake.clone();
         // Any notification, and every (re)connection (something may have been missed),
         // wakes one idle worker to look; a worker that claims something wakes the next.
         let task = crate::listener::spawn(
-            url.to_owned(),
+            db.target().clone(),
             CHANNEL,
             Box::new(move |_| waker.notify_one()),
         );

@@ -29,6 +29,7 @@ mod posts;
 mod rate_limit;
 mod refresh;
 mod schema;
+mod tls;
 mod users;
 mod versioned;
 
@@ -44,4 +45,5 @@ pub use pool::{ConnectError, Database, PoolConfig, PoolSettings, redact_url};
 pub use posts::PgPostRepository;
 pub use rate_limit::PgRateLimitStore;
 pub use refresh::PgRefreshTokenStore;
+pub use tls::{SslMode, Target};
 pub use users::PgUserRepository;

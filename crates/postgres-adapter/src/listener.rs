@@ -11,11 +11,11 @@ use tokio::task::JoinHandle;
 pub(crate) type Sink = Box<dyn Fn(Option<String>) + Send + Sync>;
 
 /// Listens on `channel` until aborted, reconnecting with backoff.
-pub(crate) fn spawn(url: String, channel: &'static str, sink: Sink) -> JoinHandle<()> {
+pub(crate) fn spawn(target: crate::Target, channel: &'static str, sink: Sink) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut delay = Duration::from_millis(200);
         loop {
-            match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+            match target.connect().await {
                 Ok((client, mut connection)) => {
                     let mut messages =
                         futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));

@@ -1,5 +1,5 @@
+use diesel::RunQueryDsl as _;
 use diesel::sql_types::BigInt;
-use diesel::{Connection as _, RunQueryDsl as _};
 use diesel_async::AsyncPgConnection;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
@@ -50,9 +50,9 @@ pub enum MigrateError {
 /// build knows: [`MigrateError::Newer`] when it has migrations this build lacks,
 /// [`MigrateError::Pending`] when it lacks some of this build's.
 pub async fn check_schema(url: &str) -> Result<(), MigrateError> {
-    let url = url.to_owned();
+    let conn = connect(url).await?;
     tokio::task::spawn_blocking(move || {
-        let mut conn = connect(&url)?;
+        let mut conn = Conn::from(conn);
         refuse_newer(&mut conn)?;
         let pending = conn
             .pending_migrations(MIGRATIONS)
@@ -75,11 +75,15 @@ pub async fn check_schema(url: &str) -> Result<(), MigrateError> {
 
 type Conn = AsyncConnectionWrapper<AsyncPgConnection>;
 
-fn connect(url: &str) -> Result<Conn, MigrateError> {
-    Conn::establish(url).map_err(|e| MigrateError::Connect {
+/// One connection, with the TLS the URL asks for, driven on the calling runtime; the
+/// harness then uses it from a blocking thread.
+async fn connect(url: &str) -> Result<AsyncPgConnection, MigrateError> {
+    let failed = |reason: String| MigrateError::Connect {
         target: redact_url(url),
-        reason: e.to_string(),
-    })
+        reason,
+    };
+    let target = crate::Target::parse(url).map_err(failed)?;
+    target.establish().await.map_err(|e| failed(e.to_string()))
 }
 
 /// [`MigrateError::Newer`] when the database has applied a migration this build does
@@ -113,14 +117,13 @@ fn refuse_newer(conn: &mut Conn) -> Result<(), MigrateError> {
 /// for one another instead of racing on the same DDL. Runs the synchronous diesel
 /// migration harness through `AsyncConnectionWrapper`, so no libpq is needed.
 pub async fn run_migrations(url: &str) -> Result<Vec<String>, MigrateError> {
-    let url = url.to_owned();
-    tokio::task::spawn_blocking(move || migrate_blocking(&url))
+    let conn = connect(url).await?;
+    tokio::task::spawn_blocking(move || migrate_blocking(Conn::from(conn)))
         .await
         .map_err(|e| MigrateError::Task(e.to_string()))?
 }
 
-fn migrate_blocking(url: &str) -> Result<Vec<String>, MigrateError> {
-    let mut conn = connect(url)?;
+fn migrate_blocking(mut conn: Conn) -> Result<Vec<String>, MigrateError> {
     let lock = |sql: &str, conn: &mut Conn| {
         diesel::sql_query(sql)
             .bind::<BigInt, _>(MIGRATION_LOCK_KEY)

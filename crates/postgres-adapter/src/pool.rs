@@ -9,6 +9,8 @@ use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use futures_util::FutureExt;
+
+use crate::Target;
 use futures_util::future::{BoxFuture, join_all};
 use tokio::task::JoinHandle;
 
@@ -110,6 +112,9 @@ pub struct PoolStats {
 pub struct Database {
     pool: Pool<AsyncPgConnection>,
     settings: Arc<PoolSettings>,
+    /// Where every connection goes, with its TLS (the listeners' and cancel requests'
+    /// too).
+    target: Target,
     /// Every thread's own pool, for stats and close.
     attached: Arc<Mutex<Vec<Pool<AsyncPgConnection>>>>,
     _maintenance: Arc<AbortOnDrop>,
@@ -159,12 +164,14 @@ impl Database {
         }
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| ConnectError::Settings("no tokio runtime".into()))?;
-        let pool = build_pool(&settings, runtime)?;
+        let target = Target::parse(&settings.url).map_err(ConnectError::Settings)?;
+        let pool = build_pool(&settings, &target, runtime)?;
         let settings = Arc::new(settings);
         let maintenance = tokio::spawn(maintain(pool.clone(), settings.clone()));
         Ok(Self {
             pool,
             settings,
+            target,
             attached: Arc::new(Mutex::new(Vec::new())),
             _maintenance: Arc::new(AbortOnDrop(maintenance)),
         })
@@ -187,7 +194,7 @@ impl Database {
         if THREAD_POOLS.with(|pools| pools.borrow().iter().any(|(of, _)| *of == id)) {
             return;
         }
-        let pool = match build_pool(&self.settings, runtime) {
+        let pool = match build_pool(&self.settings, &self.target, runtime) {
             Ok(pool) => pool,
             Err(error) => {
                 tracing::warn!(%error, "no pool of its own for this thread");
@@ -259,11 +266,19 @@ impl Database {
     pub(crate) async fn get_cancellable(
         &self,
     ) -> Result<crate::cancel::CancellableConn, domain::Error> {
-        self.get().await.map(crate::cancel::CancellableConn::new)
+        let tls = self.target.tls();
+        self.get()
+            .await
+            .map(|conn| crate::cancel::CancellableConn::new(conn, tls))
     }
 
     pub fn settings(&self) -> &PoolSettings {
         &self.settings
+    }
+
+    /// Where the pool connects, for connections of their own (listeners).
+    pub fn target(&self) -> &Target {
+        &self.target
     }
 
     /// The pools' sizes now, added up, for metrics.
@@ -303,6 +318,7 @@ impl Database {
 /// A deadpool over connections established (and so driven) on `runtime`.
 fn build_pool(
     settings: &PoolSettings,
+    target: &Target,
     runtime: tokio::runtime::Handle,
 ) -> Result<Pool<AsyncPgConnection>, ConnectError> {
     let (connect_timeout, statement_timeout) = (
@@ -317,8 +333,10 @@ fn build_pool(
     config.recycling_method = diesel_async::pooled_connection::RecyclingMethod::CustomFunction(
         Box::new(crate::lost::recycle_check),
     );
+    let target = target.clone();
+    // The manager's URL is ignored: `target` is that URL with its TLS settings read.
     config.custom_setup =
-        Box::new(move |url| establish(&runtime, url, connect_timeout, statement_timeout));
+        Box::new(move |_url| establish(&runtime, &target, connect_timeout, statement_timeout));
     let manager = AsyncDieselConnectionManager::new_with_config(settings.url.clone(), config);
     let max_lifetime = settings.pool.max_lifetime;
     Pool::builder(manager)
@@ -345,14 +363,14 @@ fn build_pool(
 /// session's `statement_timeout`.
 fn establish(
     runtime: &tokio::runtime::Handle,
-    url: &str,
+    target: &Target,
     timeout: Duration,
     statement_timeout: Option<Duration>,
 ) -> BoxFuture<'static, Result<AsyncPgConnection, ConnectionError>> {
-    let url = url.to_owned();
+    let target = target.clone();
     let task = runtime.spawn(async move {
         let connect = async {
-            let mut conn = AsyncPgConnection::establish(&url).await?;
+            let mut conn = target.establish().await?;
             conn.set_instrumentation(crate::lost::LossWatch::default());
             if let Some(limit) = statement_timeout {
                 conn.batch_execute(&format!("SET statement_timeout = {}", limit.as_millis()))

@@ -11,8 +11,10 @@
 
 mod local_server;
 mod smtp;
+mod throwaway;
 
 pub use smtp::{ReceivedMail, SmtpSink};
+pub use throwaway::ThrowawayServer;
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::Duration;

@@ -109,7 +109,7 @@ fn start_blocking() -> Result<String, String> {
     Ok(format!("postgres://postgres@127.0.0.1:{PORT}/postgres"))
 }
 
-fn find_binaries() -> Option<PathBuf> {
+pub(crate) fn find_binaries() -> Option<PathBuf> {
     let on_path = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .find(|p| p.join("pg_ctl").is_file() && p.join("initdb").is_file())
@@ -125,7 +125,7 @@ fn find_binaries() -> Option<PathBuf> {
     })
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()

@@ -57,7 +57,7 @@ async fn jobs() -> (postgres_adapter::PgJobQueue, PgUserRepository, TestDb) {
     let db = TestDb::new().await;
     let pool = Database::connect(small_pool(db.url())).await.expect("pool");
     (
-        postgres_adapter::PgJobQueue::new(pool.clone(), db.url()),
+        postgres_adapter::PgJobQueue::new(pool.clone()),
         PgUserRepository::new(pool),
         db,
     )
@@ -80,7 +80,7 @@ async fn chat() -> (postgres_adapter::PgChatRepository, PgUserRepository, TestDb
 async fn bus() -> (postgres_adapter::PgEventBus, TestDb) {
     let db = TestDb::new().await;
     let pool = Database::connect(small_pool(db.url())).await.expect("pool");
-    (postgres_adapter::PgEventBus::new(pool, db.url()), db)
+    (postgres_adapter::PgEventBus::new(pool), db)
 }
 
 async fn rate_limits() -> (postgres_adapter::PgRateLimitStore, TestDb) {

@@ -7,3 +7,4 @@ mod contract;
 mod migrations;
 mod pool;
 mod schema;
+mod tls;
