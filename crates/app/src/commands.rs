@@ -24,7 +24,8 @@ pub async fn run_workers(
     );
     anyhow::ensure!(settings.jobs.workers > 0, "WORKERS is 0: nothing to run");
     let db = Databases::connect(settings).await?;
-    let wiring = wire(settings, db.as_ref(), signing_secret(settings)?)?;
+    let nats = crate::wiring::connect_nats(settings).await?;
+    let wiring = wire(settings, db.as_ref(), signing_secret(settings)?, nats)?;
     let pool = WorkerPool::start(wiring.queue, wiring.runner, &settings.jobs);
     shutdown.await;
     tracing::info!("shutting down: finishing in-flight jobs");

@@ -60,7 +60,8 @@ impl Application {
             );
         }
         let secret = signing_secret(settings)?;
-        let wiring = wire(settings, db.as_ref(), secret.clone())?;
+        let nats = wiring::connect_nats(settings).await?;
+        let wiring = wire(settings, db.as_ref(), secret.clone(), nats)?;
         let workers = (settings.jobs.workers > 0).then(|| {
             WorkerPool::start(wiring.queue.clone(), wiring.runner.clone(), &settings.jobs)
         });

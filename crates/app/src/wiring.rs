@@ -35,7 +35,7 @@ use postgres_adapter::{
     PgUserRepository, PoolConfig, PoolSettings,
 };
 
-use crate::config::{JobWakeup, Settings};
+use crate::config::{EventBusKind, JobWakeup, Settings};
 
 /// The request pool and, apart from it, the job workers' small pool: request load
 /// cannot starve jobs, and a job backlog cannot exhaust the request pool.
@@ -106,10 +106,23 @@ pub(crate) struct Wiring {
 
 /// The driven adapters behind the use cases: Postgres when there is a database, memory
 /// otherwise; argon2 and JWT for auth either way.
+/// The NATS connection, when `EVENT_BUS=nats`.
+pub(crate) async fn connect_nats(
+    settings: &Settings,
+) -> anyhow::Result<Option<nats_adapter::NatsEventBus>> {
+    if settings.database.event_bus != EventBusKind::Nats {
+        return Ok(None);
+    }
+    let bus = nats_adapter::NatsEventBus::connect(settings.database.nats_url.expose()).await?;
+    tracing::info!(nats = %settings.database.nats_url, "event bus: NATS");
+    Ok(Some(bus))
+}
+
 pub(crate) fn wire(
     settings: &Settings,
     db: Option<&Databases>,
     secret: Vec<u8>,
+    nats: Option<nats_adapter::NatsEventBus>,
 ) -> anyhow::Result<Wiring> {
     let fingerprint_key = fingerprint_key(settings, &secret);
     struct Stores {
@@ -137,10 +150,10 @@ pub(crate) fn wire(
                 JobWakeup::Poll => PgJobQueue::polling(jobs.clone()),
             }),
             chat: Arc::new(PgChatRepository::new(main.clone())),
-            bus: if settings.database.postgres_event_bus {
-                Arc::new(PgEventBus::new(main.clone()))
-            } else {
-                Arc::new(MemoryEventBus::default())
+            bus: match (nats.clone(), settings.database.event_bus) {
+                (Some(nats), _) => Arc::new(nats),
+                (None, EventBusKind::Postgres) => Arc::new(PgEventBus::new(main.clone())),
+                (None, _) => Arc::new(MemoryEventBus::default()),
             },
             probe: Arc::new(PgProbe::new(main.clone())),
             leases: Arc::new(PgLeaseStore::new(jobs.clone())),
@@ -160,7 +173,10 @@ pub(crate) fn wire(
                 idempotency: Arc::new(MemoryIdempotencyStore::new()),
                 rate_limits: Arc::new(LocalRateLimits::default()),
                 chat: Arc::new(MemoryChatRepository::new()),
-                bus: Arc::new(MemoryEventBus::default()),
+                bus: match nats {
+                    Some(nats) => Arc::new(nats),
+                    None => Arc::new(MemoryEventBus::default()),
+                },
                 probe: Arc::new(MemoryProbe),
             }
         }

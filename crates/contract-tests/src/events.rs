@@ -49,6 +49,7 @@ async fn warm_up(bus: &impl EventBus, stream: &mut EventStream) {
 }
 
 pub async fn every_subscriber_gets_every_event_in_order(bus: &impl EventBus) {
+    bus.follow(&Topic::Posts).await.expect("follow");
     let mut a = bus.subscribe();
     let mut b = bus.subscribe();
     warm_up(bus, &mut a).await;
@@ -92,4 +93,55 @@ pub async fn an_event_at_the_size_limit_is_accepted(bus: &impl EventBus) {
     bus.publish(&event)
         .await
         .expect("an event of exactly the limit is accepted");
+}
+
+fn in_room(room: &str, n: u32) -> Event {
+    Event {
+        topic: Topic::Room(domain::chat::RoomName::parse(room).expect("room")),
+        kind: EventKind::ChatMessage,
+        data: serde_json::json!({ "n": n }),
+    }
+}
+
+/// Until it is unfollowed as often as it was followed, a topic is delivered.
+pub async fn a_topic_followed_twice_stays_until_unfollowed_twice(bus: &impl EventBus) {
+    let room = in_room("lobby", 0).topic;
+    bus.follow(&Topic::Posts).await.expect("follow");
+    let mut stream = bus.subscribe();
+    warm_up(bus, &mut stream).await;
+    bus.follow(&room).await.expect("follow");
+    bus.follow(&room).await.expect("follow again");
+    bus.unfollow(&room);
+    bus.publish(&in_room("lobby", 1)).await.expect("publish");
+    assert_eq!(next(&mut stream).await, in_room("lobby", 1));
+    bus.unfollow(&room);
+    // Unfollowing what is not followed changes nothing.
+    bus.unfollow(&room);
+    bus.unfollow(&in_room("elsewhere", 0).topic);
+    bus.publish(&event(EventKind::PostCreated, 2))
+        .await
+        .expect("publish");
+    assert_eq!(next(&mut stream).await, event(EventKind::PostCreated, 2));
+}
+
+/// Account changes reach every instance, whatever it follows.
+pub async fn account_changes_are_delivered_without_following(bus: &impl EventBus) {
+    let mut stream = bus.subscribe();
+    let change = |n: u32| Event {
+        topic: Topic::Accounts,
+        kind: EventKind::AccountChanged,
+        data: serde_json::json!({ "n": n }),
+    };
+    // As `warm_up`, on the accounts topic.
+    for n in 0..100 {
+        bus.publish(&change(n)).await.expect("publish");
+        let got = tokio::time::timeout(Duration::from_millis(100), stream.next()).await;
+        if let Ok(Some(got)) = got
+            && !got.is_gap()
+        {
+            assert_eq!(got.topic, Topic::Accounts);
+            return;
+        }
+    }
+    panic!("account changes are never delivered");
 }

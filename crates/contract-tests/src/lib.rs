@@ -207,6 +207,8 @@ macro_rules! event_bus_contract {
             every_subscriber_gets_every_event_in_order,
             an_oversized_event_is_refused,
             an_event_at_the_size_limit_is_accepted,
+            a_topic_followed_twice_stays_until_unfollowed_twice,
+            account_changes_are_delivered_without_following,
         );
     };
 }

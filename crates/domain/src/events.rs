@@ -187,8 +187,16 @@ impl Event {
     }
 }
 
+/// Completes when a [`EventBus::follow`] is in force.
+pub type Following = Pin<Box<dyn std::future::Future<Output = Result<(), Error>> + Send>>;
+
 /// Publishes events to every subscriber, on this instance and on every other instance
 /// sharing the bus.
+///
+/// A bus may deliver every topic to every instance (memory, Postgres), or only the
+/// topics an instance follows (NATS): consumers call [`EventBus::follow`] and
+/// [`EventBus::unfollow`] as their interest starts and ends, and a bus of the first kind
+/// ignores them. [`Topic::Accounts`] is always delivered.
 #[async_trait]
 pub trait EventBus: Send + Sync + 'static {
     /// MUST deliver `event` to every current subscriber, including this instance's.
@@ -201,6 +209,21 @@ pub trait EventBus: Send + Sync + 'static {
     /// [`Event::gap`], so consumers that must not lose data (chat) know to fetch what
     /// they missed from storage.
     fn subscribe(&self) -> EventStream;
+
+    /// Starts delivering `topic` to this instance's [`EventBus::subscribe`] streams.
+    /// Counted: the topic stays delivered until it is unfollowed as many times as it was
+    /// followed. The interest is registered at the call; the future completes once
+    /// every event published on the topic after that is delivered here, so a consumer
+    /// that awaits it before reading storage misses nothing in between.
+    fn follow(&self, topic: &Topic) -> Following {
+        let _ = topic;
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// Ends one [`EventBus::follow`] of `topic`. MUST ignore a topic not followed.
+    fn unfollow(&self, topic: &Topic) {
+        let _ = topic;
+    }
 }
 
 #[cfg(test)]

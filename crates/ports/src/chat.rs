@@ -97,14 +97,7 @@ impl ChatService for Chat {
         // The message is stored first: a receiver that misses the event (or the
         // event itself) still finds it by resuming. So a failed announcement is
         // logged, not reported: a retry by the sender would store the message twice.
-        let announced = self
-            .bus
-            .publish(&Event {
-                topic: Topic::Room(message.room.clone()),
-                kind: EventKind::ChatMessage,
-                data: serde_json::json!({ "id": message.id.to_string(), "client_id": client_id }),
-            })
-            .await;
+        let announced = self.bus.publish(&announcement(&message, client_id)).await;
         if let Err(error) = announced {
             tracing::warn!(%error, message_id = %message.id, "announcing a chat message failed");
         }
@@ -133,5 +126,88 @@ impl ChatService for Chat {
         cursor: Option<Cursor>,
     ) -> Result<Page<ChatMessage>, Error> {
         self.messages.page(&room(room_name)?, limit, cursor).await
+    }
+}
+
+/// The event announcing `message`: the whole message when it fits on the bus (no
+/// instance then reads it back from storage), else its id.
+fn announcement(message: &ChatMessage, client_id: Option<String>) -> Event {
+    let id = message.id.to_string();
+    let whole = Event {
+        topic: Topic::Room(message.room.clone()),
+        kind: EventKind::ChatMessage,
+        data: serde_json::json!({
+            "id": id,
+            "client_id": client_id,
+            "message": {
+                "id": id,
+                "room": message.room.as_str(),
+                "author_id": message.author.id.to_string(),
+                "author_name": message.author.name,
+                "text": message.text.as_str(),
+                "sent_at": message.sent_at.unix_timestamp_nanos().to_string(),
+            },
+        }),
+    };
+    let fits =
+        serde_json::to_vec(&whole).is_ok_and(|json| json.len() <= domain::events::MAX_EVENT_BYTES);
+    if fits {
+        whole
+    } else {
+        Event {
+            data: serde_json::json!({ "id": id, "client_id": client_id }),
+            ..whole
+        }
+    }
+}
+
+/// The message an event carries, if it carries a readable one.
+pub(crate) fn message_from_event(data: &serde_json::Value) -> Option<ChatMessage> {
+    let text = |key: &str| data.get(key).and_then(serde_json::Value::as_str);
+    let nanos: i128 = text("sent_at")?.parse().ok()?;
+    Some(ChatMessage {
+        id: text("id")?.parse().ok()?,
+        room: RoomName::parse(text("room")?).ok()?,
+        author: domain::chat::Author {
+            id: text("author_id")?.parse().ok()?,
+            name: text("author_name")?.to_owned(),
+        },
+        text: MessageText::parse(text("text")?).ok()?,
+        sent_at: time::OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()?,
+    })
+}
+
+#[cfg(test)]
+mod announcement_tests {
+    use domain::users::{Email, User, UserName};
+
+    use super::*;
+
+    fn author() -> User {
+        User::new(
+            UserName::parse("Ada").unwrap(),
+            Email::parse("ada@example.com").unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_message_that_fits_travels_whole_and_reads_back_equal() {
+        let room = RoomName::parse("general").unwrap();
+        let message = ChatMessage::new(room, &author(), MessageText::parse("hi ✓").unwrap());
+        let event = announcement(&message, Some("c1".into()));
+        assert_eq!(event.data["client_id"], "c1");
+        assert_eq!(message_from_event(&event.data["message"]), Some(message));
+    }
+
+    #[test]
+    fn a_message_too_long_for_the_bus_travels_as_its_id() {
+        let room = RoomName::parse("general").unwrap();
+        let long = "𝄞".repeat(MessageText::MAX_CHARS);
+        let message = ChatMessage::new(room, &author(), MessageText::parse(&long).unwrap());
+        let event = announcement(&message, None);
+        assert!(event.data.get("message").is_none());
+        assert_eq!(event.data["id"], message.id.to_string());
+        let json = serde_json::to_vec(&event).unwrap();
+        assert!(json.len() <= domain::events::MAX_EVENT_BYTES);
     }
 }

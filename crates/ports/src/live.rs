@@ -193,6 +193,9 @@ impl EndSignal {
 pub struct Live {
     config: LiveConfig,
     chat: Arc<dyn ChatService>,
+    /// Told which topics this instance's subscribers follow, so a bus that delivers
+    /// only followed topics (NATS) brings this instance what it needs and no more.
+    bus: Arc<dyn EventBus>,
     registry: Mutex<Registry>,
     /// Chat messages per user over all their subscribers. Kept apart from the
     /// subscribers: closing every connection and opening new ones gives no fresh budget.
@@ -227,6 +230,7 @@ impl Live {
         let live = Arc::new(Self {
             config,
             chat,
+            bus: bus.clone(),
             registry: Mutex::new(Registry::default()),
             messages,
             next_id: AtomicU64::new(1),
@@ -372,19 +376,28 @@ impl Live {
             return;
         }
         let delivery = if event.kind == EventKind::ChatMessage {
-            // The bus carries only the id (payloads stay small); load the message once
-            // per instance, not once per subscriber.
-            let Some(id) = event.data["id"]
-                .as_str()
-                .and_then(|s| s.parse::<MessageId>().ok())
-            else {
-                return;
-            };
-            let message = match self.chat.get(id).await {
-                Ok(message) => message,
-                Err(error) => {
-                    tracing::warn!(%error, "an announced chat message cannot be loaded");
-                    return;
+            // The event carries the whole message when it fits on the bus; a longer one
+            // carries its id, and is loaded once per instance, not once per subscriber.
+            let carried = event
+                .data
+                .get("message")
+                .and_then(crate::chat::message_from_event);
+            let message = match carried {
+                Some(message) => message,
+                None => {
+                    let Some(id) = event.data["id"]
+                        .as_str()
+                        .and_then(|s| s.parse::<MessageId>().ok())
+                    else {
+                        return;
+                    };
+                    match self.chat.get(id).await {
+                        Ok(message) => message,
+                        Err(error) => {
+                            tracing::warn!(%error, "an announced chat message cannot be loaded");
+                            return;
+                        }
+                    }
                 }
             };
             Delivery::Message {
@@ -433,9 +446,13 @@ impl Live {
                 Some(role) => {
                     subscriber.owner.role = role;
                     if role != Role::Admin {
-                        subscriber
-                            .topics
-                            .retain(|t| !matches!(t, Topic::User(other) if *other != user));
+                        subscriber.topics.retain(|t| {
+                            let keep = !matches!(t, Topic::User(other) if *other != user);
+                            if !keep {
+                                self.bus.unfollow(t);
+                            }
+                            keep
+                        });
                     }
                 }
             }
@@ -482,6 +499,14 @@ impl Subscription {
     pub async fn join(&self, room: &str, since: Option<MessageId>) -> Result<Since, LiveError> {
         let topic = Topic::Room(RoomName::parse(room).map_err(Error::from)?);
         let newly = self.follow_topic(topic.clone())?;
+        if newly {
+            // In force before storage is read: nothing published after the read is
+            // missed by this instance.
+            if let Err(error) = self.live.bus.follow(&topic).await {
+                self.unfollow(&topic);
+                return Err(error.into());
+            }
+        }
         match self.live.chat.join(room, since).await {
             Ok(found) => Ok(found),
             Err(e) => {
@@ -547,7 +572,16 @@ impl Subscription {
             // Rooms are joined, not subscribed to; the rest is not for subscribers.
             _ => return Err(LiveError::UnknownTopic),
         };
-        self.follow_topic(canonical.clone())?;
+        if self.follow_topic(canonical.clone())? {
+            // Live updates have no resume: what is published while the bus sets the
+            // interest up is not awaited for.
+            let following = self.live.bus.follow(&canonical);
+            tokio::spawn(async move {
+                if let Err(error) = following.await {
+                    tracing::warn!(%error, "following a topic on the bus failed");
+                }
+            });
+        }
         Ok(canonical)
     }
 
@@ -570,11 +604,16 @@ impl Subscription {
     }
 
     fn unfollow(&self, topic: &Topic) -> bool {
-        self.live
+        let removed = self
+            .live
             .lock()
             .subscribers
             .get_mut(&self.id)
-            .is_some_and(|me| me.topics.remove(topic))
+            .is_some_and(|me| me.topics.remove(topic));
+        if removed {
+            self.live.bus.unfollow(topic);
+        }
+        removed
     }
 }
 
@@ -582,6 +621,9 @@ impl Drop for Subscription {
     fn drop(&mut self) {
         let mut registry = self.live.lock();
         if let Some(gone) = registry.subscribers.remove(&self.id) {
+            for topic in &gone.topics {
+                self.live.bus.unfollow(topic);
+            }
             if let Some(n) = registry.users.get_mut(&gone.owner.user_id) {
                 *n -= 1;
                 if *n == 0 {

@@ -155,7 +155,12 @@ fn explain(error: &tokio_postgres::Error) -> String {
         source = cause.source();
     }
     let has = |needles: &[&str]| needles.iter().any(|n| all.contains(n));
-    let hint = if has(&["UnknownIssuer", "unknown issuer", "BadSignature", "bad signature"]) {
+    let hint = if has(&[
+        "UnknownIssuer",
+        "unknown issuer",
+        "BadSignature",
+        "bad signature",
+    ]) {
         Some("the server's certificate is not signed by a trusted CA (see sslrootcert)")
     } else if has(&["NotValidForName", "not valid for name"]) {
         Some(

@@ -10,9 +10,11 @@
 //! TEMPLATE` (milliseconds) instead of running the migrations every time.
 
 mod local_server;
+mod nats;
 mod smtp;
 mod throwaway;
 
+pub use nats::NatsServer;
 pub use smtp::{ReceivedMail, SmtpSink};
 pub use throwaway::ThrowawayServer;
 

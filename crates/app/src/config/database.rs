@@ -7,6 +7,17 @@ use super::ConfigError;
 use super::env::{Env, FromEnv};
 use super::secret::RedactedUrl;
 
+/// The bus live events travel on between instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventBusKind {
+    /// This process only.
+    Memory,
+    /// Postgres `LISTEN/NOTIFY`: every instance sharing the database gets every event.
+    Postgres,
+    /// NATS: each instance gets the topics its subscribers follow.
+    Nats,
+}
+
 /// Where data lives. The pool sizing is read and checked even without a database, so a
 /// bad `DB_*` value is refused whether or not `DATABASE_URL` is set today.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,9 +27,10 @@ pub struct DatabaseSettings {
     /// Sizing and bounds, from `postgres_adapter`'s defaults. `statement_timeout` is
     /// left unset here: it follows the request timeout (see `Settings::pool_settings`).
     pub pool: PoolConfig,
-    /// `true`: events go through Postgres LISTEN/NOTIFY (every instance sharing the
-    /// database sees them); `false`: in-process only.
-    pub postgres_event_bus: bool,
+    /// Which bus carries live events between instances.
+    pub event_bus: EventBusKind,
+    /// The NATS server for `EVENT_BUS=nats`.
+    pub nats_url: RedactedUrl,
     /// `true`: start-up applies pending migrations; `false`: they are a deploy step
     /// (`app migrate`), and start-up refuses a schema that lacks any.
     pub migrate_on_start: bool,
@@ -28,27 +40,34 @@ impl FromEnv for DatabaseSettings {
     fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
         let url = env.raw("DATABASE_URL").map(RedactedUrl::new);
         let pool = pool(env)?;
-        let postgres_event_bus = match env.raw("EVENT_BUS").as_deref() {
-            None => url.is_some(),
-            Some("postgres") if url.is_some() => true,
+        let event_bus = match env.raw("EVENT_BUS").as_deref() {
+            None if url.is_some() => EventBusKind::Postgres,
+            None => EventBusKind::Memory,
+            Some("postgres") if url.is_some() => EventBusKind::Postgres,
             Some("postgres") => {
                 return Err(ConfigError {
                     var: "EVENT_BUS",
                     reason: "`postgres` needs DATABASE_URL".into(),
                 });
             }
-            Some("memory") => false,
+            Some("nats") => EventBusKind::Nats,
+            Some("memory") => EventBusKind::Memory,
             Some(other) => {
                 return Err(ConfigError {
                     var: "EVENT_BUS",
-                    reason: format!("expected `memory` or `postgres`, got `{other}`"),
+                    reason: format!("expected `memory`, `postgres` or `nats`, got `{other}`"),
                 });
             }
         };
+        let nats_url = RedactedUrl::new(
+            env.raw("NATS_URL")
+                .unwrap_or_else(|| "nats://127.0.0.1:4222".into()),
+        );
         Ok(Self {
             url,
             pool,
-            postgres_event_bus,
+            event_bus,
+            nats_url,
             migrate_on_start: env.parse("MIGRATE_ON_START", true)?,
         })
     }

@@ -28,7 +28,7 @@ use ports::live::LiveConfig;
 use postgres_adapter::{PoolConfig, PoolSettings};
 
 pub use self::auth::AuthSettings;
-pub use self::database::DatabaseSettings;
+pub use self::database::{DatabaseSettings, EventBusKind};
 use self::env::{Env, FromEnv};
 pub use self::jobs::{JobSettings, JobWakeup};
 pub use self::listen::ListenSettings;
@@ -337,7 +337,7 @@ mod tests {
         assert_eq!(pool.url, "postgres://db/app");
         assert_eq!(pool.pool.max_size, 3);
         assert_eq!(pool.pool.statement_timeout, Some(Duration::from_secs(7)));
-        assert!(s.database.postgres_event_bus);
+        assert_eq!(s.database.event_bus, EventBusKind::Postgres);
     }
 
     #[test]

@@ -496,7 +496,7 @@ impl ChatSession {
     }
 }
 
-async fn chat_between_grpc_and_websocket(grpc_side: &TestApp, ws_side: &TestApp) {
+pub(crate) async fn chat_between_grpc_and_websocket(grpc_side: &TestApp, ws_side: &TestApp) {
     let (_, ada) = grpc_side.signed_in("Ada", "ada@example.com").await;
     let (grace_user, grace) = ws_side.signed_in("Grace", "grace@example.com").await;
     let mut a = chat_session(grpc_side, &ada).await.unwrap();

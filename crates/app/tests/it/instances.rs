@@ -146,3 +146,125 @@ async fn the_housekeeping_lease_moves_within_its_lifetime_when_the_leader_dies()
     the_leader(&instances, 2 * LEASE).await;
     assert!(stopped.elapsed() < LEASE, "took {:?}", stopped.elapsed());
 }
+
+/// Two in-process instances on one database, with live events over one NATS server.
+async fn two_over_nats(
+    db: &test_support::TestDb,
+    nats: &test_support::NatsServer,
+) -> (crate::support::TestApp, crate::support::TestApp) {
+    let url = nats.url();
+    let over_nats = [("EVENT_BUS", "nats"), ("NATS_URL", url.as_str())];
+    let one =
+        crate::support::spawn_with(crate::support::settings(Some(db.url()), &over_nats)).await;
+    let two =
+        crate::support::spawn_with(crate::support::settings(Some(db.url()), &over_nats)).await;
+    (one, two)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_and_websocket_clients_chat_across_two_instances_over_nats() {
+    let db = test_support::TestDb::new().await;
+    let nats = test_support::NatsServer::start();
+    let (one, two) = two_over_nats(&db, &nats).await;
+    crate::grpc::chat_between_grpc_and_websocket(&one, &two).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nats_restart_loses_no_stored_message_once_clients_resume() {
+    use crate::ws::{connect, join, recv, send};
+    use serde_json::json;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+    let db = test_support::TestDb::new().await;
+    let mut nats = test_support::NatsServer::start();
+    let (one, two) = two_over_nats(&db, &nats).await;
+    let (_, ada) = one.signed_in("Ada", "ada@example.com").await;
+    let (_, grace) = two.signed_in("Grace", "grace@example.com").await;
+    let mut a = connect(&one, &ada).await;
+    let mut g = connect(&two, &grace).await;
+    join(&mut a, "general").await;
+    join(&mut g, "general").await;
+    let say = |text: &'static str| json!({"type": "message", "room": "general", "text": text});
+    send(&mut a, say("before")).await;
+    let before = recv(&mut g).await;
+    assert_eq!(before["text"], "before", "{before}");
+
+    nats.stop();
+    send(&mut a, say("during 1")).await;
+    send(&mut a, say("during 2")).await;
+    // Stored (the sender's acknowledgement is its own copy, which needs the bus): the
+    // history has them.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, page) = one
+            .get_as(&ada, "/api/rooms/general/messages?limit=10")
+            .await;
+        if page["items"].as_array().unwrap().len() == 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "messages not stored: {page}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    nats.resume();
+
+    // Grace's instance reconnects and tells her she may have missed messages...
+    let mut seen = vec![before];
+    let code = loop {
+        let frame = tokio::time::timeout(
+            Duration::from_secs(20),
+            futures_util::StreamExt::next(&mut g),
+        )
+        .await
+        .expect("told within 20 s");
+        match frame {
+            Some(Ok(tokio_tungstenite::tungstenite::Message::Text(text))) => {
+                seen.push(serde_json::from_str(&text).unwrap());
+            }
+            Some(Ok(tokio_tungstenite::tungstenite::Message::Close(frame))) => {
+                break frame.map(|f| f.code);
+            }
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => break None,
+        }
+    };
+    assert_eq!(code, Some(CloseCode::Again), "seen {seen:?}");
+    // ...and resuming from the last one she saw gives her the rest.
+    let last = seen
+        .iter()
+        .rev()
+        .find(|m| m["type"] == "message")
+        .and_then(|m| m["id"].as_str())
+        .unwrap()
+        .to_owned();
+    let mut again = connect(&two, &grace).await;
+    send(
+        &mut again,
+        json!({"type": "join", "room": "general", "since": last}),
+    )
+    .await;
+    let joined = recv(&mut again).await;
+    let mut texts: Vec<String> = seen
+        .iter()
+        .filter(|m| m["type"] == "message")
+        .map(|m| m["text"].as_str().unwrap().to_owned())
+        .collect();
+    texts.extend(
+        joined["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["text"].as_str().unwrap().to_owned()),
+    );
+    assert_eq!(texts, ["before", "during 1", "during 2"]);
+    // Live delivery works again, across instances.
+    send(&mut again, say("after")).await;
+    let mut a = connect(&one, &ada).await;
+    join(&mut a, "general").await;
+    send(&mut again, say("after, to ada")).await;
+    loop {
+        let m = recv(&mut a).await;
+        if m["text"] == "after, to ada" {
+            break;
+        }
+    }
+}
