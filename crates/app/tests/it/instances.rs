@@ -268,3 +268,89 @@ async fn a_nats_restart_loses_no_stored_message_once_clients_resume() {
         }
     }
 }
+
+/// Three instances on one database and one NATS, requests spread over them: one login
+/// budget for all, one chat, one leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_on_one_database_and_one_nats_behave_as_one_service() {
+    use serde_json::json;
+
+    let db = test_support::TestDb::new().await;
+    let nats = test_support::NatsServer::start();
+    let url = nats.url();
+    let shared = [
+        ("EVENT_BUS", "nats"),
+        ("NATS_URL", url.as_str()),
+        ("LEADER_LEASE_SECS", "3"),
+    ];
+    let mut apps = Vec::new();
+    for _ in 0..3 {
+        apps.push(
+            crate::support::spawn_with(crate::support::settings(Some(db.url()), &shared)).await,
+        );
+    }
+
+    // One chat: a WebSocket client on each instance, a message from each reaches all.
+    let mut clients = Vec::new();
+    for (n, app) in apps.iter().enumerate() {
+        let (_, token) = app
+            .signed_in(&format!("User {n}"), &format!("user{n}@example.com"))
+            .await;
+        let mut ws = crate::ws::connect(app, &token).await;
+        crate::ws::join(&mut ws, "all-hands").await;
+        clients.push(ws);
+    }
+    for sender in 0..3 {
+        let text = format!("from instance {sender}");
+        crate::ws::send(
+            &mut clients[sender],
+            json!({"type": "message", "room": "all-hands", "text": text}),
+        )
+        .await;
+        for client in &mut clients {
+            let frame = crate::ws::recv(client).await;
+            assert_eq!(frame["text"], text.as_str(), "{frame}");
+        }
+    }
+
+    // Login attempts round-robin, from the address the three sign-ins above came from:
+    // AUTH_RATE_LIMIT_PER_MINUTE (10) for every attempt on the three together, those
+    // three logins included.
+    let mut statuses = Vec::new();
+    for n in 0..8 {
+        let app = &apps[n % 3];
+        let response = app
+            .client
+            .post(app.url("/api/auth/login"))
+            .json(&json!({"email": "nobody@example.com", "password": "guess guess guess"}))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses, [401, 401, 401, 401, 401, 401, 401, 429]);
+
+    // One leader among them, reported by exactly one instance's /metrics.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut leaders = 0;
+        for app in &apps {
+            let text = app
+                .client
+                .get(app.url("/metrics"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            leaders += usize::from(text.lines().any(|l| l == "housekeeping_leader 1"));
+        }
+        assert!(leaders <= 1, "{leaders} leaders");
+        if leaders == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no leader");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
