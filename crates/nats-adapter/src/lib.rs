@@ -23,6 +23,17 @@ use tokio::task::JoinHandle;
 /// How long following a topic may take before it counts as failed (NATS away).
 const FOLLOW_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a publish may wait for room in the client's queue. While NATS is away the
+/// client stops draining it; a write that has committed must not hang on the announcement
+/// (receivers are told of the gap when NATS is back).
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Subjects one instance subscribes to at most. Each live subscriber may follow a bounded
+/// number of topics (`LIVE_MAX_SUBSCRIPTIONS` per connection, connections capped per
+/// address and account); this bounds their sum, so the subscriptions an instance holds
+/// on the server cannot grow without limit. Past it, following a new topic fails.
+pub const MAX_SUBJECTS: usize = 50_000;
+
 /// Events queued for this instance's subscribers (the live hub) before a slow one is
 /// told it lagged.
 const LOCAL_CAPACITY: usize = 1024;
@@ -30,8 +41,19 @@ const LOCAL_CAPACITY: usize = 1024;
 #[derive(Debug, thiserror::Error)]
 #[error("cannot connect to NATS at {url}: {reason}")]
 pub struct ConnectError {
+    /// Without its credentials.
     pub url: String,
     pub reason: String,
+}
+
+/// `url` without the user info (`nats://user:pass@host` → `nats://host`).
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}{}", &url[..scheme + 3], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
 }
 
 /// The bus, cheap to clone. Subscriptions end when the last clone is dropped.
@@ -90,8 +112,8 @@ impl NatsEventBus {
     /// reconnection is announced to subscribers as a possible gap.
     pub async fn connect(url: &str) -> Result<Self, ConnectError> {
         let failed = |reason: String| ConnectError {
-            url: url.to_owned(),
-            reason,
+            url: redact(url),
+            reason: reason.replace(url, &redact(url)),
         };
         let local = broadcast::channel(LOCAL_CAPACITY).0;
         let announcer = local.clone();
@@ -177,12 +199,20 @@ impl NatsEventBus {
                     return;
                 }
             };
-            match client.flush().await {
-                Ok(()) => {
+            // A round trip: the server handles one connection's commands in order, so
+            // once it answers a request sent after the SUB, the subscription is in force.
+            // A request nobody serves is answered at once with "no responders".
+            let probe = format!("_probe.{}", client.new_inbox());
+            match client.request(probe, Vec::new().into()).await {
+                Err(error) if error.kind() == async_nats::RequestErrorKind::NoResponders => {
+                    let _ = ready.send(State::Ready);
+                }
+                Ok(_) => {
                     let _ = ready.send(State::Ready);
                 }
                 Err(error) => {
                     let _ = ready.send(State::Failed(error.to_string()));
+                    return;
                 }
             }
             while let Some(message) = messages.next().await {
@@ -193,6 +223,8 @@ impl NatsEventBus {
                     Err(error) => tracing::warn!(%error, subject, "unreadable event on NATS"),
                 }
             }
+            // The subscription ended: the next follow of this topic subscribes afresh.
+            let _ = ready.send(State::Failed("the subscription ended".into()));
         })
     }
 }
@@ -207,27 +239,18 @@ impl EventBus for NatsEventBus {
         let Some(subject) = subject(&event.topic) else {
             return Err(Error::internal("the gap marker is not published"));
         };
-        self.inner
-            .client
-            .publish(subject, payload.into())
+        let client = &self.inner.client;
+        if client.connection_state() != async_nats::connection::State::Connected {
+            return Err(Error::unavailable("NATS is not connected"));
+        }
+        tokio::time::timeout(PUBLISH_TIMEOUT, client.publish(subject, payload.into()))
             .await
+            .map_err(|_| Error::unavailable("NATS is not taking publications"))?
             .map_err(|e| Error::unavailable(format!("publishing on NATS: {e}")))
     }
 
     fn subscribe(&self) -> EventStream {
-        Box::pin(futures_util::stream::unfold(
-            self.inner.local.subscribe(),
-            |mut rx| async move {
-                match rx.recv().await {
-                    Ok(event) => Some((event, rx)),
-                    Err(broadcast::error::RecvError::Lagged(missed)) => {
-                        tracing::warn!(missed, "an event subscriber fell behind");
-                        Some((Event::gap(), rx))
-                    }
-                    Err(broadcast::error::RecvError::Closed) => None,
-                }
-            },
-        ))
+        memory_adapter::broadcast_stream(self.inner.local.subscribe())
     }
 
     fn follow(&self, topic: &Topic) -> Following {
@@ -236,6 +259,7 @@ impl EventBus for NatsEventBus {
         };
         let mut state = {
             let mut follows = self.follows();
+            let full = follows.len() >= MAX_SUBJECTS;
             match follows.get_mut(topic) {
                 Some(follow) => {
                     follow.count += 1;
@@ -247,6 +271,11 @@ impl EventBus for NatsEventBus {
                         follow.state = state;
                     }
                     follow.state.clone()
+                }
+                None if full => {
+                    return Box::pin(std::future::ready(Err(Error::unavailable(
+                        "this instance follows as many topics as it may",
+                    ))));
                 }
                 None => {
                     let (ready, state) = watch::channel(State::Pending);

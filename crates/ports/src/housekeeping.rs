@@ -125,18 +125,20 @@ impl Housekeeper {
             if !leader {
                 continue;
             }
+            // The work of one beat ends within half of it, so the next renewal is on
+            // time however slow the database is.
+            let work_until = attempt + beat / 2;
             if Instant::now() >= next_count {
                 next_count = Instant::now() + self.policy.count_every;
-                match tokio::time::timeout(beat, self.queue.counts()).await {
+                match tokio::time::timeout(beat / 4, self.queue.counts()).await {
                     Ok(Ok(counts)) => self.status.set_counts(Some(counts)),
                     Ok(Err(error)) => tracing::debug!(%error, "job counts unavailable"),
                     Err(_) => tracing::debug!("job counts timed out"),
                 }
             }
             if Instant::now() >= next_sweep {
-                // A round may take at most one beat, so renewals keep their rhythm; what
-                // is left over is taken up at the next beat.
-                let done = self.sweep_round(fence, Instant::now() + beat, &stop).await;
+                // What is left over when the beat's time is up is taken up at the next.
+                let done = self.sweep_round(fence, work_until, &stop).await;
                 if done {
                     next_sweep = Instant::now() + self.policy.sweep_every;
                 }
@@ -158,11 +160,12 @@ impl Housekeeper {
                 if stop.is_cancelled() || Instant::now() >= until {
                     return false;
                 }
-                match self
-                    .store
-                    .sweep(sweep, retention, self.policy.batch, fence)
-                    .await
-                {
+                let left = until.saturating_duration_since(Instant::now());
+                let batch = self.store.sweep(sweep, retention, self.policy.batch, fence);
+                let Ok(swept) = tokio::time::timeout(left, batch).await else {
+                    return false;
+                };
+                match swept {
                     Ok(deleted) => {
                         if deleted > 0 {
                             tracing::info!(sweep = sweep.as_str(), deleted, "swept");
@@ -204,6 +207,28 @@ mod tests {
         }
     }
 
+    /// Runs a housekeeper over these mocks: its status, its stop, its task.
+    fn start(
+        leases: MockLeaseStore,
+        store: MockHousekeeping,
+        queue: MockJobQueue,
+    ) -> (
+        Arc<HousekeepingStatus>,
+        CancellationToken,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let status = Arc::new(HousekeepingStatus::default());
+        let stop = CancellationToken::new();
+        let keeper = Housekeeper {
+            leases: Arc::new(leases),
+            store: Arc::new(store),
+            queue: Arc::new(queue),
+            policy: policy(),
+            status: status.clone(),
+        };
+        (status, stop.clone(), tokio::spawn(keeper.run(stop)))
+    }
+
     fn queue() -> MockJobQueue {
         let mut queue = MockJobQueue::new();
         queue
@@ -217,16 +242,7 @@ mod tests {
         let mut leases = MockLeaseStore::new();
         leases.expect_acquire().returning(|_, _, _| Ok(false));
         let store = MockHousekeeping::new(); // any sweep would panic: none expected
-        let status = Arc::new(HousekeepingStatus::default());
-        let stop = CancellationToken::new();
-        let keeper = Housekeeper {
-            leases: Arc::new(leases),
-            store: Arc::new(store),
-            queue: Arc::new(MockJobQueue::new()),
-            policy: policy(),
-            status: status.clone(),
-        };
-        let run = tokio::spawn(keeper.run(stop.clone()));
+        let (status, stop, run) = start(leases, store, MockJobQueue::new());
         tokio::time::sleep(Duration::from_secs(10)).await;
         assert!(!status.is_leader());
         assert_eq!(status.job_counts(), None);
@@ -252,16 +268,7 @@ mod tests {
             .times(1)
             .in_sequence(&mut seq)
             .returning(|_, _, _, _| Err(domain::Error::Conflict("moved")));
-        let status = Arc::new(HousekeepingStatus::default());
-        let stop = CancellationToken::new();
-        let keeper = Housekeeper {
-            leases: Arc::new(leases),
-            store: Arc::new(store),
-            queue: Arc::new(queue()),
-            policy: policy(),
-            status: status.clone(),
-        };
-        let run = tokio::spawn(keeper.run(stop.clone()));
+        let (status, stop, run) = start(leases, store, queue());
         // One beat: the first round ran and hit the fence.
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert!(!status.is_leader());
@@ -277,16 +284,7 @@ mod tests {
         leases.expect_release().times(1).returning(|_, _| Ok(()));
         let mut store = MockHousekeeping::new();
         store.expect_sweep().returning(|_, _, _, _| Ok(0));
-        let status = Arc::new(HousekeepingStatus::default());
-        let stop = CancellationToken::new();
-        let keeper = Housekeeper {
-            leases: Arc::new(leases),
-            store: Arc::new(store),
-            queue: Arc::new(queue()),
-            policy: policy(),
-            status: status.clone(),
-        };
-        let run = tokio::spawn(keeper.run(stop.clone()));
+        let (status, stop, run) = start(leases, store, queue());
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert!(status.is_leader());
         assert_eq!(status.job_counts(), Some(vec![(JobState::Queued, 1)]));

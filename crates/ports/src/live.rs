@@ -498,11 +498,12 @@ impl Subscription {
     /// meanwhile arrives twice (clients dedupe by id) rather than not at all.
     pub async fn join(&self, room: &str, since: Option<MessageId>) -> Result<Since, LiveError> {
         let topic = Topic::Room(RoomName::parse(room).map_err(Error::from)?);
-        let newly = self.follow_topic(topic.clone())?;
-        if newly {
+        let following = self.follow_topic(topic.clone())?;
+        let newly = following.is_some();
+        if let Some(following) = following {
             // In force before storage is read: nothing published after the read is
             // missed by this instance.
-            if let Err(error) = self.live.bus.follow(&topic).await {
+            if let Err(error) = following.await {
                 self.unfollow(&topic);
                 return Err(error.into());
             }
@@ -572,10 +573,9 @@ impl Subscription {
             // Rooms are joined, not subscribed to; the rest is not for subscribers.
             _ => return Err(LiveError::UnknownTopic),
         };
-        if self.follow_topic(canonical.clone())? {
+        if let Some(following) = self.follow_topic(canonical.clone())? {
             // Live updates have no resume: what is published while the bus sets the
             // interest up is not awaited for.
-            let following = self.live.bus.follow(&canonical);
             tokio::spawn(async move {
                 if let Err(error) = following.await {
                     tracing::warn!(%error, "following a topic on the bus failed");
@@ -585,28 +585,30 @@ impl Subscription {
         Ok(canonical)
     }
 
-    /// Whether the topic is new to this subscriber.
-    fn follow_topic(&self, topic: Topic) -> Result<bool, LiveError> {
+    /// Adds the topic to this subscriber's, and when it is new to it, tells the bus,
+    /// under the same lock every removal takes: a follow and its unfollow reach the
+    /// bus in the order the registry saw them. The future says when the bus delivers it.
+    fn follow_topic(&self, topic: Topic) -> Result<Option<domain::events::Following>, LiveError> {
         let mut registry = self.live.lock();
         let Some(me) = registry.subscribers.get_mut(&self.id) else {
-            return Ok(false);
+            return Ok(None);
         };
         if me.topics.contains(&topic) {
-            return Ok(false);
+            return Ok(None);
         }
         if me.topics.len() >= self.live.config.max_subscriptions {
             return Err(LiveError::TooManySubscriptions(
                 self.live.config.max_subscriptions,
             ));
         }
+        let following = self.live.bus.follow(&topic);
         me.topics.insert(topic);
-        Ok(true)
+        Ok(Some(following))
     }
 
     fn unfollow(&self, topic: &Topic) -> bool {
-        let removed = self
-            .live
-            .lock()
+        let mut registry = self.live.lock();
+        let removed = registry
             .subscribers
             .get_mut(&self.id)
             .is_some_and(|me| me.topics.remove(topic));

@@ -74,24 +74,6 @@ impl EventBus for PgEventBus {
     }
 
     fn subscribe(&self) -> EventStream {
-        stream(self.local.subscribe())
+        memory_adapter::broadcast_stream(self.local.subscribe())
     }
-}
-
-/// The receiver as a stream: a gap marker where it lagged; ends when the sender goes.
-fn stream(receiver: broadcast::Receiver<Event>) -> EventStream {
-    Box::pin(futures_util::stream::unfold(
-        receiver,
-        |mut rx| async move {
-            match rx.recv().await {
-                Ok(event) => Some((event, rx)),
-                // Fell behind: say so, so consumers can catch up from storage.
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    tracing::warn!(missed, "an event subscriber fell behind");
-                    Some((Event::gap(), rx))
-                }
-                Err(broadcast::error::RecvError::Closed) => None,
-            }
-        },
-    ))
 }

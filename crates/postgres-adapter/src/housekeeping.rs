@@ -69,6 +69,11 @@ impl Housekeeping for PgHousekeeping {
         let mut conn = self.db.get().await?;
         let deleted = conn
             .transaction::<Option<usize>, diesel::result::Error, _>(async move |conn| {
+                // One batch is short; a slow one gives up rather than hold the lease
+                // row (and the holder's next renewal) for long.
+                diesel::sql_query("SET LOCAL statement_timeout = 1000")
+                    .execute(conn)
+                    .await?;
                 // The fence: `FOR SHARE` on our unexpired lease row. An instance taking
                 // the lease over must update that row, so it waits for this batch to
                 // commit, and once it has the lease this check fails: two sweeps never

@@ -88,21 +88,45 @@ impl Target {
     /// Reads `url` (a `postgres://` URL), loading `sslrootcert` if it names a file.
     /// The error says what is wrong, never the password.
     pub fn parse(url: &str) -> Result<Self, String> {
-        let (base, query) = url.split_once('?').unwrap_or((url, ""));
+        // The query starts after the user info: a `?` in a password is not one.
+        let authority = url.find("://").map_or(0, |i| i + 3);
+        let after_credentials = url[authority..]
+            .rfind('@')
+            .map_or(authority, |at| authority + at + 1);
+        let (base, query) = match url[after_credentials..].find('?') {
+            Some(q) => (
+                &url[..after_credentials + q],
+                &url[after_credentials + q + 1..],
+            ),
+            None => (url, ""),
+        };
         let mut mode = None;
         let mut root_cert = None;
         let mut kept: Vec<String> = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let twice = |what: &str| format!("{what} is given twice in DATABASE_URL");
             match key {
+                "sslmode" if mode.is_some() => return Err(twice("sslmode")),
                 "sslmode" => mode = Some(SslMode::parse(&percent_decode(value))?),
+                "sslrootcert" if root_cert.is_some() => return Err(twice("sslrootcert")),
                 "sslrootcert" => root_cert = Some(percent_decode(value)),
                 _ => kept.push(pair.to_owned()),
             }
         }
         // Unlike libpq (whose default is `prefer`), no `sslmode` means plaintext: a
         // deployment that wants TLS says so, and gets exactly what it said.
-        let mode = match (mode, &root_cert) {
+        let mode = match (mode, root_cert.as_deref()) {
+            // The public roots vouch for every host they ever certified: only with the
+            // host name checked do they prove anything (libpq refuses the same).
+            (Some(SslMode::Require | SslMode::VerifyCa), Some("system"))
+            | (Some(SslMode::VerifyCa), None) => {
+                return Err(
+                    "sslmode=verify-ca needs sslrootcert=<file> (the CA that signed \
+                     the server's certificate); with the public roots use sslmode=verify-full"
+                        .into(),
+                );
+            }
             // As libpq: `require` with a root certificate verifies the chain.
             (Some(SslMode::Require), Some(_)) => SslMode::VerifyCa,
             (Some(mode), _) => mode,
@@ -374,6 +398,10 @@ mod tests {
                 .mode(),
             SslMode::Prefer
         );
+        // A `?` in the password is not the start of the query.
+        let t = Target::parse("postgres://u:pa?ss@db/app?sslmode=require").unwrap();
+        assert_eq!(t.mode(), SslMode::Require);
+        assert_eq!(t.url, "postgres://u:pa?ss@db/app?sslmode=require");
     }
 
     #[test]
@@ -386,5 +414,14 @@ mod tests {
                 .unwrap_err();
         assert!(error.contains("/nope.pem"), "{error}");
         assert!(!error.contains("hunter22"), "{error}");
+        // Public roots without a host-name check, and a mode given twice, are refused.
+        for url in [
+            "postgres://db/app?sslmode=verify-ca",
+            "postgres://db/app?sslmode=verify-ca&sslrootcert=system",
+            "postgres://db/app?sslmode=require&sslrootcert=system",
+            "postgres://db/app?sslmode=require&sslmode=disable",
+        ] {
+            assert!(Target::parse(url).is_err(), "{url}");
+        }
     }
 }
