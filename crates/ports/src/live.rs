@@ -645,3 +645,137 @@ impl Drop for Subscription {
         self.ended.token.cancel();
     }
 }
+
+#[cfg(test)]
+mod follow_tests {
+    use std::collections::HashMap;
+
+    use async_trait::async_trait;
+    use domain::chat::ChatMessage;
+    use domain::events::{EventStream, Following};
+    use domain::{Cursor, Limit, Page};
+
+    use super::*;
+
+    /// A bus that only counts follows per topic.
+    #[derive(Default)]
+    struct CountingBus {
+        follows: Mutex<HashMap<Topic, i64>>,
+    }
+
+    impl CountingBus {
+        fn count(&self, topic: &Topic) -> i64 {
+            self.follows
+                .lock()
+                .unwrap()
+                .get(topic)
+                .copied()
+                .unwrap_or(0)
+        }
+    }
+
+    #[async_trait]
+    impl EventBus for CountingBus {
+        async fn publish(&self, _: &Event) -> Result<(), Error> {
+            Ok(())
+        }
+        fn subscribe(&self) -> EventStream {
+            Box::pin(futures_util::stream::pending())
+        }
+        fn follow(&self, topic: &Topic) -> Following {
+            *self
+                .follows
+                .lock()
+                .unwrap()
+                .entry(topic.clone())
+                .or_default() += 1;
+            Box::pin(std::future::ready(Ok(())))
+        }
+        fn unfollow(&self, topic: &Topic) {
+            *self
+                .follows
+                .lock()
+                .unwrap()
+                .entry(topic.clone())
+                .or_default() -= 1;
+        }
+    }
+
+    /// Rooms whose name starts with `broken` fail to load.
+    struct Rooms;
+
+    #[async_trait]
+    impl ChatService for Rooms {
+        async fn send(
+            &self,
+            _: Principal,
+            _: &str,
+            _: &str,
+            _: Option<String>,
+        ) -> Result<ChatMessage, Error> {
+            Err(Error::internal("not in this test"))
+        }
+        async fn join(&self, room: &str, _: Option<MessageId>) -> Result<Since, Error> {
+            if room.starts_with("broken") {
+                return Err(Error::unavailable("storage away"));
+            }
+            Ok(Since {
+                messages: Vec::new(),
+                truncated: false,
+            })
+        }
+        async fn get(&self, _: MessageId) -> Result<ChatMessage, Error> {
+            Err(Error::internal("not in this test"))
+        }
+        async fn history(
+            &self,
+            _: &str,
+            _: Limit,
+            _: Option<Cursor>,
+        ) -> Result<Page<ChatMessage>, Error> {
+            Err(Error::internal("not in this test"))
+        }
+    }
+
+    fn owner() -> Owner {
+        Owner {
+            principal: Principal {
+                user_id: UserId::generate(),
+                role: Role::User,
+            },
+            client: ClientKey::of(None),
+            expires_at: time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+        }
+    }
+
+    #[tokio::test]
+    async fn every_follow_the_hub_tells_the_bus_is_matched_by_one_unfollow() {
+        let bus = Arc::new(CountingBus::default());
+        let live = Live::start(Arc::new(Rooms), bus.clone(), LiveConfig::default());
+        let room = Topic::Room(RoomName::parse("general").unwrap());
+        let (a, b) = (
+            live.connect(owner()).unwrap(),
+            live.connect(owner()).unwrap(),
+        );
+        a.join("general", None).await.unwrap();
+        a.join("general", None).await.unwrap(); // again: no second follow
+        b.join("general", None).await.unwrap();
+        assert_eq!(bus.count(&room), 2);
+        assert!(a.leave("general"));
+        assert!(!a.leave("general"));
+        assert_eq!(bus.count(&room), 1);
+        // A join that fails takes its follow back.
+        assert!(b.join("broken", None).await.is_err());
+        assert_eq!(
+            bus.count(&Topic::Room(RoomName::parse("broken").unwrap())),
+            0
+        );
+        b.subscribe("posts").unwrap();
+        assert_eq!(bus.count(&Topic::Posts), 1);
+        // A subscriber that goes unfollows everything it followed.
+        drop(b);
+        assert_eq!((bus.count(&room), bus.count(&Topic::Posts)), (0, 0));
+        drop(a);
+        live.close_all();
+    }
+}
