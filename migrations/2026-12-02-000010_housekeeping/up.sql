@@ -8,6 +8,8 @@ CREATE TABLE leases (
 );
 
 -- The retention sweeps find old finished jobs and expired tokens without scanning the
--- live ones.
-CREATE INDEX jobs_finished_idx ON jobs (state, updated_at) WHERE state IN ('completed', 'dead');
-CREATE INDEX refresh_tokens_expires_at_idx ON refresh_tokens (expires_at);
+-- live ones. A plain build holds writes to the table while it runs: on a large `jobs`
+-- table create these two first with CREATE INDEX CONCURRENTLY (same names), and this
+-- migration keeps them.
+CREATE INDEX IF NOT EXISTS jobs_finished_idx ON jobs (state, updated_at) WHERE state IN ('completed', 'dead');
+CREATE INDEX IF NOT EXISTS refresh_tokens_expires_at_idx ON refresh_tokens (expires_at);

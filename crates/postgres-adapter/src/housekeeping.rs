@@ -10,6 +10,7 @@ use domain::Error;
 use domain::housekeeping::{Fence, Housekeeping, Sweep};
 
 use crate::Database;
+use crate::lease::Held;
 
 #[derive(Clone)]
 pub struct PgHousekeeping {
@@ -48,13 +49,6 @@ fn batch_sql(sweep: Sweep) -> &'static str {
              LIMIT $2)"
         }
     }
-}
-
-#[derive(diesel::QueryableByName)]
-struct Held {
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    #[allow(dead_code)]
-    held: bool,
 }
 
 #[async_trait]

@@ -24,8 +24,10 @@ impl PgLeaseStore {
     }
 }
 
+/// A row that says the lease is held (its value is only ever `true`): the shape of
+/// `RETURNING true AS held` and of the sweep's fence.
 #[derive(diesel::QueryableByName)]
-struct Held {
+pub(crate) struct Held {
     #[diesel(sql_type = diesel::sql_types::Bool)]
     #[allow(dead_code)]
     held: bool,
