@@ -28,17 +28,7 @@ fn start_blocking() -> Result<String, String> {
     lock.lock().map_err(|e| e.to_string())?;
 
     let as_root = is_root();
-    let run = |program: &Path, args: &[&str]| -> Result<std::process::Output, String> {
-        let mut cmd = if as_root {
-            // initdb and postgres refuse to run as root.
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(program);
-            c
-        } else {
-            Command::new(program)
-        };
-        cmd.args(args).output().map_err(|e| e.to_string())
-    };
+    let run = run_as_postgres;
     let data_s = data.to_string_lossy().into_owned();
 
     let running = run(&bin.join("pg_ctl"), &["status", "-D", &data_s])
@@ -50,15 +40,7 @@ fn start_blocking() -> Result<String, String> {
             std::fs::create_dir_all(&socket_dir).map_err(|e| e.to_string())?;
             if as_root {
                 for dir in [&data, &socket_dir] {
-                    let ok = Command::new("chown")
-                        .args(["postgres:postgres"])
-                        .arg(dir)
-                        .status()
-                        .map(|s| s.success())
-                        .unwrap_or(false);
-                    if !ok {
-                        return Err(format!("cannot chown {} to postgres", dir.display()));
-                    }
+                    chown_to_postgres(dir)?;
                 }
             }
             let out = run(
@@ -107,6 +89,39 @@ fn start_blocking() -> Result<String, String> {
         }
     }
     Ok(format!("postgres://postgres@127.0.0.1:{PORT}/postgres"))
+}
+
+/// Runs a PostgreSQL binary, as the `postgres` user when we are root (initdb and
+/// postgres refuse to run as root).
+pub(crate) fn run_as_postgres(
+    program: &Path,
+    args: &[&str],
+) -> Result<std::process::Output, String> {
+    let mut cmd = if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    };
+    cmd.args(args)
+        .output()
+        .map_err(|e| format!("{}: {e}", program.display()))
+}
+
+/// Hands `path` to the `postgres` user (for a server started as root).
+pub(crate) fn chown_to_postgres(path: &Path) -> Result<(), String> {
+    let ok = Command::new("chown")
+        .arg("postgres:postgres")
+        .arg(path)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("cannot chown {} to postgres", path.display()))
+    }
 }
 
 pub(crate) fn find_binaries() -> Option<PathBuf> {

@@ -3,9 +3,8 @@
 //! certificate it signed for `localhost`). Stopped and deleted when dropped.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use crate::local_server::{find_binaries, is_root};
+use crate::local_server::{chown_to_postgres, find_binaries, is_root, run_as_postgres};
 
 pub struct ThrowawayServer {
     bin: PathBuf,
@@ -86,8 +85,8 @@ impl ThrowawayServer {
             other_ca_file: client.join("other-ca.pem"),
         };
         if is_root() {
-            chown(&root)?;
-            chown(&data)?;
+            chown_to_postgres(&root)?;
+            chown_to_postgres(&data)?;
         }
         let out = server.run(
             "initdb",
@@ -113,8 +112,8 @@ impl ThrowawayServer {
             std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
                 .map_err(|e| e.to_string())?;
             if is_root() {
-                chown(&cert)?;
-                chown(&key)?;
+                chown_to_postgres(&cert)?;
+                chown_to_postgres(&key)?;
             }
             options.push_str(&format!(
                 " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
@@ -155,19 +154,7 @@ impl ThrowawayServer {
     }
 
     fn run(&self, program: &str, args: &[&str]) -> Result<std::process::Output, String> {
-        let program = self.bin.join(program);
-        let mut command = if is_root() {
-            // initdb and postgres refuse to run as root.
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&program);
-            c
-        } else {
-            Command::new(&program)
-        };
-        command
-            .args(args)
-            .output()
-            .map_err(|e| format!("{}: {e}", program.display()))
+        run_as_postgres(&self.bin.join(program), args)
     }
 }
 
@@ -183,18 +170,4 @@ impl Drop for ThrowawayServer {
 
 fn path(p: &Path) -> String {
     p.to_string_lossy().into_owned()
-}
-
-fn chown(p: &Path) -> Result<(), String> {
-    let ok = Command::new("chown")
-        .arg("postgres:postgres")
-        .arg(p)
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("cannot chown {} to postgres", p.display()))
-    }
 }

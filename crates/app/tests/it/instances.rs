@@ -166,7 +166,7 @@ async fn grpc_and_websocket_clients_chat_across_two_instances_over_nats() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nats_restart_loses_no_stored_message_once_clients_resume() {
-    use crate::ws::{connect, join, recv, send};
+    use crate::ws::{connect, join, next_frame, recv, send};
     use serde_json::json;
     use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
@@ -205,21 +205,9 @@ async fn a_nats_restart_loses_no_stored_message_once_clients_resume() {
     // Grace's instance reconnects and tells her she may have missed messages...
     let mut seen = vec![before];
     let code = loop {
-        let frame = tokio::time::timeout(
-            Duration::from_secs(20),
-            futures_util::StreamExt::next(&mut g),
-        )
-        .await
-        .expect("told within 20 s");
-        match frame {
-            Some(Ok(tokio_tungstenite::tungstenite::Message::Text(text))) => {
-                seen.push(serde_json::from_str(&text).unwrap());
-            }
-            Some(Ok(tokio_tungstenite::tungstenite::Message::Close(frame))) => {
-                break frame.map(|f| f.code);
-            }
-            Some(Ok(_)) => {}
-            Some(Err(_)) | None => break None,
+        match next_frame(&mut g, Duration::from_secs(20)).await {
+            Ok(frame) => seen.push(frame),
+            Err(code) => break code,
         }
     };
     assert_eq!(code, Some(CloseCode::Again), "seen {seen:?}");
@@ -267,23 +255,10 @@ async fn a_nats_restart_loses_no_stored_message_once_clients_resume() {
             json!({"type": "message", "room": "general", "text": "after"}),
         )
         .await;
-        loop {
-            let frame = tokio::time::timeout(
-                Duration::from_secs(10),
-                futures_util::StreamExt::next(&mut a),
-            )
-            .await
-            .expect("a frame within 10 s");
-            match frame {
-                Some(Ok(tokio_tungstenite::tungstenite::Message::Text(text))) => {
-                    let m: serde_json::Value = serde_json::from_str(&text).unwrap();
-                    if m["text"] == "after" {
-                        break 'delivered;
-                    }
-                }
-                Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_))) | None => break,
-                Some(Ok(_)) => {}
-                Some(Err(_)) => break,
+        // Told to reconnect (closed): try again on a new connection.
+        while let Ok(m) = next_frame(&mut a, Duration::from_secs(10)).await {
+            if m["text"] == "after" {
+                break 'delivered;
             }
         }
     }

@@ -43,6 +43,22 @@ pub(crate) async fn recv(ws: &mut Ws) -> Value {
     }
 }
 
+/// The next JSON frame, or how the connection ended (its close code, if it sent one),
+/// within `within`: for clients that must survive being told to reconnect.
+pub(crate) async fn next_frame(ws: &mut Ws, within: Duration) -> Result<Value, Option<CloseCode>> {
+    loop {
+        let frame = tokio::time::timeout(within, ws.next())
+            .await
+            .expect("a frame arrives in time");
+        match frame {
+            Some(Ok(Message::Text(text))) => return Ok(serde_json::from_str(&text).unwrap()),
+            Some(Ok(Message::Close(frame))) => return Err(frame.map(|f| f.code)),
+            Some(Ok(_)) => continue,
+            Some(Err(_)) | None => return Err(None),
+        }
+    }
+}
+
 /// The close code the server ends with, within 10 s.
 pub(crate) async fn close_code(ws: &mut Ws) -> Option<CloseCode> {
     loop {
