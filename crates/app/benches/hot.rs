@@ -45,12 +45,13 @@ fn hot(c: &mut Criterion) {
         user_id: user().id,
         role: Role::User,
     };
-    let token = tokens.issue(&principal).expect("issue").token;
+    let session = domain::auth::SessionId::generate();
+    let token = tokens.issue(&principal, session).expect("issue").token;
     c.bench_function("jwt/verify", |b| {
         b.iter(|| tokens.verify(black_box(&token)))
     });
     c.bench_function("jwt/issue", |b| {
-        b.iter(|| tokens.issue(black_box(&principal)))
+        b.iter(|| tokens.issue(black_box(&principal), session))
     });
 
     c.bench_function("encode/user_json", |b| {

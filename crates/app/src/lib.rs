@@ -69,6 +69,11 @@ impl Application {
         let live = state.live.clone();
         let background = CancellationToken::new();
         let housekeeper = tokio::spawn(wiring.housekeeper.run(background.clone()));
+        // Serving starts once this instance knows which sessions have ended.
+        wiring
+            .revocations
+            .follow(wiring.bus.clone(), background.clone())
+            .await;
         let metrics = match (&settings.telemetry.metrics_addr, state.metrics.take()) {
             (Some(address), Some(renderer)) => {
                 let listener = TcpListener::bind(address)

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use auth_adapter::{Argon2Hasher, JwtTokens};
+use domain::accounts::AccountStore;
 use domain::auth::{PasswordHasher, RefreshTokenStore};
 use domain::chat::ChatRepository;
 use domain::events::EventBus;
@@ -18,8 +19,10 @@ use domain::users::UserRepository;
 use http_adapter::ApiState;
 use memory_adapter::{
     MemoryChatRepository, MemoryEventBus, MemoryIdempotencyStore, MemoryLeaseStore, MemoryMailer,
-    MemoryProbe, MemoryRefreshTokenStore, MemoryUserRepository,
+    MemoryProbe, MemoryUserRepository,
 };
+use ports::account_mail::AccountMail;
+use ports::accounts::Accounts;
 use ports::auth::Auth;
 use ports::chat::Chat;
 use ports::health::HealthChecker;
@@ -28,10 +31,11 @@ use ports::jobs::{JobRunner, Jobs};
 use ports::live::Live;
 use ports::posts::Posts;
 use ports::rate_limit::LocalRateLimits;
+use ports::sessions::Revocations;
 use ports::users::Users;
 use postgres_adapter::{
-    Database, PgChatRepository, PgEventBus, PgHousekeeping, PgIdempotencyStore, PgJobQueue,
-    PgLeaseStore, PgPostRepository, PgProbe, PgRateLimitStore, PgRefreshTokenStore,
+    Database, PgAccountStore, PgChatRepository, PgEventBus, PgHousekeeping, PgIdempotencyStore,
+    PgJobQueue, PgLeaseStore, PgPostRepository, PgProbe, PgRateLimitStore, PgRefreshTokenStore,
     PgUserRepository, PoolConfig, PoolSettings,
 };
 
@@ -102,6 +106,9 @@ pub(crate) struct Wiring {
     pub(crate) runner: Arc<JobRunner>,
     /// Runs the periodic work when this instance holds the lease.
     pub(crate) housekeeper: Housekeeper,
+    /// The sessions ended anywhere, which this instance must learn of from `bus`.
+    pub(crate) revocations: Arc<Revocations>,
+    pub(crate) bus: Arc<dyn EventBus>,
 }
 
 /// The driven adapters behind the use cases: Postgres when there is a database, memory
@@ -129,6 +136,7 @@ pub(crate) fn wire(
         users: Arc<dyn UserRepository>,
         posts: Arc<dyn PostRepository>,
         refresh_tokens: Arc<dyn RefreshTokenStore>,
+        accounts: Arc<dyn AccountStore>,
         idempotency: Arc<dyn IdempotencyStore>,
         rate_limits: Arc<dyn RateLimitStore>,
         queue: Arc<dyn JobQueue>,
@@ -143,6 +151,7 @@ pub(crate) fn wire(
             users: Arc::new(PgUserRepository::new(main.clone())),
             posts: Arc::new(PgPostRepository::new(main.clone())),
             refresh_tokens: Arc::new(PgRefreshTokenStore::new(main.clone())),
+            accounts: Arc::new(PgAccountStore::new(main.clone())),
             idempotency: Arc::new(PgIdempotencyStore::new(main.clone())),
             rate_limits: Arc::new(PgRateLimitStore::new(main.clone())),
             queue: Arc::new(match settings.jobs.wakeup {
@@ -168,8 +177,9 @@ pub(crate) fn wire(
                 leases: Arc::new(leases),
                 posts: Arc::new(users.posts()),
                 queue: Arc::new(users.jobs()),
+                refresh_tokens: Arc::new(users.refresh_tokens()),
+                accounts: Arc::new(users.accounts()),
                 users: Arc::new(users),
-                refresh_tokens: Arc::new(MemoryRefreshTokenStore::new()),
                 idempotency: Arc::new(MemoryIdempotencyStore::new()),
                 rate_limits: Arc::new(LocalRateLimits::default()),
                 chat: Arc::new(MemoryChatRepository::new()),
@@ -185,6 +195,7 @@ pub(crate) fn wire(
         users,
         posts,
         refresh_tokens,
+        accounts,
         idempotency,
         rate_limits,
         queue,
@@ -194,6 +205,15 @@ pub(crate) fn wire(
         leases,
         housekeeping,
     } = stores;
+    // An ended session is refused for as long as one of its access tokens could be
+    // presented: their lifetime and the leeway verification allows.
+    let revocations = Arc::new(
+        Revocations::new(
+            refresh_tokens.clone(),
+            settings.auth.jwt_ttl + settings.auth.jwt_leeway,
+        )
+        .with_bus(bus.clone()),
+    );
     let housekeeper = Housekeeper {
         leases,
         store: housekeeping,
@@ -212,6 +232,14 @@ pub(crate) fn wire(
                     Sweep::IdempotencyKeys,
                     http_adapter::IDEMPOTENCY_KEY_LIFETIME,
                 ),
+                // Kept a day after they end: far longer than any access token lives
+                // (JWT_TTL_SECS is at most a day), so instances reloading the set
+                // still refuse their tokens.
+                (
+                    Sweep::EndedSessions,
+                    std::time::Duration::from_secs(24 * 60 * 60),
+                ),
+                (Sweep::ExpiredAccountTokens, std::time::Duration::ZERO),
             ],
         },
         status: Arc::new(HousekeepingStatus::default()),
@@ -227,7 +255,15 @@ pub(crate) fn wire(
             Arc::new(MemoryMailer::new())
         }
     };
-    let runner = Arc::new(JobRunner::new(mailer, settings.mail.domain()));
+    let runner = Arc::new(
+        JobRunner::new(mailer, settings.mail.domain()).with_account_mail(AccountMail::new(
+            users.clone(),
+            accounts.clone(),
+            &settings.accounts.public_base_url,
+            settings.accounts.email_token_ttl,
+            settings.accounts.password_reset_ttl,
+        )),
+    );
     let hasher: Arc<dyn PasswordHasher> = Arc::new(
         Argon2Hasher::new(settings.auth.argon2, settings.auth.hash_capacity)
             .map_err(anyhow::Error::msg)?,
@@ -238,6 +274,7 @@ pub(crate) fn wire(
         bus.clone(),
         settings.live.clone(),
     );
+    live.watch_revocations(revocations.clone(), std::time::Duration::from_secs(1));
     let metrics = crate::metrics::renderer(db, live.clone(), housekeeper.status.clone());
     // Each HTTP worker gets request connections of its own, driven on its thread.
     let worker_start: Option<http_adapter::WorkerStart> = db.map(|db| {
@@ -257,7 +294,20 @@ pub(crate) fn wire(
             .with_job_max_attempts(settings.jobs.max_attempts)
             .with_registration_limit(settings.users.registration_rate_limit_per_minute)
             .with_rate_limits(rate_limits.clone())
-            .with_events(bus.clone()),
+            .with_events(bus.clone())
+            .with_revocations(revocations.clone()),
+        ),
+        accounts: Arc::new(
+            Accounts::new(
+                users.clone(),
+                accounts,
+                hasher.clone(),
+                queue.clone(),
+                refresh_tokens.clone(),
+                revocations.clone(),
+            )
+            .with_rate_limits(rate_limits.clone())
+            .with_job_max_attempts(settings.jobs.max_attempts),
         ),
         jobs: Arc::new(Jobs::new(queue.clone())),
         rate_limits,
@@ -278,7 +328,9 @@ pub(crate) fn wire(
                 refresh_tokens,
                 settings.auth.refresh_ttl,
             )
-            .with_refresh_absolute_ttl(settings.auth.refresh_absolute_ttl),
+            .with_refresh_absolute_ttl(settings.auth.refresh_absolute_ttl)
+            .with_revocations(revocations.clone())
+            .requiring_verified_email(settings.accounts.require_verified_email),
         ),
     };
     let grpc = grpc_adapter::GrpcState {
@@ -293,6 +345,8 @@ pub(crate) fn wire(
         queue,
         runner,
         housekeeper,
+        revocations,
+        bus,
     })
 }
 

@@ -2,7 +2,7 @@ use std::fmt;
 use std::time::Duration;
 
 use domain::Error;
-use domain::auth::{AccessToken, AccessTokens, Principal};
+use domain::auth::{AccessToken, AccessTokens, Principal, SessionId};
 use domain::users::{Role, UserId};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -46,6 +46,8 @@ pub struct SecretError(pub usize);
 struct Claims {
     sub: String,
     role: String,
+    /// The session: ending it refuses this token.
+    sid: String,
     iat: u64,
     nbf: u64,
     exp: u64,
@@ -120,12 +122,13 @@ impl JwtTokens {
 }
 
 impl AccessTokens for JwtTokens {
-    fn issue(&self, principal: &Principal) -> Result<AccessToken, Error> {
+    fn issue(&self, principal: &Principal, session: SessionId) -> Result<AccessToken, Error> {
         let now = time::OffsetDateTime::now_utc().unix_timestamp().max(0) as u64;
         let ttl = self.settings.ttl.as_secs();
         let claims = Claims {
             sub: principal.user_id.to_string(),
             role: principal.role.as_str().to_owned(),
+            sid: session.to_string(),
             iat: now,
             nbf: now,
             exp: now + ttl,
@@ -142,11 +145,7 @@ impl AccessTokens for JwtTokens {
         })
     }
 
-    fn verify(&self, token: &str) -> Result<Principal, Error> {
-        self.verify_until(token).map(|(principal, _)| principal)
-    }
-
-    fn verify_until(&self, token: &str) -> Result<(Principal, time::OffsetDateTime), Error> {
+    fn verify(&self, token: &str) -> Result<domain::auth::Claims, Error> {
         // A JWT is a few hundred bytes; refuse to parse anything huge.
         if token.len() > 4096 {
             return Err(unauthorized());
@@ -162,11 +161,16 @@ impl AccessTokens for JwtTokens {
             .map_err(|_| unauthorized())?;
         let user_id: UserId = data.claims.sub.parse().map_err(|_| unauthorized())?;
         let role = Role::parse(&data.claims.role).map_err(|_| unauthorized())?;
+        let session: SessionId = data.claims.sid.parse().map_err(|_| unauthorized())?;
         let expires_at = i64::try_from(data.claims.exp)
             .ok()
             .and_then(|exp| time::OffsetDateTime::from_unix_timestamp(exp).ok())
             .ok_or_else(unauthorized)?;
-        Ok((Principal { user_id, role }, expires_at))
+        Ok(domain::auth::Claims {
+            principal: Principal { user_id, role },
+            session,
+            expires_at,
+        })
     }
 }
 
@@ -203,13 +207,19 @@ mod tests {
         }
     }
 
+    const SID: &str = "0190a0b0-0000-7000-8000-000000000001";
+
+    fn sid() -> SessionId {
+        SID.parse().unwrap()
+    }
+
     fn now() -> i64 {
         time::OffsetDateTime::now_utc().unix_timestamp()
     }
 
     fn claims(p: &Principal) -> serde_json::Value {
         json!({
-            "sub": p.user_id.to_string(), "role": p.role.as_str(),
+            "sub": p.user_id.to_string(), "role": p.role.as_str(), "sid": SID,
             "iat": now(), "nbf": now(), "exp": now() + 900,
             "iss": "users-service", "aud": "users-service",
         })
@@ -235,9 +245,10 @@ mod tests {
     fn issued_tokens_verify_to_the_same_principal() {
         let tokens = tokens();
         let p = principal();
-        let issued = tokens.issue(&p).unwrap();
+        let issued = tokens.issue(&p, sid()).unwrap();
         assert_eq!(issued.expires_in, 900);
-        assert_eq!(tokens.verify(&issued.token).unwrap(), p);
+        assert_eq!(tokens.verify(&issued.token).unwrap().principal, p);
+        assert_eq!(tokens.verify(&issued.token).unwrap().session, sid());
         let header = jsonwebtoken::decode_header(&issued.token).unwrap();
         assert_eq!(header.alg, Algorithm::HS256);
         assert_eq!(header.kid.as_deref(), Some(key_id(SECRET).as_str()));
@@ -252,7 +263,7 @@ mod tests {
             Some(&key_id(OLD_SECRET)),
             &claims(&p),
         );
-        assert_eq!(tokens().verify(&old).unwrap(), p);
+        assert_eq!(tokens().verify(&old).unwrap().principal, p);
     }
 
     #[test]
@@ -358,6 +369,14 @@ mod tests {
                 }),
             ),
             (
+                "no session id",
+                forge(Algorithm::HS256, SECRET, Some(&kid), &{
+                    let mut c = claims(&p);
+                    c.as_object_mut().unwrap().remove("sid");
+                    c
+                }),
+            ),
+            (
                 "sub not a user id",
                 forge(
                     Algorithm::HS256,
@@ -402,7 +421,7 @@ mod tests {
         c["exp"] = json!(now() - 2);
         c["nbf"] = json!(now() + 2);
         let skewed = forge(Algorithm::HS256, SECRET, Some(&key_id(SECRET)), &c);
-        assert_eq!(tokens.verify(&skewed).unwrap(), p);
+        assert_eq!(tokens.verify(&skewed).unwrap().principal, p);
     }
 
     #[test]
@@ -439,7 +458,7 @@ mod tests {
         #[test]
         fn a_token_with_any_byte_changed_is_refused(at in 0usize..1000, byte in 0x21u8..0x7f) {
             let tokens = tokens();
-            let token = tokens.issue(&principal()).unwrap().token;
+            let token = tokens.issue(&principal(), sid()).unwrap().token;
             let at = at % token.len();
             let mut tampered = token.clone().into_bytes();
             proptest::prop_assume!(tampered[at] != byte);

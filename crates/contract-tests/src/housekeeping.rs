@@ -203,7 +203,12 @@ pub async fn sweeps_delete_finished_jobs_past_their_retention_in_batches(s: &Hou
     );
     assert_eq!(count(&*s.queue, JobState::Queued).await, 1, "untouched");
     // The other sweeps run on any store (there may be nothing for them to do).
-    for other in [Sweep::ExpiredRefreshTokens, Sweep::IdempotencyKeys] {
+    for other in [
+        Sweep::ExpiredRefreshTokens,
+        Sweep::IdempotencyKeys,
+        Sweep::EndedSessions,
+        Sweep::ExpiredAccountTokens,
+    ] {
         sweep(other, Duration::ZERO).await.expect("sweep");
     }
 }

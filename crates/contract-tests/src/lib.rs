@@ -11,6 +11,7 @@
 //! The factory returns the implementation and a guard kept alive for the test (a
 //! database, say). Each case becomes its own `#[tokio::test]` in the calling crate.
 
+pub mod accounts;
 pub mod chat;
 pub mod events;
 pub mod health;
@@ -137,9 +138,26 @@ macro_rules! refresh_token_store_contract {
             unknown_and_expired_tokens_are_invalid,
             a_family_past_its_absolute_lifetime_is_invalid,
             the_owner_of_a_token_is_read_without_spending_it,
-            a_revoked_token_is_invalid_and_revoking_is_idempotent,
-            revoking_a_user_kills_all_their_tokens_only,
+            ending_a_session_by_its_token_is_idempotent,
+            ending_every_session_of_a_user_spares_others_and_the_one_kept,
+            a_session_records_where_it_was_seen,
             concurrent_rotations_of_one_token_succeed_at_most_once,
+        );
+    };
+}
+
+/// Expands to one test per [`AccountStore`](domain::accounts::AccountStore) contract
+/// case; `$make` returns an [`accounts::AccountStores`] over one storage.
+#[macro_export]
+macro_rules! account_store_contract {
+    ($make:path) => {
+        $crate::contract_cases!($make, accounts;
+            a_verification_token_works_once_and_only_for_its_address,
+            expired_and_unknown_tokens_do_nothing,
+            a_newer_token_ends_the_older_ones_of_its_kind,
+            a_password_change_ends_sessions_spends_its_token_and_stores_its_notice,
+            an_email_change_applies_the_pending_address_once,
+            an_address_taken_meanwhile_fails_the_confirmation,
         );
     };
 }
@@ -235,6 +253,7 @@ mod tests {
     fn every_case_is_in_its_macro_and_every_listed_case_exists() {
         let macros = include_str!("lib.rs");
         let modules = [
+            ("accounts", include_str!("accounts.rs")),
             ("chat", include_str!("chat.rs")),
             ("events", include_str!("events.rs")),
             ("health", include_str!("health.rs")),

@@ -2,11 +2,11 @@
 //! belongs to a stored user.
 
 use domain::auth::{
-    NewRefreshToken, PasswordHash, RefreshToken, RefreshTokenHash, RefreshTokenStore, Rotation,
+    EndSessions, NewRefreshToken, PasswordHash, RefreshToken, RefreshTokenHash, RefreshTokenStore,
+    Rotation, SeenFrom, SessionId,
 };
 use domain::users::{Email, User, UserName, UserRepository};
 use time::Duration;
-use uuid::Uuid;
 
 async fn stored_user(users: &impl UserRepository, email: &str) -> User {
     let user = User::new(
@@ -27,20 +27,31 @@ fn later() -> time::OffsetDateTime {
     domain::now() + Duration::days(30)
 }
 
+fn seen(address: &str) -> SeenFrom {
+    SeenFrom::new(Some(address.to_owned()), Some("contract-tests/1.0"))
+}
+
 /// Stores a fresh token (a new family) for `user` and returns its hash.
 async fn login(store: &impl RefreshTokenStore, user: &User) -> RefreshTokenHash {
+    login_in(store, user).await.0
+}
+
+/// As [`login`], with the session it started.
+async fn login_in(store: &impl RefreshTokenStore, user: &User) -> (RefreshTokenHash, SessionId) {
     let hash = token();
+    let session = SessionId::generate();
     store
         .insert(&NewRefreshToken {
             hash,
             user_id: user.id,
-            family_id: Uuid::now_v7(),
+            family_id: session,
             expires_at: later(),
             family_expires_at: later(),
+            seen: seen("192.0.2.1"),
         })
         .await
         .expect("insert");
-    hash
+    (hash, session)
 }
 
 pub async fn a_valid_token_rotates_once(
@@ -50,21 +61,21 @@ pub async fn a_valid_token_rotates_once(
     let ada = stored_user(users, "ada@example.com").await;
     let first = login(store, &ada).await;
     let second = token();
-    assert_eq!(
+    assert!(matches!(
         store
-            .rotate(&first, &second, later())
+            .rotate(&first, &second, later(), &SeenFrom::default())
             .await
             .expect("rotate"),
-        Rotation::Rotated { user_id: ada.id }
-    );
+        Rotation::Rotated { user_id, .. } if user_id == ada.id
+    ));
     let third = token();
-    assert_eq!(
+    assert!(matches!(
         store
-            .rotate(&second, &third, later())
+            .rotate(&second, &third, later(), &SeenFrom::default())
             .await
             .expect("rotate the successor"),
-        Rotation::Rotated { user_id: ada.id }
-    );
+        Rotation::Rotated { user_id, .. } if user_id == ada.id
+    ));
 }
 
 pub async fn reusing_a_spent_token_revokes_its_whole_family(
@@ -76,22 +87,22 @@ pub async fn reusing_a_spent_token_revokes_its_whole_family(
     let other_session = login(store, &ada).await;
     let second = token();
     store
-        .rotate(&first, &second, later())
+        .rotate(&first, &second, later(), &SeenFrom::default())
         .await
         .expect("rotate");
 
     // The thief (or the victim) presents the spent token again.
-    assert_eq!(
+    assert!(matches!(
         store
-            .rotate(&first, &token(), later())
+            .rotate(&first, &token(), later(), &SeenFrom::default())
             .await
             .expect("reuse"),
-        Rotation::Reused { user_id: ada.id }
-    );
+        Rotation::Reused { user_id, .. } if user_id == ada.id
+    ));
     // Every token of that family is dead, including the one issued from it...
     assert_eq!(
         store
-            .rotate(&second, &token(), later())
+            .rotate(&second, &token(), later(), &SeenFrom::default())
             .await
             .expect("successor"),
         Rotation::Invalid
@@ -99,7 +110,7 @@ pub async fn reusing_a_spent_token_revokes_its_whole_family(
     // ...but another login's family is untouched.
     assert!(matches!(
         store
-            .rotate(&other_session, &token(), later())
+            .rotate(&other_session, &token(), later(), &SeenFrom::default())
             .await
             .expect("other"),
         Rotation::Rotated { .. }
@@ -113,7 +124,7 @@ pub async fn unknown_and_expired_tokens_are_invalid(
     let ada = stored_user(users, "ada@example.com").await;
     assert_eq!(
         store
-            .rotate(&token(), &token(), later())
+            .rotate(&token(), &token(), later(), &SeenFrom::default())
             .await
             .expect("unknown"),
         Rotation::Invalid
@@ -124,7 +135,8 @@ pub async fn unknown_and_expired_tokens_are_invalid(
         .insert(&NewRefreshToken {
             hash: expired,
             user_id: ada.id,
-            family_id: Uuid::now_v7(),
+            family_id: SessionId::generate(),
+            seen: SeenFrom::default(),
             expires_at: domain::now() - Duration::seconds(1),
             family_expires_at: later(),
         })
@@ -133,7 +145,7 @@ pub async fn unknown_and_expired_tokens_are_invalid(
     let next = token();
     assert_eq!(
         store
-            .rotate(&expired, &next, later())
+            .rotate(&expired, &next, later(), &SeenFrom::default())
             .await
             .expect("expired"),
         Rotation::Invalid
@@ -141,7 +153,7 @@ pub async fn unknown_and_expired_tokens_are_invalid(
     // Nothing was stored for the refused rotation.
     assert_eq!(
         store
-            .rotate(&next, &token(), later())
+            .rotate(&next, &token(), later(), &SeenFrom::default())
             .await
             .expect("never stored"),
         Rotation::Invalid
@@ -159,7 +171,8 @@ pub async fn a_family_past_its_absolute_lifetime_is_invalid(
         .insert(&NewRefreshToken {
             hash: ended,
             user_id: ada.id,
-            family_id: Uuid::now_v7(),
+            family_id: SessionId::generate(),
+            seen: SeenFrom::default(),
             expires_at: later(),
             family_expires_at: domain::now() - Duration::seconds(1),
         })
@@ -167,7 +180,7 @@ pub async fn a_family_past_its_absolute_lifetime_is_invalid(
         .expect("insert");
     assert_eq!(
         store
-            .rotate(&ended, &token(), later())
+            .rotate(&ended, &token(), later(), &SeenFrom::default())
             .await
             .expect("rotate"),
         Rotation::Invalid
@@ -178,23 +191,24 @@ pub async fn a_family_past_its_absolute_lifetime_is_invalid(
         .insert(&NewRefreshToken {
             hash: ending,
             user_id: ada.id,
-            family_id: Uuid::now_v7(),
+            family_id: SessionId::generate(),
+            seen: SeenFrom::default(),
             expires_at: later(),
             family_expires_at: domain::now() + Duration::seconds(1),
         })
         .await
         .expect("insert");
     let next = token();
-    assert_eq!(
-        store.rotate(&ending, &next, later()).await.expect("rotate"),
-        Rotation::Rotated { user_id: ada.id }
-    );
+    assert!(matches!(
+        store.rotate(&ending, &next, later(), &SeenFrom::default()).await.expect("rotate"),
+        Rotation::Rotated { user_id, .. } if user_id == ada.id
+    ));
     // The family's end passes (a lifetime, not a synchronisation): its newest token,
     // issued to live 30 days, ends with it.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     assert_eq!(
         store
-            .rotate(&next, &token(), later())
+            .rotate(&next, &token(), later(), &SeenFrom::default())
             .await
             .expect("rotate"),
         Rotation::Invalid
@@ -212,64 +226,128 @@ pub async fn the_owner_of_a_token_is_read_without_spending_it(
     assert_eq!(store.owner(&first).await.expect("again"), Some(ada.id));
     assert_eq!(store.owner(&token()).await.expect("unknown"), None);
     // Still unspent: it rotates.
-    assert_eq!(
+    assert!(matches!(
         store
-            .rotate(&first, &token(), later())
+            .rotate(&first, &token(), later(), &SeenFrom::default())
             .await
             .expect("rotate"),
-        Rotation::Rotated { user_id: ada.id }
-    );
+        Rotation::Rotated { user_id, .. } if user_id == ada.id
+    ));
     assert_eq!(store.owner(&first).await.expect("spent"), Some(ada.id));
 }
 
-pub async fn a_revoked_token_is_invalid_and_revoking_is_idempotent(
+pub async fn ending_a_session_by_its_token_is_idempotent(
     store: &impl RefreshTokenStore,
     users: &impl UserRepository,
 ) {
     let ada = stored_user(users, "ada@example.com").await;
-    let session = login(store, &ada).await;
-    store.revoke(&session).await.expect("logout");
-    store.revoke(&session).await.expect("logout twice");
-    store.revoke(&token()).await.expect("unknown token");
+    let (token_of, session) = login_in(store, &ada).await;
+    let before = domain::now();
+    let ended = Some((ada.id, session));
+    assert_eq!(store.end_by_token(&token_of).await.expect("logout"), ended);
+    assert_eq!(store.end_by_token(&token_of).await.expect("twice"), ended);
+    assert_eq!(store.end_by_token(&token()).await.expect("unknown"), None);
     assert_eq!(
         store
-            .rotate(&session, &token(), later())
+            .rotate(&token_of, &token(), later(), &SeenFrom::default())
             .await
             .expect("rotate"),
         Rotation::Invalid
     );
+    assert!(store.sessions(&ada.id).await.expect("list").is_empty());
+    let known = store.ended_since(before).await.expect("ended");
+    assert!(known.contains(&session), "{known:?}");
 }
 
-pub async fn revoking_a_user_kills_all_their_tokens_only(
+pub async fn ending_every_session_of_a_user_spares_others_and_the_one_kept(
     store: &impl RefreshTokenStore,
     users: &impl UserRepository,
 ) {
     let ada = stored_user(users, "ada@example.com").await;
     let grace = stored_user(users, "grace@example.com").await;
-    let ada_phone = login(store, &ada).await;
-    let ada_laptop = login(store, &ada).await;
-    let grace_session = login(store, &grace).await;
+    let (ada_phone, phone) = login_in(store, &ada).await;
+    let (ada_laptop, laptop) = login_in(store, &ada).await;
+    let (ada_tablet, tablet) = login_in(store, &ada).await;
+    let (grace_token, grace_session) = login_in(store, &grace).await;
 
-    store
-        .revoke_all_for_user(&ada.id)
+    // Another user's session id ends nothing.
+    assert!(
+        store
+            .end_sessions(&ada.id, EndSessions::One(grace_session))
+            .await
+            .expect("not hers")
+            .is_empty()
+    );
+    let mut ended = store
+        .end_sessions(&ada.id, EndSessions::AllExcept(Some(tablet)))
         .await
-        .expect("revoke all");
+        .expect("all but one");
+    ended.sort();
+    let mut expected = vec![phone, laptop];
+    expected.sort();
+    assert_eq!(ended, expected);
+    // Ended ones stay ended: ending again ends nothing new.
+    assert!(
+        store
+            .end_sessions(&ada.id, EndSessions::One(phone))
+            .await
+            .expect("again")
+            .is_empty()
+    );
     for dead in [ada_phone, ada_laptop] {
         assert_eq!(
             store
-                .rotate(&dead, &token(), later())
+                .rotate(&dead, &token(), later(), &SeenFrom::default())
                 .await
                 .expect("rotate"),
             Rotation::Invalid
         );
     }
-    assert!(matches!(
-        store
-            .rotate(&grace_session, &token(), later())
-            .await
-            .expect("grace"),
-        Rotation::Rotated { .. }
-    ));
+    for alive in [ada_tablet, grace_token] {
+        assert!(matches!(
+            store
+                .rotate(&alive, &token(), later(), &SeenFrom::default())
+                .await
+                .expect("alive"),
+            Rotation::Rotated { .. }
+        ));
+    }
+    let listed: Vec<_> = store
+        .sessions(&ada.id)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(listed, vec![tablet]);
+}
+
+/// A session lists where it was seen at login and at its latest refresh.
+pub async fn a_session_records_where_it_was_seen(
+    store: &impl RefreshTokenStore,
+    users: &impl UserRepository,
+) {
+    let ada = stored_user(users, "ada@example.com").await;
+    let (first, session) = login_in(store, &ada).await;
+    let [listed] = &store.sessions(&ada.id).await.expect("list")[..] else {
+        panic!("one session");
+    };
+    assert_eq!(listed.id, session);
+    assert_eq!(listed.user_id, ada.id);
+    assert_eq!(listed.login, seen("192.0.2.1"));
+    assert_eq!(listed.last, seen("192.0.2.1"));
+    let rotated = store
+        .rotate(&first, &token(), later(), &seen("198.51.100.9"))
+        .await
+        .expect("rotate");
+    assert!(matches!(rotated, Rotation::Rotated { session: s, .. } if s == session));
+    let [after] = &store.sessions(&ada.id).await.expect("list")[..] else {
+        panic!("still one session");
+    };
+    assert_eq!(after.login, seen("192.0.2.1"));
+    assert_eq!(after.last, seen("198.51.100.9"));
+    assert!(after.last_used_at >= listed.last_used_at);
+    assert_eq!(after.created_at, listed.created_at);
 }
 
 pub async fn concurrent_rotations_of_one_token_succeed_at_most_once(
@@ -280,8 +358,8 @@ pub async fn concurrent_rotations_of_one_token_succeed_at_most_once(
     let first = login(store, &ada).await;
     let (a, b) = (token(), token());
     let (ra, rb) = futures_util::future::join(
-        store.rotate(&first, &a, later()),
-        store.rotate(&first, &b, later()),
+        store.rotate(&first, &a, later(), &SeenFrom::default()),
+        store.rotate(&first, &b, later(), &SeenFrom::default()),
     )
     .await;
     let outcomes = [ra.expect("a"), rb.expect("b")];

@@ -91,7 +91,7 @@ pub async fn update_replaces_only_given_fields(repo: &impl UserRepository) {
         .expect("create");
 
     let renamed = repo
-        .update(&original.id, &changes(Some("Grace"), None), None)
+        .update(&original.id, &changes(Some("Grace"), None), None, &[])
         .await
         .expect("rename");
     assert_eq!(renamed.name.as_str(), "Grace");
@@ -104,6 +104,7 @@ pub async fn update_replaces_only_given_fields(repo: &impl UserRepository) {
             &original.id,
             &changes(None, Some("grace@example.com")),
             None,
+            &[],
         )
         .await
         .expect("change e-mail");
@@ -114,8 +115,13 @@ pub async fn update_replaces_only_given_fields(repo: &impl UserRepository) {
 
 pub async fn update_unknown_is_not_found(repo: &impl UserRepository) {
     assert_not_found(
-        repo.update(&UserId::generate(), &changes(Some("Nobody"), None), None)
-            .await,
+        repo.update(
+            &UserId::generate(),
+            &changes(Some("Nobody"), None),
+            None,
+            &[],
+        )
+        .await,
     );
 }
 
@@ -131,6 +137,7 @@ pub async fn update_to_taken_email_is_duplicate_and_changes_nothing(repo: &impl 
             &grace.id,
             &changes(Some("Renamed"), Some("ADA@example.com")),
             None,
+            &[],
         )
         .await,
     );
@@ -142,7 +149,7 @@ pub async fn update_own_email_to_other_case_is_allowed(repo: &impl UserRepositor
         .await
         .expect("create");
     let updated = repo
-        .update(&ada.id, &changes(None, Some("ADA@example.com")), None)
+        .update(&ada.id, &changes(None, Some("ADA@example.com")), None, &[])
         .await
         .expect("same address, other case");
     assert_eq!(updated.email.as_str(), "ADA@example.com");
@@ -155,14 +162,24 @@ pub async fn updates_bump_the_version_and_honour_the_expected_one(repo: &impl Us
     assert_eq!(ada.version, Version::INITIAL);
 
     let v2 = repo
-        .update(&ada.id, &changes(Some("Ada 2"), None), Some(ada.version))
+        .update(
+            &ada.id,
+            &changes(Some("Ada 2"), None),
+            Some(ada.version),
+            &[],
+        )
         .await
         .expect("expected version matches");
     assert_eq!(v2.version, ada.version.next());
 
     // A writer that read version 1 is refused, and nothing changes.
     match repo
-        .update(&ada.id, &changes(Some("Stale"), None), Some(ada.version))
+        .update(
+            &ada.id,
+            &changes(Some("Stale"), None),
+            Some(ada.version),
+            &[],
+        )
         .await
     {
         Err(Error::VersionMismatch { entity: "user" }) => {}
@@ -172,7 +189,7 @@ pub async fn updates_bump_the_version_and_honour_the_expected_one(repo: &impl Us
 
     // Without an expectation the last write wins, and still bumps the version.
     let v3 = repo
-        .update(&ada.id, &changes(Some("Ada 3"), None), None)
+        .update(&ada.id, &changes(Some("Ada 3"), None), None, &[])
         .await
         .expect("unconditional");
     assert_eq!(v3.version, v2.version.next());
@@ -180,7 +197,8 @@ pub async fn updates_bump_the_version_and_honour_the_expected_one(repo: &impl Us
         repo.update(
             &UserId::generate(),
             &changes(None, None),
-            Some(Version::INITIAL)
+            Some(Version::INITIAL),
+            &[]
         )
         .await,
         Err(Error::NotFound { .. })
@@ -239,6 +257,7 @@ pub async fn roles_are_stored_and_changed(repo: &impl UserRepository) {
             &ada.id,
             &changes(None, None).with_role(Some(Role::Admin)),
             None,
+            &[],
         )
         .await
         .expect("promote");

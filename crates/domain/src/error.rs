@@ -29,6 +29,16 @@ pub enum Error {
     #[error("{0}")]
     Forbidden(&'static str),
 
+    /// The credentials are right, but the account's e-mail address is not verified and
+    /// this service requires it. Told only to someone who proved the password.
+    #[error("verify your e-mail address first: follow the link we sent you")]
+    EmailNotVerified,
+
+    /// A mailed token (a link's) is unknown, spent or expired; which of these is not
+    /// said, so the answer tells a guesser nothing.
+    #[error("this link is invalid, already used or expired; ask for a new one")]
+    LinkInvalid,
+
     /// The entity is not in a state that allows this (e.g. retrying a running job).
     /// The message is safe to show.
     #[error("{0}")]

@@ -28,7 +28,7 @@ pub enum Topic {
     User(UserId),
     /// A chat room's messages: `room:{name}`.
     Room(RoomName),
-    /// Account changes (a deletion, a new role): `accounts`. Never delivered to
+    /// Account changes (a deletion, a new role, ended sessions): `accounts`. Never delivered to
     /// subscribers; each instance applies them to its live sessions.
     Accounts,
     /// Every topic at once: `*`, carried only by [`Event::gap`].
@@ -100,17 +100,20 @@ pub enum EventKind {
     ChatMessage,
     /// An account was deleted or changed role.
     AccountChanged,
+    /// Sessions ended: their access tokens are refused from now on.
+    SessionsEnded,
     /// A stream may have lost events here (see [`Event::gap`]).
     Gap,
 }
 
 impl EventKind {
-    const ALL: [Self; 6] = [
+    const ALL: [Self; 7] = [
         Self::PostCreated,
         Self::PostUpdated,
         Self::PostDeleted,
         Self::ChatMessage,
         Self::AccountChanged,
+        Self::SessionsEnded,
         Self::Gap,
     ];
 
@@ -121,6 +124,7 @@ impl EventKind {
             Self::PostDeleted => "post.deleted",
             Self::ChatMessage => "chat.message",
             Self::AccountChanged => "account.changed",
+            Self::SessionsEnded => "sessions.ended",
             Self::Gap => "bus.gap",
         }
     }

@@ -78,14 +78,21 @@ pub enum Sweep {
     ExpiredRefreshTokens,
     /// Idempotency keys recorded longer ago than the retention.
     IdempotencyKeys,
+    /// Sessions ended, or past their absolute lifetime, longer ago than the retention
+    /// (which must outlast every access token: until then they are refused by id).
+    EndedSessions,
+    /// Mailed account tokens past their expiry.
+    ExpiredAccountTokens,
 }
 
 impl Sweep {
-    pub const ALL: [Sweep; 4] = [
+    pub const ALL: [Sweep; 6] = [
         Sweep::CompletedJobs,
         Sweep::DeadJobs,
         Sweep::ExpiredRefreshTokens,
         Sweep::IdempotencyKeys,
+        Sweep::EndedSessions,
+        Sweep::ExpiredAccountTokens,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -94,6 +101,8 @@ impl Sweep {
             Sweep::DeadJobs => "dead_jobs",
             Sweep::ExpiredRefreshTokens => "expired_refresh_tokens",
             Sweep::IdempotencyKeys => "idempotency_keys",
+            Sweep::EndedSessions => "ended_sessions",
+            Sweep::ExpiredAccountTokens => "expired_account_tokens",
         }
     }
 }

@@ -19,11 +19,28 @@ crate::id::uuid_id!(
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum JobPayload {
-    /// Send the welcome e-mail to a newly registered user.
+    /// Send the welcome e-mail to a newly registered user, with the link that
+    /// verifies their address.
     WelcomeEmail {
         user_id: Uuid,
         email: String,
         name: String,
+    },
+    /// Send a new verification link to the user's address.
+    VerificationEmail { user_id: Uuid, email: String },
+    /// Someone asked to reset the password of the account at `email`, if there is one:
+    /// send it a reset link. Deciding that at delivery keeps the request's work the
+    /// same whether the account exists or not.
+    PasswordReset { email: String },
+    /// Tell the owner their password was changed.
+    PasswordChanged { user_id: Uuid, email: String },
+    /// Send the link confirming a move to the pending address `email`.
+    EmailChange { user_id: Uuid, email: String },
+    /// Tell the current address `email` that a move to `new_email` was asked for.
+    EmailChangeNotice {
+        user_id: Uuid,
+        email: String,
+        new_email: String,
     },
 }
 
@@ -31,6 +48,11 @@ impl JobPayload {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::WelcomeEmail { .. } => "welcome_email",
+            Self::VerificationEmail { .. } => "verification_email",
+            Self::PasswordReset { .. } => "password_reset",
+            Self::PasswordChanged { .. } => "password_changed",
+            Self::EmailChange { .. } => "email_change",
+            Self::EmailChangeNotice { .. } => "email_change_notice",
         }
     }
 
@@ -38,7 +60,14 @@ impl JobPayload {
     /// errors with them.
     pub fn user_id(&self) -> Option<Uuid> {
         match self {
-            Self::WelcomeEmail { user_id, .. } => Some(*user_id),
+            Self::WelcomeEmail { user_id, .. }
+            | Self::VerificationEmail { user_id, .. }
+            | Self::PasswordChanged { user_id, .. }
+            | Self::EmailChange { user_id, .. }
+            | Self::EmailChangeNotice { user_id, .. } => Some(*user_id),
+            // No account is known when it is stored; the address is kept only until
+            // the retention sweep takes the finished job.
+            Self::PasswordReset { .. } => None,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! traits ([`users::UserRepository`], [`mail::Mailer`], [`health::HealthProbe`]) and the
 //! `ports` crate composes them into use cases.
 
+pub mod accounts;
 pub mod auth;
 pub mod chat;
 pub mod error;

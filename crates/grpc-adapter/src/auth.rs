@@ -1,20 +1,17 @@
 //! `authorization: Bearer <jwt>` metadata, checked by the same `AuthService` as HTTP.
 
-use domain::auth::Principal;
+use domain::auth::{Claims, Principal};
 use ports::auth::AuthService;
 use tonic::{Request, Status};
 
 pub fn authenticate<T>(auth: &dyn AuthService, request: &Request<T>) -> Result<Principal, Status> {
-    auth.authenticate(bearer(request)?).map_err(|_| invalid())
+    claims(auth, request).map(|c| c.principal)
 }
 
-/// The principal and when its token expires, for streams that outlive a call.
-pub fn authenticate_until<T>(
-    auth: &dyn AuthService,
-    request: &Request<T>,
-) -> Result<(Principal, time::OffsetDateTime), Status> {
-    auth.authenticate_until(bearer(request)?)
-        .map_err(|_| invalid())
+/// What the token proves: the principal, its session and when it expires, for streams
+/// that outlive a call.
+pub fn claims<T>(auth: &dyn AuthService, request: &Request<T>) -> Result<Claims, Status> {
+    auth.authenticate(bearer(request)?).map_err(|_| invalid())
 }
 
 fn bearer<T>(request: &Request<T>) -> Result<&str, Status> {

@@ -13,7 +13,7 @@ use ports::rate_limit::TokenBucket;
 use ports::users::UserService;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::auth::authenticate_until;
+use crate::auth::claims;
 use crate::outbound::{self, ResponseStream, Sink};
 use crate::pb::chat::{self as pb, client_event, server_event};
 use crate::users::timestamp;
@@ -64,8 +64,8 @@ impl ChatGrpc {
 
     /// Who opens the stream, as stored now, and until when their token holds.
     async fn owner<T>(&self, request: &Request<T>) -> Result<Owner, Status> {
-        let (claimed, expires_at) = authenticate_until(&*self.auth, request)?;
-        let principal = match self.users.session_principal(claimed).await {
+        let claims = claims(&*self.auth, request)?;
+        let principal = match self.users.session_principal(claims.principal).await {
             Ok(principal) => principal,
             Err(domain::Error::Unauthorized(_)) => {
                 return Err(Status::unauthenticated("invalid or expired token"));
@@ -74,8 +74,9 @@ impl ChatGrpc {
         };
         Ok(Owner {
             principal,
+            session: claims.session,
             client: crate::client::client_key(request, &self.trusted_proxies),
-            expires_at,
+            expires_at: claims.expires_at,
         })
     }
 }
@@ -119,7 +120,9 @@ fn ended(subscription: &Subscription) -> Status {
         Some(Ended::Gap) => {
             Status::unavailable("messages may have been missed; reconnect and rejoin with `since`")
         }
-        Some(Ended::Revoked) => Status::unauthenticated("the account no longer exists"),
+        Some(Ended::Revoked) => {
+            Status::unauthenticated("the session has ended, or the account no longer exists")
+        }
         Some(Ended::Expired) => {
             Status::unauthenticated("the access token expired; reconnect with a fresh one")
         }

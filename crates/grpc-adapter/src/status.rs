@@ -17,6 +17,8 @@ pub fn status(error: Error) -> Status {
         Error::Unauthorized(detail) => Status::unauthenticated(detail),
         Error::Forbidden(detail) => Status::permission_denied(detail),
         Error::Conflict(detail) => Status::aborted(detail),
+        Error::EmailNotVerified => Status::permission_denied(error.to_string()),
+        Error::LinkInvalid => Status::invalid_argument(error.to_string()),
         Error::VersionMismatch { .. } => Status::failed_precondition(error.to_string()),
         Error::RateLimited { .. } => Status::resource_exhausted(error.to_string()),
         Error::DeadlineExceeded(detail) => Status::deadline_exceeded(detail),

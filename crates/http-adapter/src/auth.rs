@@ -10,7 +10,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, web};
-use domain::auth::Principal;
+use domain::auth::{Claims, Principal, SeenFrom};
 use ports::auth::{AuthService, TokenPair};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -61,11 +61,34 @@ pub(crate) fn invalid_token() -> ApiError {
     )
 }
 
-/// The principal of this request, verified once and then kept in the request's
-/// extensions for later extractors and middleware.
+/// The authenticated caller with their session: for the operations on one's own
+/// sessions and password, which need to know which session asks.
+#[derive(Debug, Clone, Copy)]
+pub struct InSession(pub Claims);
+
+impl FromRequest for InSession {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(claims(req).map(InSession))
+    }
+}
+
+/// The principal of this request: the one an admin guard stored (with the role stored
+/// now), else the token's.
 pub(crate) fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
     if let Some(principal) = req.extensions().get::<Principal>() {
         return Ok(*principal);
+    }
+    claims(req).map(|c| c.principal)
+}
+
+/// What this request's token proves, verified once and then kept in the request's
+/// extensions for later extractors and middleware.
+pub(crate) fn claims(req: &HttpRequest) -> Result<Claims, ApiError> {
+    if let Some(claims) = req.extensions().get::<Claims>() {
+        return Ok(*claims);
     }
     let Some(header) = req.headers().get(AUTHORIZATION) else {
         return Err(unauthorized("Missing authorization header", "Bearer"));
@@ -78,9 +101,19 @@ pub(crate) fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
     let auth = req
         .app_data::<web::Data<dyn AuthService>>()
         .ok_or_else(|| ApiError::from(domain::Error::internal("no AuthService configured")))?;
-    let principal = auth.authenticate(token).map_err(|_| invalid_token())?;
-    req.extensions_mut().insert(principal);
-    Ok(principal)
+    let claims = auth.authenticate(token).map_err(|_| invalid_token())?;
+    req.extensions_mut().insert(claims);
+    Ok(claims)
+}
+
+/// Where a request comes from, as a session records it.
+pub(crate) fn seen_from(req: &HttpRequest) -> SeenFrom {
+    SeenFrom::new(
+        crate::client::client_ip(req).map(|ip| ip.to_string()),
+        req.headers()
+            .get(actix_web::http::header::USER_AGENT)
+            .and_then(|ua| ua.to_str().ok()),
+    )
 }
 
 /// Guards a scope for admins: `401` without a valid token, `403` for anyone who is not
@@ -172,12 +205,21 @@ fn fingerprint(value: &str) -> String {
         .collect()
 }
 
+/// The key of an account's failed-login budget: by its address as typed at login.
+pub(crate) fn account_key(email: &str) -> String {
+    format!(
+        "account:{}",
+        fingerprint(&email.trim().to_ascii_lowercase())
+    )
+}
+
 /// Log in with e-mail and password.
 #[utoipa::path(post, path = "/api/auth/login", tag = "auth",
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Logged in", body = TokenResponse, headers(("RateLimit-Policy" = String, description = "The per-address budget, e.g. `\"login\";q=10;w=60`"), ("RateLimit" = String, description = "Attempts left and seconds until one more, e.g. `\"login\";r=9;t=6`"))),
         (status = 401, description = "Wrong e-mail or password", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The password is right, but the address is not verified and this service requires it (`/problems/email-not-verified`)", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many attempts from this client address, or too many failures for this account this hour (addresses it signed in from lately excepted)", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait"), ("RateLimit-Policy" = String, description = "The per-address budget, e.g. `\"login\";q=10;w=60`"), ("RateLimit" = String, description = "Attempts left and seconds until one more, e.g. `\"login\";r=9;t=6`"))),
         (status = 503, description = "Database unavailable, or password hashing at capacity", body = Problem, content_type = "application/problem+json"),
@@ -188,10 +230,7 @@ pub(crate) async fn login(
     req: HttpRequest,
     Json(body): Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let account = format!(
-        "account:{}",
-        fingerprint(&body.email.trim().to_ascii_lowercase())
-    );
+    let account = account_key(&body.email);
     let ip = format!("ip:{}", client_key(&req));
     let pair = format!("{account}|{ip}");
     let standing = limits.take(&limits.login, &ip).await?;
@@ -201,7 +240,9 @@ pub(crate) async fn login(
     if !known {
         limits.take(&limits.account_failures, &account).await?;
     }
-    let outcome = auth.login(&body.email, &body.password).await;
+    let outcome = auth
+        .login(&body.email, &body.password, seen_from(&req))
+        .await;
     let store = &limits.store;
     let failures = &limits.account_failures;
     // A bookkeeping failure (the store away) must not turn an answered login into an
@@ -253,15 +294,16 @@ pub(crate) async fn refresh(
         }
         return Err(refused);
     }
-    let pair = auth.refresh(&body.refresh_token).await?;
+    let pair = auth.refresh(&body.refresh_token, seen_from(&req)).await?;
     Ok(standing.on(tokens(pair)))
 }
 
-/// Revoke a refresh token.
+/// End the session of a refresh token: the token and the session's access tokens stop
+/// working.
 #[utoipa::path(post, path = "/api/auth/logout", tag = "auth",
     request_body = RefreshRequest,
     responses(
-        (status = 204, description = "Revoked (also for unknown tokens)"),
+        (status = 204, description = "Ended (also for unknown tokens)"),
     ))]
 pub(crate) async fn logout(
     auth: web::Data<dyn AuthService>,

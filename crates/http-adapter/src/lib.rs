@@ -11,6 +11,7 @@
 //! (`users` shows `posts::PostResponse`). **No handler file imports `server.rs`, and no
 //! two modules import each other.**
 
+mod accounts;
 mod auth;
 mod client;
 mod config;

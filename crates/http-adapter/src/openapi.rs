@@ -44,6 +44,7 @@ pub(crate) fn reference_page() -> SwaggerUi {
         (name = "posts", description = "What users write"),
         (name = "chat", description = "Chat history (live chat is on the WebSocket at /api/ws)"),
         (name = "auth", description = "Login, token refresh and logout"),
+        (name = "accounts", description = "Address verification, password reset and change, e-mail change, and the sessions an owner can see and end (REST only; gRPC serves the other use cases)"),
         (name = "admin", description = "Administration (admins only)"),
     )
 )]

@@ -208,6 +208,18 @@ fn domain_problem(error: &Error) -> Problem {
             problem.detail = (*detail).to_owned();
             problem
         }
+        Error::EmailNotVerified => Problem::new(
+            StatusCode::FORBIDDEN,
+            "email-not-verified",
+            "Forbidden",
+            error.to_string(),
+        ),
+        Error::LinkInvalid => Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-link",
+            "Bad Request",
+            error.to_string(),
+        ),
         Error::Conflict(detail) => Problem::new(
             StatusCode::CONFLICT,
             "conflict",

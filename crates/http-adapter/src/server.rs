@@ -22,7 +22,7 @@ use crate::problem::{ApiError, Problem};
 use crate::rate_limit::CredentialLimits;
 use crate::routing::{ADMIN, API, ResourceEntry, Routes, ServesRequests};
 use crate::ws::WsConfig;
-use crate::{auth, health, jobs, middleware, openapi, posts, rooms, users, ws};
+use crate::{accounts, auth, health, jobs, middleware, openapi, posts, rooms, users, ws};
 
 /// The use cases the routes call.
 #[derive(Clone)]
@@ -30,6 +30,8 @@ pub struct ApiState {
     pub users: Arc<dyn UserService>,
     pub health: Arc<dyn HealthService>,
     pub auth: Arc<dyn AuthService>,
+    /// The account flows: verification, password reset and change, sessions.
+    pub accounts: Arc<dyn ports::accounts::AccountService>,
     pub posts: Arc<dyn PostService>,
     /// Remembers `Idempotency-Key`s of creating requests.
     pub idempotency: Idempotency,
@@ -95,6 +97,7 @@ fn routes() -> Routes {
     let mut routes = Routes::default();
     health::routes(&mut routes);
     auth::routes(&mut routes);
+    accounts::routes(&mut routes);
     users::routes(&mut routes);
     posts::routes(&mut routes);
     ws::routes(&mut routes);
@@ -149,6 +152,7 @@ fn app_with(
         .app_data(web::Data::from(state.users))
         .app_data(web::Data::from(state.health))
         .app_data(web::Data::from(state.auth))
+        .app_data(web::Data::from(state.accounts))
         .app_data(web::Data::from(state.posts))
         .app_data(web::Data::new(state.idempotency))
         .app_data(web::Data::from(state.jobs))

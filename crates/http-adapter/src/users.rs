@@ -2,7 +2,7 @@
 
 use actix_web::http::header::{self, ETAG};
 use actix_web::{HttpRequest, HttpResponse, web};
-use domain::users::User;
+use domain::users::{Email, User};
 use ports::users::{CreateUser, ListUsers, PublicProfile, UpdateUser, UserService, UserView};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -62,7 +62,9 @@ pub(crate) struct UpdateUserRequest {
     #[serde(default, deserialize_with = "present")]
     #[schema(example = "Ada King", nullable = false, min_length = 1)]
     name: Option<String>,
-    /// ASCII only; trimmed; unique ignoring case.
+    /// ASCII only; trimmed; unique ignoring case. Changed by the user themself, it is
+    /// recorded as `pending_email` and applies once confirmed from that address; an
+    /// admin's change applies at once, verified.
     #[serde(default, deserialize_with = "present")]
     #[schema(example = "ada.king@example.com", format = Email, nullable = false, min_length = 3)]
     email: Option<String>,
@@ -82,6 +84,16 @@ pub struct UserResponse {
     /// `user` or `admin`.
     #[schema(example = "user")]
     role: &'static str,
+    /// Whether the owner proved `email` is theirs.
+    email_verified: bool,
+    /// When they did (RFC 3339, UTC); `null` until then.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    email_verified_at: Option<OffsetDateTime>,
+    /// An address the owner asked to move to, waiting for its confirmation link;
+    /// `null` when there is none.
+    #[schema(format = Email)]
+    pending_email: Option<String>,
     /// RFC 3339, UTC.
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
@@ -100,6 +112,9 @@ impl From<User> for UserResponse {
             name: u.name.into_inner(),
             email: u.email.into_inner(),
             role: u.role.as_str(),
+            email_verified: u.email_verified_at.is_some(),
+            email_verified_at: u.email_verified_at,
+            pending_email: u.pending_email.map(Email::into_inner),
             created_at: u.created_at,
             updated_at: u.updated_at,
             version: u.version.get(),

@@ -4,6 +4,7 @@
 //! double for tests. It passes the same contract suite as the Postgres adapter, so
 //! behaviour seen here is behaviour seen in production.
 
+mod accounts;
 mod chat;
 mod events;
 mod health;
@@ -16,6 +17,7 @@ mod refresh;
 mod tables;
 mod users;
 
+pub use accounts::MemoryAccountStore;
 pub use chat::MemoryChatRepository;
 pub use events::{MemoryEventBus, broadcast_stream};
 pub use health::MemoryProbe;

@@ -1,54 +1,72 @@
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use async_trait::async_trait;
 use domain::Error;
-use domain::auth::{NewRefreshToken, RefreshTokenHash, RefreshTokenStore, Rotation};
+use domain::auth::{
+    EndSessions, NewRefreshToken, RefreshTokenHash, RefreshTokenStore, Rotation, SeenFrom, Session,
+    SessionId,
+};
 use domain::users::UserId;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
-#[derive(Debug, Clone)]
-struct Stored {
-    user_id: UserId,
-    family_id: Uuid,
-    expires_at: OffsetDateTime,
-    family_expires_at: OffsetDateTime,
-    used: bool,
-    revoked: bool,
-}
+use crate::tables::{Shared, StoredRefreshToken, StoredSession};
 
-/// A [`RefreshTokenStore`] in a map guarded by a mutex; each rotation holds the lock
-/// throughout, which makes it atomic.
-#[derive(Debug, Default)]
+/// A [`RefreshTokenStore`] in the shared tables; each step holds their lock
+/// throughout, which makes it atomic (with a password change, too).
+#[derive(Debug, Default, Clone)]
 pub struct MemoryRefreshTokenStore {
-    tokens: Mutex<HashMap<RefreshTokenHash, Stored>>,
+    tables: Shared,
 }
 
 impl MemoryRefreshTokenStore {
+    /// A store of its own. [`crate::MemoryUserRepository::refresh_tokens`] gives one
+    /// over the users' tables.
     pub fn new() -> Self {
         Self::default()
     }
+
+    pub(crate) fn over(tables: Shared) -> Self {
+        Self { tables }
+    }
 }
 
-/// Expired tokens are dropped now and then so the map cannot grow without bound.
+/// Expired tokens and long-ended sessions are dropped now and then, so the maps
+/// cannot grow without bound.
 const PURGE_EVERY: usize = 1024;
+
+/// How long an ended session stays known: longer than any access token lives.
+const ENDED_KEPT: time::Duration = time::Duration::days(1);
 
 #[async_trait]
 impl RefreshTokenStore for MemoryRefreshTokenStore {
     async fn insert(&self, token: &NewRefreshToken) -> Result<(), Error> {
-        let mut tokens = crate::lock(&self.tokens);
-        if tokens.len() % PURGE_EVERY == PURGE_EVERY - 1 {
-            let now = domain::now();
-            tokens.retain(|_, t| t.expires_at > now);
+        let mut tables = self.tables.lock();
+        let now = domain::now();
+        if tables.refresh_tokens.len() % PURGE_EVERY == PURGE_EVERY - 1 {
+            tables.refresh_tokens.retain(|_, t| t.expires_at > now);
+            tables.sessions.retain(|_, s| {
+                s.expires_at > now && s.ended_at.is_none_or(|at| at > now - ENDED_KEPT)
+            });
         }
-        tokens.insert(
+        tables
+            .sessions
+            .entry(token.family_id)
+            .or_insert_with(|| StoredSession {
+                session: Session {
+                    id: token.family_id,
+                    user_id: token.user_id,
+                    created_at: now,
+                    last_used_at: now,
+                    login: token.seen.clone(),
+                    last: token.seen.clone(),
+                },
+                expires_at: token.family_expires_at,
+                ended_at: None,
+            });
+        tables.refresh_tokens.insert(
             token.hash,
-            Stored {
+            StoredRefreshToken {
                 user_id: token.user_id,
-                family_id: token.family_id,
+                session: token.family_id,
                 expires_at: token.expires_at.min(token.family_expires_at),
-                family_expires_at: token.family_expires_at,
                 used: false,
                 revoked: false,
             },
@@ -57,7 +75,12 @@ impl RefreshTokenStore for MemoryRefreshTokenStore {
     }
 
     async fn owner(&self, presented: &RefreshTokenHash) -> Result<Option<UserId>, Error> {
-        Ok(crate::lock(&self.tokens).get(presented).map(|t| t.user_id))
+        Ok(self
+            .tables
+            .lock()
+            .refresh_tokens
+            .get(presented)
+            .map(|t| t.user_id))
     }
 
     async fn rotate(
@@ -65,51 +88,99 @@ impl RefreshTokenStore for MemoryRefreshTokenStore {
         presented: &RefreshTokenHash,
         next: &RefreshTokenHash,
         next_expires_at: OffsetDateTime,
+        seen: &SeenFrom,
     ) -> Result<Rotation, Error> {
-        let mut tokens = crate::lock(&self.tokens);
-        let Some(current) = tokens.get(presented).cloned() else {
+        let mut tables = self.tables.lock();
+        let Some(current) = tables.refresh_tokens.get(presented).cloned() else {
             return Ok(Rotation::Invalid);
         };
         let now = domain::now();
-        if current.revoked || current.expires_at <= now || current.family_expires_at <= now {
+        let Some(session) = tables.sessions.get(&current.session).cloned() else {
+            return Ok(Rotation::Invalid);
+        };
+        if current.revoked
+            || current.expires_at <= now
+            || session.expires_at <= now
+            || session.ended_at.is_some()
+        {
             return Ok(Rotation::Invalid);
         }
+        let user_id = current.user_id;
         if current.used {
-            for token in tokens.values_mut() {
-                if token.family_id == current.family_id {
-                    token.revoked = true;
-                }
-            }
+            tables.end_sessions(user_id, |s| s == current.session);
             return Ok(Rotation::Reused {
-                user_id: current.user_id,
+                user_id,
+                session: current.session,
             });
         }
-        if let Some(spent) = tokens.get_mut(presented) {
+        if let Some(spent) = tables.refresh_tokens.get_mut(presented) {
             spent.used = true;
         }
-        tokens.insert(
+        tables.refresh_tokens.insert(
             *next,
-            Stored {
+            StoredRefreshToken {
                 used: false,
                 revoked: false,
-                expires_at: next_expires_at.min(current.family_expires_at),
+                expires_at: next_expires_at.min(session.expires_at),
                 ..current
             },
         );
+        if let Some(stored) = tables.sessions.get_mut(&current.session) {
+            stored.session.last_used_at = now;
+            stored.session.last = seen.clone();
+        }
         Ok(Rotation::Rotated {
-            user_id: current.user_id,
+            user_id,
+            session: current.session,
         })
     }
 
-    async fn revoke(&self, presented: &RefreshTokenHash) -> Result<(), Error> {
-        if let Some(token) = crate::lock(&self.tokens).get_mut(presented) {
-            token.revoked = true;
-        }
-        Ok(())
+    async fn end_by_token(
+        &self,
+        presented: &RefreshTokenHash,
+    ) -> Result<Option<(UserId, SessionId)>, Error> {
+        let mut tables = self.tables.lock();
+        let Some(token) = tables.refresh_tokens.get(presented).cloned() else {
+            return Ok(None);
+        };
+        tables.end_sessions(token.user_id, |s| s == token.session);
+        Ok(Some((token.user_id, token.session)))
     }
 
-    async fn revoke_all_for_user(&self, user: &UserId) -> Result<(), Error> {
-        crate::lock(&self.tokens).retain(|_, t| t.user_id != *user);
-        Ok(())
+    async fn sessions(&self, user: &UserId) -> Result<Vec<Session>, Error> {
+        let now = domain::now();
+        let mut sessions: Vec<Session> = self
+            .tables
+            .lock()
+            .sessions
+            .values()
+            .filter(|s| s.session.user_id == *user && s.ended_at.is_none() && s.expires_at > now)
+            .map(|s| s.session.clone())
+            .collect();
+        sessions.sort_by_key(|s| std::cmp::Reverse((s.created_at, s.id)));
+        Ok(sessions)
+    }
+
+    async fn end_sessions(
+        &self,
+        user: &UserId,
+        which: EndSessions,
+    ) -> Result<Vec<SessionId>, Error> {
+        let mut tables = self.tables.lock();
+        Ok(match which {
+            EndSessions::One(id) => tables.end_sessions(*user, |s| s == id),
+            EndSessions::AllExcept(keep) => tables.end_sessions(*user, |s| Some(s) != keep),
+        })
+    }
+
+    async fn ended_since(&self, since: OffsetDateTime) -> Result<Vec<SessionId>, Error> {
+        Ok(self
+            .tables
+            .lock()
+            .sessions
+            .values()
+            .filter(|s| s.ended_at.is_some_and(|at| at >= since))
+            .map(|s| s.session.id)
+            .collect())
     }
 }

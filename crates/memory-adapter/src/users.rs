@@ -6,9 +6,11 @@ use domain::jobs::NewJob;
 use domain::users::{Credentials, Email, User, UserChanges, UserId, UserRepository};
 use domain::{Cursor, Error, Limit, Page, Version};
 
+use crate::accounts::MemoryAccountStore;
 use crate::housekeeping::{MemoryHousekeeping, MemoryLeaseStore};
 use crate::jobs::MemoryJobQueue;
 use crate::posts::MemoryPostRepository;
+use crate::refresh::MemoryRefreshTokenStore;
 use crate::tables::Shared;
 
 /// A [`UserRepository`] in maps guarded by one mutex.
@@ -36,6 +38,17 @@ impl MemoryUserRepository {
     /// step.
     pub fn jobs(&self) -> MemoryJobQueue {
         MemoryJobQueue::new(self.tables.clone())
+    }
+
+    /// The refresh tokens and sessions over the same tables, so a password change
+    /// ends sessions in the same step.
+    pub fn refresh_tokens(&self) -> MemoryRefreshTokenStore {
+        MemoryRefreshTokenStore::over(self.tables.clone())
+    }
+
+    /// The mailed account tokens over the same tables.
+    pub fn accounts(&self) -> MemoryAccountStore {
+        MemoryAccountStore::new(self.tables.clone())
     }
 
     /// The retention sweeps over the same tables, fenced by `leases`.
@@ -131,6 +144,8 @@ impl UserRepository for MemoryUserRepository {
             .remove(id)
             .ok_or_else(|| Error::not_found("user", id))?;
         tables.posts.retain(|_, post| post.author_id != *id);
+        tables.account_tokens.retain(|_, t| t.user_id != *id);
+        tables.refresh_tokens.retain(|_, t| t.user_id != *id);
         // As the foreign key does in Postgres: jobs about the user go with them.
         tables
             .jobs
@@ -143,6 +158,7 @@ impl UserRepository for MemoryUserRepository {
         id: &UserId,
         changes: &UserChanges,
         expected: Option<Version>,
+        jobs: &[NewJob],
     ) -> Result<User, Error> {
         let mut tables = self.tables.lock();
         let users = &mut tables.users;
@@ -159,7 +175,15 @@ impl UserRepository for MemoryUserRepository {
             .get_mut(id)
             .ok_or_else(|| Error::not_found("user", id))?;
         changes.apply_to(&mut credentials.user);
-        Ok(credentials.user.clone())
+        let user = credentials.user.clone();
+        for job in jobs {
+            tables.jobs.insert(job.id, crate::jobs::stored(job));
+        }
+        drop(tables);
+        if !jobs.is_empty() {
+            self.tables.job_added.notify_one();
+        }
+        Ok(user)
     }
 
     async fn list(&self, limit: Limit, after: Option<Cursor>) -> Result<Page<User>, Error> {

@@ -18,11 +18,25 @@ async fn mailer() -> (MemoryMailer, ()) {
 }
 
 async fn refresh_tokens() -> (MemoryRefreshTokenStore, MemoryUserRepository, ()) {
+    let users = MemoryUserRepository::new();
+    (users.refresh_tokens(), users, ())
+}
+
+async fn accounts() -> (contract_tests::accounts::AccountStores, ()) {
+    let users = MemoryUserRepository::new();
     (
-        MemoryRefreshTokenStore::new(),
-        MemoryUserRepository::new(),
+        contract_tests::accounts::AccountStores {
+            accounts: std::sync::Arc::new(users.accounts()),
+            refresh_tokens: std::sync::Arc::new(users.refresh_tokens()),
+            queue: std::sync::Arc::new(users.jobs()),
+            users: std::sync::Arc::new(users),
+        },
         (),
     )
+}
+
+mod accounts {
+    contract_tests::account_store_contract!(super::accounts);
 }
 
 async fn posts() -> (MemoryPostRepository, MemoryUserRepository, ()) {

@@ -6,10 +6,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use domain::Error;
 use domain::auth::{
-    AccessToken, AccessTokens, NewRefreshToken, Password, PasswordCheck, PasswordHasher, Principal,
-    RefreshToken, RefreshTokenStore, Rotation,
+    AccessToken, AccessTokens, Claims, NewRefreshToken, Password, PasswordCheck, PasswordHasher,
+    Principal, RefreshToken, RefreshTokenStore, Rotation, SeenFrom, SessionId,
 };
 use domain::users::{Email, UserRepository};
+
+use crate::sessions::Revocations;
 
 /// What a successful login or refresh hands the client.
 #[derive(Debug, Clone)]
@@ -20,31 +22,30 @@ pub struct TokenPair {
 
 const BAD_CREDENTIALS: Error = Error::Unauthorized("invalid email or password");
 const BAD_REFRESH: Error = Error::Unauthorized("invalid refresh token");
+const BAD_TOKEN: Error = Error::Unauthorized("invalid or expired token");
 
 /// The authentication use cases.
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait AuthService: Send + Sync + 'static {
-    /// Exchanges an e-mail and password for tokens. A wrong password and an unknown
-    /// e-mail are the same [`Error::Unauthorized`], in about the same time.
-    async fn login(&self, email: &str, password: &str) -> Result<TokenPair, Error>;
+    /// Exchanges an e-mail and password for tokens, starting a session seen from
+    /// `seen`. A wrong password and an unknown e-mail are the same
+    /// [`Error::Unauthorized`], in about the same time; [`Error::EmailNotVerified`]
+    /// (when verified addresses are required) only after the password checks out.
+    async fn login(&self, email: &str, password: &str, seen: SeenFrom) -> Result<TokenPair, Error>;
 
-    /// Spends a refresh token for a new pair. A token presented twice revokes its whole
-    /// family: [`Error::Unauthorized`], and the holder must log in again.
-    async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, Error>;
+    /// Spends a refresh token for a new pair in the same session, seen from `seen`. A
+    /// token presented twice ends its session: [`Error::Unauthorized`], and the holder
+    /// must log in again.
+    async fn refresh(&self, refresh_token: &str, seen: SeenFrom) -> Result<TokenPair, Error>;
 
-    /// Revokes a refresh token. Unknown tokens are fine: logging out is idempotent.
+    /// Ends the session of a refresh token, its access tokens included. Unknown tokens
+    /// are fine: logging out is idempotent.
     async fn logout(&self, refresh_token: &str) -> Result<(), Error>;
 
-    /// The principal an access token proves; [`Error::Unauthorized`] otherwise.
-    fn authenticate(&self, access_token: &str) -> Result<Principal, Error>;
-
-    /// As [`AuthService::authenticate`], with when the token expires: live sessions
-    /// (WebSocket, gRPC chat) opened with it end then.
-    fn authenticate_until(
-        &self,
-        access_token: &str,
-    ) -> Result<(Principal, time::OffsetDateTime), Error>;
+    /// What an access token proves, if its session has not ended;
+    /// [`Error::Unauthorized`] otherwise. No storage is read.
+    fn authenticate(&self, access_token: &str) -> Result<Claims, Error>;
 }
 
 /// The token of an `Authorization: Bearer <token>` value (the scheme in any case), as
@@ -66,6 +67,9 @@ pub struct Auth {
     refresh_ttl: Duration,
     /// A session's absolute lifetime, however often it is refreshed.
     refresh_absolute_ttl: Duration,
+    revocations: Arc<Revocations>,
+    /// Whether an account must have proved its address before it may log in.
+    require_verified_email: bool,
 }
 
 impl Auth {
@@ -80,10 +84,25 @@ impl Auth {
             users,
             hasher,
             tokens,
+            revocations: Arc::new(Revocations::new(refresh_tokens.clone(), refresh_ttl)),
             refresh_tokens,
             refresh_ttl,
             refresh_absolute_ttl: Self::REFRESH_ABSOLUTE_TTL,
+            require_verified_email: false,
         }
+    }
+
+    /// Refuses access tokens of the sessions `revocations` knows ended, and tells it
+    /// of the sessions ended here (by logout, or a refresh token's reuse).
+    pub fn with_revocations(mut self, revocations: Arc<Revocations>) -> Self {
+        self.revocations = revocations;
+        self
+    }
+
+    /// Login of an account whose address is not verified is refused.
+    pub fn requiring_verified_email(mut self, required: bool) -> Self {
+        self.require_verified_email = required;
+        self
     }
 
     /// A session's absolute lifetime unless configured: 30 days.
@@ -99,16 +118,22 @@ impl Auth {
         domain::now() + self.refresh_ttl
     }
 
-    async fn start_session(&self, principal: Principal) -> Result<TokenPair, Error> {
-        let access = self.tokens.issue(&principal)?;
+    async fn start_session(
+        &self,
+        principal: Principal,
+        seen: SeenFrom,
+    ) -> Result<TokenPair, Error> {
+        let session = SessionId::generate();
+        let access = self.tokens.issue(&principal, session)?;
         let refresh = RefreshToken::generate()?;
         self.refresh_tokens
             .insert(&NewRefreshToken {
                 hash: refresh.hash(),
                 user_id: principal.user_id,
-                family_id: uuid::Uuid::now_v7(),
+                family_id: session,
                 expires_at: self.refresh_expiry(),
                 family_expires_at: domain::now() + self.refresh_absolute_ttl,
+                seen,
             })
             .await?;
         Ok(TokenPair { access, refresh })
@@ -117,7 +142,7 @@ impl Auth {
 
 #[async_trait]
 impl AuthService for Auth {
-    async fn login(&self, email: &str, password: &str) -> Result<TokenPair, Error> {
+    async fn login(&self, email: &str, password: &str, seen: SeenFrom) -> Result<TokenPair, Error> {
         let password = Password::candidate(password);
         let credentials = match Email::parse(email) {
             Ok(email) => self.users.credentials_by_email(&email).await?,
@@ -142,17 +167,23 @@ impl AuthService for Auth {
                         tracing::warn!(user_id = %user.id, %error, "password rehash failed");
                     }
                 }
+                if self.require_verified_email && user.email_verified_at.is_none() {
+                    return Err(Error::EmailNotVerified);
+                }
                 tracing::info!(user_id = %user.id, "logged in");
-                self.start_session(Principal {
-                    user_id: user.id,
-                    role: user.role,
-                })
+                self.start_session(
+                    Principal {
+                        user_id: user.id,
+                        role: user.role,
+                    },
+                    seen,
+                )
                 .await
             }
         }
     }
 
-    async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, Error> {
+    async fn refresh(&self, refresh_token: &str, seen: SeenFrom) -> Result<TokenPair, Error> {
         let presented = RefreshToken::presented(refresh_token);
         // What the new access token needs is read before the token is spent: a failure
         // here (the database away) leaves it usable, so the client's retry works.
@@ -169,24 +200,34 @@ impl AuthService for Auth {
         let next = RefreshToken::generate()?;
         match self
             .refresh_tokens
-            .rotate(&presented.hash(), &next.hash(), self.refresh_expiry())
+            .rotate(
+                &presented.hash(),
+                &next.hash(),
+                self.refresh_expiry(),
+                &seen,
+            )
             .await?
         {
-            Rotation::Rotated { user_id } => {
-                let access = self.tokens.issue(&Principal {
-                    user_id,
-                    role: user.role,
-                })?;
+            Rotation::Rotated { user_id, session } => {
+                let access = self.tokens.issue(
+                    &Principal {
+                        user_id,
+                        role: user.role,
+                    },
+                    session,
+                )?;
                 Ok(TokenPair {
                     access,
                     refresh: next,
                 })
             }
-            Rotation::Reused { user_id } => {
+            Rotation::Reused { user_id, session } => {
                 tracing::warn!(
                     %user_id,
-                    "a spent refresh token was presented again; its family is revoked"
+                    %session,
+                    "a spent refresh token was presented again; its session is ended"
                 );
+                self.revocations.announce(user_id, &[session]).await;
                 Err(BAD_REFRESH)
             }
             Rotation::Invalid => Err(BAD_REFRESH),
@@ -194,20 +235,19 @@ impl AuthService for Auth {
     }
 
     async fn logout(&self, refresh_token: &str) -> Result<(), Error> {
-        self.refresh_tokens
-            .revoke(&RefreshToken::presented(refresh_token).hash())
-            .await
+        let presented = RefreshToken::presented(refresh_token).hash();
+        if let Some((user, session)) = self.refresh_tokens.end_by_token(&presented).await? {
+            self.revocations.announce(user, &[session]).await;
+        }
+        Ok(())
     }
 
-    fn authenticate(&self, access_token: &str) -> Result<Principal, Error> {
-        self.tokens.verify(access_token)
-    }
-
-    fn authenticate_until(
-        &self,
-        access_token: &str,
-    ) -> Result<(Principal, time::OffsetDateTime), Error> {
-        self.tokens.verify_until(access_token)
+    fn authenticate(&self, access_token: &str) -> Result<Claims, Error> {
+        let claims = self.tokens.verify(access_token)?;
+        if self.revocations.is_ended(claims.session) {
+            return Err(BAD_TOKEN);
+        }
+        Ok(claims)
     }
 }
 
@@ -236,7 +276,7 @@ mod tests {
 
     fn tokens() -> MockAccessTokens {
         let mut tokens = MockAccessTokens::new();
-        tokens.expect_issue().returning(|_| {
+        tokens.expect_issue().returning(|_, _| {
             Ok(AccessToken {
                 token: "access".into(),
                 expires_in: 900,
@@ -284,7 +324,11 @@ mod tests {
         hasher.expect_verify_dummy().times(1).returning(|_| Ok(()));
         hasher.expect_verify().never();
         let err = auth(users, hasher, MockRefreshTokenStore::new())
-            .login("nobody@example.com", "whatever password")
+            .login(
+                "nobody@example.com",
+                "whatever password",
+                SeenFrom::default(),
+            )
             .await
             .unwrap_err();
         assert_eq!(err.to_string(), BAD_CREDENTIALS.to_string());
@@ -298,7 +342,7 @@ mod tests {
             hasher,
             MockRefreshTokenStore::new(),
         )
-        .login("ada@example.com", "wrong password!")
+        .login("ada@example.com", "wrong password!", SeenFrom::default())
         .await
         .unwrap_err();
         assert_eq!(wrong.to_string(), err.to_string());
@@ -313,10 +357,61 @@ mod tests {
             hasher,
             MockRefreshTokenStore::new(),
         )
-        .login("not an email", "whatever password")
+        .login("not an email", "whatever password", SeenFrom::default())
         .await
         .unwrap_err();
         assert!(matches!(err, Error::Unauthorized(_)));
+    }
+
+    #[tokio::test]
+    async fn an_unverified_address_is_refused_only_after_the_password_checks_out() {
+        let mut hasher = MockPasswordHasher::new();
+        hasher
+            .expect_verify()
+            .returning(|_, _| Ok(PasswordCheck::Invalid));
+        let strict = |users, hasher| {
+            auth(users, hasher, MockRefreshTokenStore::new()).requiring_verified_email(true)
+        };
+        let wrong = strict(with_credentials(ada()), hasher)
+            .login("ada@example.com", "wrong password!", SeenFrom::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(wrong, Error::Unauthorized(_)), "{wrong:?}");
+
+        let mut hasher = MockPasswordHasher::new();
+        hasher.expect_verify().returning(|_, _| {
+            Ok(PasswordCheck::Valid {
+                needs_rehash: false,
+            })
+        });
+        let right = strict(with_credentials(ada()), hasher)
+            .login(
+                "ada@example.com",
+                "correct horse battery",
+                SeenFrom::default(),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(right, Error::EmailNotVerified), "{right:?}");
+
+        let mut verified = ada();
+        verified.email_verified_at = Some(domain::now());
+        let mut hasher = MockPasswordHasher::new();
+        hasher.expect_verify().returning(|_, _| {
+            Ok(PasswordCheck::Valid {
+                needs_rehash: false,
+            })
+        });
+        let users = with_credentials(verified);
+        auth(users, hasher, store())
+            .requiring_verified_email(true)
+            .login(
+                "ada@example.com",
+                "correct horse battery",
+                SeenFrom::default(),
+            )
+            .await
+            .unwrap();
     }
 
     #[tokio::test]
@@ -336,7 +431,11 @@ mod tests {
             .times(1)
             .returning(|_| Ok(PasswordHash::new("$argon2id$new")));
         let pair = auth(users, hasher, store())
-            .login("ada@example.com", "correct horse battery")
+            .login(
+                "ada@example.com",
+                "correct horse battery",
+                SeenFrom::default(),
+            )
             .await
             .unwrap();
         assert_eq!(pair.access.token, "access");
@@ -354,7 +453,7 @@ mod tests {
             .expect_get()
             .returning(|_| Err(Error::unavailable("the database is away")));
         let err = auth(users, MockPasswordHasher::new(), store)
-            .refresh("valid")
+            .refresh("valid", SeenFrom::default())
             .await
             .unwrap_err();
         assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
@@ -366,7 +465,7 @@ mod tests {
         store.expect_owner().returning(|_| Ok(None));
         store.expect_rotate().never();
         let err = auth(MockUserRepository::new(), MockPasswordHasher::new(), store)
-            .refresh("unknown")
+            .refresh("unknown", SeenFrom::default())
             .await
             .unwrap_err();
         assert!(matches!(err, Error::Unauthorized(_)));
@@ -378,13 +477,16 @@ mod tests {
         let user = ada();
         let user_id = user.id;
         store.expect_owner().returning(move |_| Ok(Some(user_id)));
-        store
-            .expect_rotate()
-            .returning(move |_, _, _| Ok(Rotation::Reused { user_id }));
+        store.expect_rotate().returning(move |_, _, _, _| {
+            Ok(Rotation::Reused {
+                user_id,
+                session: SessionId::generate(),
+            })
+        });
         let mut users = MockUserRepository::new();
         users.expect_get().returning(move |_| Ok(user.clone()));
         let err = auth(users, MockPasswordHasher::new(), store)
-            .refresh("spent")
+            .refresh("spent", SeenFrom::default())
             .await
             .unwrap_err();
         assert!(matches!(err, Error::Unauthorized(_)));
@@ -399,15 +501,18 @@ mod tests {
         users.expect_get().returning(move |_| Ok(admin.clone()));
         let mut store = MockRefreshTokenStore::new();
         store.expect_owner().returning(move |_| Ok(Some(id)));
-        store
-            .expect_rotate()
-            .returning(move |_, _, _| Ok(Rotation::Rotated { user_id: id }));
+        store.expect_rotate().returning(move |_, _, _, _| {
+            Ok(Rotation::Rotated {
+                user_id: id,
+                session: SessionId::generate(),
+            })
+        });
         let mut tokens = MockAccessTokens::new();
         tokens
             .expect_issue()
-            .withf(|p| p.role == Role::Admin)
+            .withf(|p, _| p.role == Role::Admin)
             .times(1)
-            .returning(|_| {
+            .returning(|_, _| {
                 Ok(AccessToken {
                     token: "admin-access".into(),
                     expires_in: 900,
@@ -420,7 +525,7 @@ mod tests {
             Arc::new(store),
             Duration::from_secs(60),
         );
-        let pair = auth.refresh("valid").await.unwrap();
+        let pair = auth.refresh("valid", SeenFrom::default()).await.unwrap();
         assert_eq!(pair.access.token, "admin-access");
     }
 }

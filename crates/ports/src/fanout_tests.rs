@@ -34,7 +34,13 @@ impl UserRepository for SlowUsers {
     async fn credentials_by_email(&self, _: &Email) -> Result<Option<Credentials>, Error> {
         unimplemented!()
     }
-    async fn update(&self, _: &UserId, _: &UserChanges, _: Option<Version>) -> Result<User, Error> {
+    async fn update(
+        &self,
+        _: &UserId,
+        _: &UserChanges,
+        _: Option<Version>,
+        _: &[NewJob],
+    ) -> Result<User, Error> {
         unimplemented!()
     }
     async fn set_password_hash(&self, _: &UserId, _: &PasswordHash) -> Result<(), Error> {

@@ -8,6 +8,8 @@ use domain::mail::{EmailMessage, MailError, Mailer};
 use domain::users::Email;
 use domain::{Cursor, Error, Limit, Page};
 
+use crate::account_mail::{AccountMail, welcome};
+
 /// Why a job attempt failed.
 #[derive(Debug, thiserror::Error)]
 pub enum JobFailure {
@@ -27,6 +29,8 @@ pub struct JobRunner {
     mailer: Arc<dyn Mailer>,
     /// The domain of generated Message-IDs, e.g. the sender's.
     message_id_domain: String,
+    /// Writes the account e-mails; without it only the plain welcome e-mail is sent.
+    accounts: Option<AccountMail>,
 }
 
 impl JobRunner {
@@ -34,40 +38,54 @@ impl JobRunner {
         Self {
             mailer,
             message_id_domain: message_id_domain.into(),
+            accounts: None,
         }
+    }
+
+    /// Sends the account flows' e-mails, with their links, through `accounts`.
+    pub fn with_account_mail(mut self, accounts: AccountMail) -> Self {
+        self.accounts = Some(accounts);
+        self
     }
 
     pub async fn run(&self, job: &Job) -> Result<(), JobFailure> {
-        match &job.payload {
-            JobPayload::WelcomeEmail { email, name, .. } => {
+        let mail = match (&self.accounts, &job.payload) {
+            (Some(accounts), payload) => accounts.write(payload).await.map_err(|e| match e {
+                Error::Unavailable(_) => JobFailure::Transient(e.to_string()),
+                _ => JobFailure::Permanent(e.to_string()),
+            })?,
+            (None, JobPayload::WelcomeEmail { email, name, .. }) => {
                 let to = Email::parse(email).map_err(|e| JobFailure::Permanent(e.to_string()))?;
-                let message = welcome_email(to, name, job.id, &self.message_id_domain);
-                self.mailer.send(&message).await.map_err(|e| match e {
-                    MailError::Unavailable(reason) => JobFailure::Transient(reason),
-                    MailError::Rejected(reason) => JobFailure::Permanent(reason),
-                })
+                Some(welcome(to, name, None))
             }
-        }
+            (None, other) => {
+                return Err(JobFailure::Permanent(format!(
+                    "no account mail is configured for {}",
+                    other.kind()
+                )));
+            }
+        };
+        let Some(mail) = mail else {
+            tracing::info!(job_id = %job.id, kind = job.payload.kind(), "nothing to send any more");
+            return Ok(());
+        };
+        let message = EmailMessage {
+            to: mail.to,
+            subject: mail.subject,
+            text: mail.text,
+            html: Some(mail.html),
+            message_id: Some(message_id(job.id, &self.message_id_domain)),
+        };
+        self.mailer.send(&message).await.map_err(|e| match e {
+            MailError::Unavailable(reason) => JobFailure::Transient(reason),
+            MailError::Rejected(reason) => JobFailure::Permanent(reason),
+        })
     }
 }
 
-/// The welcome e-mail, in text and HTML.
-pub fn welcome_email(to: Email, name: &str, job: JobId, message_id_domain: &str) -> EmailMessage {
-    let html_name = name
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;");
-    EmailMessage {
-        to,
-        subject: format!("Welcome, {name}"),
-        text: format!("Hello {name},\n\nyour account is ready. Welcome aboard!\n\n— The team\n"),
-        html: Some(format!(
-            "<p>Hello {html_name},</p><p>your account is ready. Welcome aboard!</p>\
-             <p>— The team</p>"
-        )),
-        message_id: Some(format!("job-{job}@{message_id_domain}")),
-    }
+/// The Message-ID of a job's e-mail: the same for every attempt of the job.
+pub fn message_id(job: JobId, message_id_domain: &str) -> String {
+    format!("job-{job}@{message_id_domain}")
 }
 
 /// The admin view of the job queue.

@@ -14,6 +14,8 @@
 //! never on a concrete service, so their tests can use the generated mocks (feature
 //! `mocks`).
 
+pub mod account_mail;
+pub mod accounts;
 pub mod auth;
 pub mod chat;
 pub mod client;
@@ -23,6 +25,7 @@ pub mod jobs;
 pub mod live;
 pub mod posts;
 pub mod rate_limit;
+pub mod sessions;
 pub mod users;
 
 #[cfg(test)]

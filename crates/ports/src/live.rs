@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use domain::auth::Principal;
+use domain::auth::{Principal, SessionId};
 use domain::chat::{ChatMessage, MessageId, RoomName, Since};
 use domain::events::{Event, EventBus, EventKind, Topic};
 use domain::users::{Role, UserId};
@@ -41,6 +41,8 @@ pub fn account_changed(user: UserId, role: Option<Role>) -> Event {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Owner {
     pub principal: Principal,
+    /// The session the token belongs to: ending it ends this too.
+    pub session: SessionId,
     pub client: ClientKey,
     pub expires_at: time::OffsetDateTime,
 }
@@ -96,7 +98,7 @@ pub enum Ended {
     Gap,
     /// The instance is shutting down.
     ShuttingDown,
-    /// The account is gone: its sessions end.
+    /// The account is gone, or the session ended (signed out, password changed).
     Revoked,
     /// The access token the session was opened with has expired.
     Expired,
@@ -160,6 +162,7 @@ struct Subscriber {
     ended: Arc<EndSignal>,
     topics: HashSet<Topic>,
     owner: Principal,
+    session: SessionId,
     client: ClientKey,
 }
 
@@ -326,6 +329,7 @@ impl Live {
                 ended: ended.clone(),
                 topics: HashSet::new(),
                 owner: owner.principal,
+                session: owner.session,
                 client: owner.client,
             },
         );
@@ -372,7 +376,14 @@ impl Live {
             return;
         }
         if event.topic == Topic::Accounts {
-            self.account_changed(&event);
+            if event.kind == EventKind::SessionsEnded {
+                let ended: HashSet<SessionId> = crate::sessions::ended_sessions(&event)
+                    .into_iter()
+                    .collect();
+                self.end_sessions(|session| ended.contains(&session));
+            } else {
+                self.account_changed(&event);
+            }
             return;
         }
         let delivery = if event.kind == EventKind::ChatMessage {
@@ -422,6 +433,40 @@ impl Live {
 }
 
 impl Live {
+    /// Ends every subscriber whose session `ended` says has ended.
+    fn end_sessions(&self, ended: impl Fn(SessionId) -> bool) {
+        for subscriber in self.lock().subscribers.values() {
+            if ended(subscriber.session) {
+                subscriber.ended.end(Ended::Revoked);
+            }
+        }
+    }
+
+    /// Checks every subscriber against `revocations` each `every`, until the hub
+    /// closes: a session whose ending reached this instance by a reload (after a bus
+    /// gap) rather than by its event is closed too.
+    pub fn watch_revocations(
+        self: &Arc<Self>,
+        revocations: Arc<crate::sessions::Revocations>,
+        every: std::time::Duration,
+    ) {
+        let live = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = live.closing.cancelled() => return,
+                    _ = tick.tick() => {
+                        if !revocations.is_empty() {
+                            live.end_sessions(|session| revocations.is_ended(session));
+                        }
+                    }
+                }
+            }
+        });
+    }
+
     /// Applies an account change to this instance's sessions of that account: a deleted
     /// account's sessions end; a new role is what they may follow from now on.
     fn account_changed(&self, event: &Event) {
@@ -743,6 +788,7 @@ mod follow_tests {
                 user_id: UserId::generate(),
                 role: Role::User,
             },
+            session: SessionId::generate(),
             client: ClientKey::of(None),
             expires_at: time::OffsetDateTime::now_utc() + time::Duration::hours(1),
         }

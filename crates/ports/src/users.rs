@@ -9,6 +9,8 @@ use domain::users::{Email, Role, User, UserChanges, UserId, UserName, UserReposi
 use domain::{Cursor, Error, Limit, Page, ValidationErrors, Version};
 
 use crate::rate_limit::ClientKey;
+use crate::sessions::Revocations;
+use domain::auth::EndSessions;
 use domain::rate_limit::{Budget, RateLimitStore, Taken};
 
 /// Registers a user.
@@ -180,7 +182,9 @@ pub trait UserService: Send + Sync + 'static {
     /// Changes a user, if `expected` (when given) is still their version.
     /// [`Error::Forbidden`] unless `actor` is that user or an admin (by the role stored
     /// now), or when a non-admin asks for a role; a changed role ends the user's
-    /// sessions (every refresh-token family); [`Error::NotFound`] for an unknown id,
+    /// sessions; the owner's new e-mail is only recorded as pending, with a
+    /// confirmation link sent to it and a notice to the current one (an admin's
+    /// applies at once, verified); [`Error::NotFound`] for an unknown id,
     /// [`Error::Duplicate`] when the new e-mail belongs to another user,
     /// [`Error::VersionMismatch`] when `expected` is stale, [`Error::Conflict`] when an
     /// admin would demote themselves. An empty update returns the user unchanged.
@@ -236,7 +240,6 @@ pub struct Users {
     repo: Arc<dyn UserRepository>,
     posts: Arc<dyn PostRepository>,
     hasher: Arc<dyn PasswordHasher>,
-    refresh_tokens: Arc<dyn RefreshTokenStore>,
     fanout_deadline: Duration,
     job_max_attempts: u32,
     /// Registrations per client address; shared by every transport (and, in a shared
@@ -245,6 +248,8 @@ pub struct Users {
     rate_limits: Arc<dyn RateLimitStore>,
     /// Where account changes go, so every instance's live sessions follow them.
     events: Option<Arc<dyn domain::events::EventBus>>,
+    /// Ends sessions everywhere (on deletion, a role change, a new password).
+    revocations: Arc<Revocations>,
 }
 
 impl Users {
@@ -259,13 +264,22 @@ impl Users {
             repo,
             posts,
             hasher,
-            refresh_tokens,
             fanout_deadline,
             job_max_attempts: 5,
             registrations: Budget::per_minute("registration", Self::REGISTRATIONS_PER_MINUTE),
             rate_limits: Arc::new(crate::rate_limit::LocalRateLimits::default()),
             events: None,
+            revocations: Arc::new(Revocations::new(
+                refresh_tokens,
+                Duration::from_secs(24 * 60 * 60),
+            )),
         }
+    }
+
+    /// Ends sessions through `revocations`, so every instance refuses their tokens.
+    pub fn with_revocations(mut self, revocations: Arc<Revocations>) -> Self {
+        self.revocations = revocations;
+        self
     }
 
     /// Announces deletions and role changes on `bus`: live sessions on every instance
@@ -411,16 +425,59 @@ impl UserService for Users {
                 _ => Ok(user),
             };
         }
+        let before = match (&command.email, command.role) {
+            (None, None) => None,
+            _ => Some(self.repo.get(&id).await?),
+        };
         // A role change ends the user's sessions: a refresh would otherwise carry the
         // old rights on for the family's lifetime.
-        let role_changes = match command.role {
-            Some(role) => self.repo.get(&id).await?.role != role,
-            None => false,
+        let role_changes = match (command.role, &before) {
+            (Some(role), Some(before)) => before.role != role,
+            _ => false,
         };
-        let changes = UserChanges::new(command.name, command.email).with_role(command.role);
-        let user = self.repo.update(&id, &changes, expected).await?;
+        let mut changes = UserChanges::new(command.name, None).with_role(command.role);
+        let mut jobs = Vec::new();
+        if let (Some(email), Some(before)) = (command.email, &before) {
+            if actor.is_admin() {
+                // An admin vouches for the address: it applies now, verified.
+                changes.email = Some(email);
+                changes = changes.verified_at(Some(domain::now()));
+            } else if email.same_as(&before.email) {
+                // The same address in another case: nothing to prove.
+                changes.email = Some(email);
+            } else {
+                // The owner moves once the new address proves it is theirs.
+                if let Some(taken) = self.repo.credentials_by_email(&email).await?
+                    && taken.user.id != id
+                {
+                    return Err(Error::Duplicate {
+                        entity: "user",
+                        field: "email",
+                    });
+                }
+                jobs.push(NewJob::now(
+                    JobPayload::EmailChange {
+                        user_id: id.as_uuid(),
+                        email: email.as_str().to_owned(),
+                    },
+                    self.job_max_attempts,
+                ));
+                jobs.push(NewJob::now(
+                    JobPayload::EmailChangeNotice {
+                        user_id: id.as_uuid(),
+                        email: before.email.as_str().to_owned(),
+                        new_email: email.as_str().to_owned(),
+                    },
+                    self.job_max_attempts,
+                ));
+                changes = changes.pending(Some(email));
+            }
+        }
+        let user = self.repo.update(&id, &changes, expected, &jobs).await?;
         if role_changes {
-            self.refresh_tokens.revoke_all_for_user(&id).await?;
+            self.revocations
+                .end(id, EndSessions::AllExcept(None))
+                .await?;
             self.announce(id, Some(user.role)).await;
             tracing::info!(user_id = %id, by = %actor.user_id, role = user.role.as_str(), "role changed; sessions ended");
         }
@@ -444,9 +501,11 @@ impl UserService for Users {
             ));
         }
         self.repo.delete(&id).await?;
-        // Postgres drops the tokens with the user (ON DELETE CASCADE); other stores rely
-        // on this. Either way the user's sessions end now.
-        self.refresh_tokens.revoke_all_for_user(&id).await?;
+        // The user's sessions end now, everywhere; the store keeps knowing them as
+        // ended for as long as their access tokens could live.
+        self.revocations
+            .end(id, EndSessions::AllExcept(None))
+            .await?;
         self.announce(id, None).await;
         tracing::info!(user_id = %id, by = %actor.user_id, "user deleted");
         Ok(())
@@ -460,10 +519,12 @@ impl UserService for Users {
                 let id = found.user.id;
                 self.repo.set_password_hash(&id, &hash).await?;
                 // A new password ends every session made with the old one.
-                self.refresh_tokens.revoke_all_for_user(&id).await?;
+                self.revocations
+                    .end(id, EndSessions::AllExcept(None))
+                    .await?;
                 let changes =
                     UserChanges::new(Some(command.name), None).with_role(Some(Role::Admin));
-                self.repo.update(&id, &changes, None).await?
+                self.repo.update(&id, &changes, None, &[]).await?
             }
             None => {
                 let mut user = User::new(command.name, command.email);
@@ -701,11 +762,11 @@ mod tests {
         let id = existing.id;
         let mut repo = MockUserRepository::new();
         repo.expect_update()
-            .withf(move |got_id, c, _| {
+            .withf(move |got_id, c, _, _| {
                 *got_id == id && c.email.is_none() && c.name.as_ref().unwrap().as_str() == "Grace"
             })
             .times(1)
-            .returning(move |_, c, _| {
+            .returning(move |_, c, _, _| {
                 let mut u = existing.clone();
                 c.apply_to(&mut u);
                 Ok(u)
@@ -754,19 +815,19 @@ mod tests {
             .with(eq(id))
             .returning(move |_| Ok(before.clone()));
         repo.expect_update()
-            .withf(|_, c, _| c.role == Some(Role::Admin))
+            .withf(|_, c, _, _| c.role == Some(Role::Admin))
             .times(1)
-            .returning(move |_, c, _| {
+            .returning(move |_, c, _, _| {
                 let mut u = existing.clone();
                 c.apply_to(&mut u);
                 Ok(u)
             });
         let mut tokens = MockRefreshTokenStore::new();
         tokens
-            .expect_revoke_all_for_user()
-            .with(eq(id))
+            .expect_end_sessions()
+            .withf(move |user, which| *user == id && *which == EndSessions::AllExcept(None))
             .times(1)
-            .returning(|_| Ok(()));
+            .returning(|_, _| Ok(vec![]));
         let promoted = Users::new(
             Arc::new(repo),
             Arc::new(MockPostRepository::new()),
@@ -813,10 +874,10 @@ mod tests {
             .returning(|_| Ok(()));
         let mut tokens = MockRefreshTokenStore::new();
         tokens
-            .expect_revoke_all_for_user()
-            .with(eq(id))
+            .expect_end_sessions()
+            .withf(move |user, which| *user == id && *which == EndSessions::AllExcept(None))
             .times(1)
-            .returning(|_| Ok(()));
+            .returning(|_, _| Ok(vec![]));
         let users = Users::new(
             Arc::new(repo),
             Arc::new(MockPostRepository::new()),
@@ -862,9 +923,9 @@ mod tests {
             .times(1)
             .returning(|_, _| Ok(()));
         repo.expect_update()
-            .withf(|_, c, _| c.role == Some(Role::Admin))
+            .withf(|_, c, _, _| c.role == Some(Role::Admin))
             .times(1)
-            .returning(move |_, c, _| {
+            .returning(move |_, c, _, _| {
                 let mut u = existing.clone();
                 c.apply_to(&mut u);
                 Ok(u)
@@ -872,10 +933,10 @@ mod tests {
         repo.expect_create().never();
         let mut tokens = MockRefreshTokenStore::new();
         tokens
-            .expect_revoke_all_for_user()
-            .with(eq(id))
+            .expect_end_sessions()
+            .withf(move |user, which| *user == id && *which == EndSessions::AllExcept(None))
             .times(1)
-            .returning(|_| Ok(()));
+            .returning(|_, _| Ok(vec![]));
         let admin = Users::new(
             Arc::new(repo),
             Arc::new(MockPostRepository::new()),

@@ -48,6 +48,17 @@ fn batch_sql(sweep: Sweep) -> &'static str {
              FROM idempotency_keys WHERE created_at <= now() - make_interval(secs => $1) \
              LIMIT $2)"
         }
+        Sweep::EndedSessions => {
+            "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions \
+             WHERE ended_at <= now() - make_interval(secs => $1) \
+             UNION ALL SELECT id FROM sessions \
+             WHERE expires_at <= now() - make_interval(secs => $1) LIMIT $2)"
+        }
+        Sweep::ExpiredAccountTokens => {
+            "DELETE FROM account_tokens WHERE token_hash IN (SELECT token_hash \
+             FROM account_tokens WHERE expires_at <= now() - make_interval(secs => $1) \
+             LIMIT $2)"
+        }
     }
 }
 

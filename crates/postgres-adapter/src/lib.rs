@@ -12,6 +12,7 @@
 //! upserts (jobs, idempotency, chat sequence reads, leases), `pg_notify`, advisory locks,
 //! session settings, and the database's own functions (`pg_terminate_backend`).
 
+mod accounts;
 mod cancel;
 mod chat;
 mod error;
@@ -33,6 +34,7 @@ mod tls;
 mod users;
 mod versioned;
 
+pub use accounts::PgAccountStore;
 pub use chat::PgChatRepository;
 pub use events::PgEventBus;
 pub use health::PgProbe;

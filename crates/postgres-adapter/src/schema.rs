@@ -12,6 +12,8 @@ diesel::table! {
         role -> Text,
         password_hash -> Nullable<Text>,
         version -> Int8,
+        email_verified_at -> Nullable<Timestamptz>,
+        pending_email -> Nullable<Text>,
     }
 }
 
@@ -97,7 +99,34 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    sessions (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        created_at -> Timestamptz,
+        last_used_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        login_address -> Nullable<Text>,
+        login_user_agent -> Nullable<Text>,
+        last_address -> Nullable<Text>,
+        last_user_agent -> Nullable<Text>,
+        ended_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    account_tokens (token_hash) {
+        token_hash -> Bytea,
+        user_id -> Uuid,
+        purpose -> Text,
+        email -> Text,
+        expires_at -> Timestamptz,
+        created_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(refresh_tokens -> users (user_id));
+diesel::joinable!(account_tokens -> users (user_id));
 diesel::joinable!(chat_messages -> users (author_id));
 diesel::joinable!(posts -> users (author_id));
 diesel::allow_tables_to_appear_in_same_query!(
@@ -108,5 +137,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     jobs,
     chat_messages,
     rate_limits,
-    leases
+    leases,
+    sessions,
+    account_tokens
 );

@@ -32,6 +32,8 @@ struct UserRow {
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
     version: i64,
+    email_verified_at: Option<OffsetDateTime>,
+    pending_email: Option<String>,
 }
 
 #[derive(Insertable)]
@@ -45,6 +47,7 @@ struct NewUserRow<'a> {
     updated_at: OffsetDateTime,
     password_hash: &'a str,
     version: i64,
+    email_verified_at: Option<OffsetDateTime>,
 }
 
 impl TryFrom<UserRow> for User {
@@ -58,6 +61,13 @@ impl TryFrom<UserRow> for User {
             name: UserName::parse(&row.name).map_err(Error::internal)?,
             email: Email::parse(&row.email).map_err(Error::internal)?,
             role: Role::parse(&row.role).map_err(Error::internal)?,
+            email_verified_at: row.email_verified_at,
+            pending_email: row
+                .pending_email
+                .as_deref()
+                .map(Email::parse)
+                .transpose()
+                .map_err(Error::internal)?,
             created_at: row.created_at,
             updated_at: row.updated_at,
             version: Version::new(row.version)
@@ -71,8 +81,28 @@ impl TryFrom<UserRow> for User {
 struct UserChangeset<'a> {
     name: Option<&'a str>,
     email: Option<&'a str>,
+    /// `Some(None)` clears it (a new address applied), `Some(Some(_))` records one.
+    pending_email: Option<Option<&'a str>>,
     role: Option<&'a str>,
     updated_at: OffsetDateTime,
+}
+
+/// A failure inside a transaction that also runs the versioned update.
+enum TxError {
+    Query(diesel::result::Error),
+    Domain(Error),
+}
+
+impl From<diesel::result::Error> for TxError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Query(e)
+    }
+}
+
+impl From<Error> for TxError {
+    fn from(e: Error) -> Self {
+        Self::Domain(e)
+    }
 }
 
 /// [`UserRepository`] on the `users` table.
@@ -109,6 +139,7 @@ impl UserRepository for PgUserRepository {
             updated_at: user.updated_at,
             password_hash: password_hash.expose(),
             version: user.version.get(),
+            email_verified_at: user.email_verified_at,
         };
         // The user and their jobs commit together or not at all (transactional outbox).
         let row: UserRow = conn
@@ -145,27 +176,71 @@ impl UserRepository for PgUserRepository {
         id: &UserId,
         changes: &UserChanges,
         expected: Option<Version>,
+        jobs: &[NewJob],
     ) -> Result<User, Error> {
+        use diesel::dsl::sql;
+        use diesel::sql_types::{Nullable, Text, Timestamptz};
         let mut conn = self.db.get().await?;
+        // As `UserChanges::apply_to`: a new address is unverified unless the change says
+        // when it was verified; the same address in another case keeps its state.
+        let verified =
+            (changes.email.is_some() || changes.email_verified_at.is_some()).then(|| {
+                let new = changes.email.as_ref().map_or("", Email::as_str).to_owned();
+                sql::<Nullable<Timestamptz>>("COALESCE(")
+                    .bind::<Nullable<Timestamptz>, _>(changes.email_verified_at)
+                    .sql(", CASE WHEN lower(email) = lower(")
+                    .bind::<Text, _>(new)
+                    .sql(") THEN email_verified_at END)")
+            });
         let changeset = (
             UserChangeset {
                 name: changes.name.as_ref().map(UserName::as_str),
                 email: changes.email.as_ref().map(Email::as_str),
+                pending_email: match (&changes.email, &changes.pending_email) {
+                    (_, Some(pending)) => Some(Some(pending.as_str())),
+                    (Some(_), None) => Some(None),
+                    (None, None) => None,
+                },
                 role: changes.role.map(Role::as_str),
                 updated_at: changes.updated_at,
             },
             users::version.eq(users::version + 1),
+            verified.map(|v| users::email_verified_at.eq(v)),
         );
-        crate::versioned::versioned_update!(
-            &mut conn,
-            users,
-            id,
-            changeset,
-            expected,
-            UserRow,
-            "user",
-            query_error
-        )
+        if jobs.is_empty() {
+            return crate::versioned::versioned_update!(
+                &mut conn,
+                users,
+                id,
+                changeset,
+                expected,
+                UserRow,
+                "user",
+                query_error
+            );
+        }
+        // The change and the e-mails announcing it commit together (outbox).
+        let jobs = jobs.to_vec();
+        let id = *id;
+        conn.transaction::<User, TxError, _>(async move |conn| {
+            let user: User = crate::versioned::versioned_update!(
+                &mut *conn,
+                users,
+                id,
+                changeset,
+                expected,
+                UserRow,
+                "user",
+                query_error
+            )?;
+            crate::jobs::insert_jobs(conn, &jobs).await?;
+            Ok(user)
+        })
+        .await
+        .map_err(|e| match e {
+            TxError::Query(e) => query_error(e),
+            TxError::Domain(e) => e,
+        })
     }
 
     async fn credentials_by_email(&self, email: &Email) -> Result<Option<Credentials>, Error> {

@@ -9,6 +9,7 @@
 //! Every secret is a [`Secret`] or a [`RedactedUrl`], so `{:?}` of the settings is safe
 //! to print and every section derives `Debug`.
 
+mod accounts;
 mod auth;
 mod database;
 mod env;
@@ -27,6 +28,7 @@ use http_adapter::{HttpConfig, WsConfig};
 use ports::live::LiveConfig;
 use postgres_adapter::{PoolConfig, PoolSettings};
 
+pub use self::accounts::AccountSettings;
 pub use self::auth::AuthSettings;
 pub use self::database::{DatabaseSettings, EventBusKind};
 use self::env::{Env, FromEnv};
@@ -48,6 +50,7 @@ pub struct Settings {
     /// Limits of live subscriptions, shared by WebSockets and gRPC chat streams.
     pub live: LiveConfig,
     pub auth: AuthSettings,
+    pub accounts: AccountSettings,
     pub users: UsersSettings,
     pub jobs: JobSettings,
     pub mail: MailSettings,
@@ -81,6 +84,7 @@ impl Settings {
             ws: WsConfig::from_env(&env)?,
             live: LiveConfig::from_env(&env)?,
             auth: AuthSettings::from_env(&env)?,
+            accounts: AccountSettings::from_env(&env)?,
             users: UsersSettings::from_env(&env)?,
             jobs: JobSettings::from_env(&env)?,
             mail: MailSettings::from_env(&env)?,

@@ -6,11 +6,15 @@
 mod password;
 mod principal;
 mod refresh;
+mod secret;
+mod session;
 mod tokens;
 
 pub use password::{Password, PasswordCheck, PasswordHash, PasswordHasher};
 pub use principal::Principal;
 pub use refresh::{NewRefreshToken, RefreshToken, RefreshTokenHash, RefreshTokenStore, Rotation};
+pub use secret::{SecretToken, TokenHash};
+pub use session::{Claims, EndSessions, SeenFrom, Session, SessionId};
 pub use tokens::{AccessToken, AccessTokens};
 
 #[cfg(feature = "mocks")]

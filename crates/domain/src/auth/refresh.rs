@@ -1,53 +1,16 @@
-use std::fmt;
-
 use async_trait::async_trait;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
+use super::secret::{SecretToken, TokenHash};
+use super::session::{EndSessions, SeenFrom, Session, SessionId};
 use crate::Error;
 use crate::users::UserId;
 
-/// An opaque refresh token as the client holds it: 256 random bits, base64url.
-/// Only its [`RefreshTokenHash`] is ever stored.
-#[derive(Clone, PartialEq, Eq)]
-pub struct RefreshToken(String);
-
-impl RefreshToken {
-    /// A new token from the operating system's CSPRNG.
-    pub fn generate() -> Result<Self, Error> {
-        let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes).map_err(|e| Error::internal(e.to_string()))?;
-        Ok(Self(URL_SAFE_NO_PAD.encode(bytes)))
-    }
-
-    /// A token presented by a client, as given.
-    pub fn presented(raw: &str) -> Self {
-        Self(raw.to_owned())
-    }
-
-    /// SHA-256 of the token. A fast hash is enough: the token has 256 bits of entropy,
-    /// so unlike a password it cannot be guessed from its hash.
-    pub fn hash(&self) -> RefreshTokenHash {
-        RefreshTokenHash(Sha256::digest(self.0.as_bytes()).into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for RefreshToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("RefreshToken(<redacted>)")
-    }
-}
+/// A refresh token as the client holds it. Only its hash is ever stored.
+pub type RefreshToken = SecretToken;
 
 /// How a refresh token is looked up and stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct RefreshTokenHash(pub [u8; 32]);
+pub type RefreshTokenHash = TokenHash;
 
 /// A refresh token to store: a new login starts a family; each rotation adds to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,22 +19,24 @@ pub struct NewRefreshToken {
     pub user_id: UserId,
     /// Every token descending from one login shares a family, so reuse of any of them
     /// can revoke the whole line.
-    pub family_id: Uuid,
+    pub family_id: SessionId,
     pub expires_at: OffsetDateTime,
     /// When the family ends, however often it is rotated: the session's absolute
     /// lifetime. Never before `expires_at`.
     pub family_expires_at: OffsetDateTime,
+    /// Where the request that made it came from (the session's "last seen").
+    pub seen: SeenFrom,
 }
 
 /// The outcome of presenting a refresh token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rotation {
     /// The token was valid; it is now used up and `next` is stored in its family.
-    Rotated { user_id: UserId },
+    Rotated { user_id: UserId, session: SessionId },
     /// The token had already been used: someone holds a copy. Its whole family is now
     /// revoked.
-    Reused { user_id: UserId },
-    /// Unknown, expired or revoked.
+    Reused { user_id: UserId, session: SessionId },
+    /// Unknown, expired or revoked, or its session ended.
     Invalid,
 }
 
@@ -79,7 +44,8 @@ pub enum Rotation {
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait RefreshTokenStore: Send + Sync + 'static {
-    /// Stores a token.
+    /// Stores a token. The first token of a family starts its session, seen from
+    /// `token.seen`, at login.
     async fn insert(&self, token: &NewRefreshToken) -> Result<(), Error>;
 
     /// Whose token `presented` is, whatever its state (spent, revoked, expired); `None`
@@ -89,39 +55,44 @@ pub trait RefreshTokenStore: Send + Sync + 'static {
 
     /// Spends `presented` and stores `next` (same user, same family, expiring at
     /// `next_expires_at` or when the family ends, whichever is first) in one atomic
-    /// step.
+    /// step, and records `seen` and now as the session's last use.
     ///
     /// MUST return [`Rotation::Rotated`] at most once per token, even under concurrent
-    /// calls; MUST, for a token already spent, revoke every token of its family (the
-    /// one just issued from it included) and return [`Rotation::Reused`]; MUST return
-    /// [`Rotation::Invalid`] for an unknown, expired or revoked token, or one whose
-    /// family has ended, storing nothing.
+    /// calls; MUST, for a token already spent, end its session (revoking every token of
+    /// its family, the one just issued from it included) and return
+    /// [`Rotation::Reused`]; MUST return [`Rotation::Invalid`] for an unknown, expired
+    /// or revoked token, or one whose session has ended, storing nothing.
     async fn rotate(
         &self,
         presented: &RefreshTokenHash,
         next: &RefreshTokenHash,
         next_expires_at: OffsetDateTime,
+        seen: &SeenFrom,
     ) -> Result<Rotation, Error>;
 
-    /// Revokes one token (logout). Idempotent; unknown tokens are not an error.
-    async fn revoke(&self, presented: &RefreshTokenHash) -> Result<(), Error>;
+    /// Ends the session `presented` belongs to (logout) and returns it; `None` for an
+    /// unknown token. Idempotent: ending an ended session again returns it again.
+    async fn end_by_token(
+        &self,
+        presented: &RefreshTokenHash,
+    ) -> Result<Option<(UserId, SessionId)>, Error>;
 
-    /// Revokes every token of a user (account deleted, password changed).
-    async fn revoke_all_for_user(&self, user: &UserId) -> Result<(), Error>;
-}
+    /// The user's sessions that have not ended (neither ended nor past their absolute
+    /// lifetime), newest first.
+    async fn sessions(&self, user: &UserId) -> Result<Vec<Session>, Error>;
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+    /// Ends `which` of `user`'s sessions that have not ended yet, revoking their
+    /// tokens, and returns their ids. MUST NOT touch another user's sessions: a
+    /// [`EndSessions::One`] naming one returns nothing. A session once ended stays
+    /// ended, and stays known to [`RefreshTokenStore::ended_since`] for as long as its
+    /// access tokens may live, even when the user is deleted.
+    async fn end_sessions(
+        &self,
+        user: &UserId,
+        which: EndSessions,
+    ) -> Result<Vec<SessionId>, Error>;
 
-    #[test]
-    fn generated_tokens_are_unique_and_hash_stably() {
-        let a = RefreshToken::generate().unwrap();
-        let b = RefreshToken::generate().unwrap();
-        assert_ne!(a, b);
-        assert_eq!(a.expose().len(), 43);
-        assert_eq!(RefreshToken::presented(a.expose()).hash(), a.hash());
-        assert_ne!(a.hash(), b.hash());
-        assert!(!format!("{a:?}").contains(a.expose()));
-    }
+    /// Sessions ended at or after `since`, by any of the means above: what an instance
+    /// refuses access tokens of. Bounded by how many sessions end in that window.
+    async fn ended_since(&self, since: OffsetDateTime) -> Result<Vec<SessionId>, Error>;
 }

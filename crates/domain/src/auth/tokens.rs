@@ -1,6 +1,6 @@
 use std::fmt;
 
-use super::Principal;
+use super::{Claims, Principal, SessionId};
 use crate::Error;
 
 /// A signed, short-lived access token and its lifetime in seconds.
@@ -22,17 +22,16 @@ impl fmt::Debug for AccessToken {
 /// Issues and verifies stateless access tokens.
 #[cfg_attr(feature = "mocks", mockall::automock)]
 pub trait AccessTokens: Send + Sync + 'static {
-    /// A token proving `principal`, valid from now for the configured lifetime.
-    fn issue(&self, principal: &Principal) -> Result<AccessToken, Error>;
+    /// A token proving `principal` in `session`, valid from now for the configured
+    /// lifetime.
+    fn issue(&self, principal: &Principal, session: SessionId) -> Result<AccessToken, Error>;
 
-    /// The principal a token proves.
+    /// What a token proves: the principal, its session, and when it expires (a live
+    /// session opened with it ends then).
     ///
     /// MUST return [`Error::Unauthorized`] for anything but a token this service signed
     /// with a current or previous key, with the expected algorithm, issuer and audience,
-    /// inside its validity window (`nbf` ≤ now < `exp`, within the configured leeway).
-    fn verify(&self, token: &str) -> Result<Principal, Error>;
-
-    /// As [`AccessTokens::verify`], with the instant the token expires (its `exp`):
-    /// a live session opened with it ends then.
-    fn verify_until(&self, token: &str) -> Result<(Principal, time::OffsetDateTime), Error>;
+    /// a session id, inside its validity window (`nbf` ≤ now < `exp`, within the
+    /// configured leeway). Whether the session has ended is not its business.
+    fn verify(&self, token: &str) -> Result<Claims, Error>;
 }

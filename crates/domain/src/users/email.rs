@@ -49,6 +49,11 @@ impl Email {
         self.0.to_ascii_lowercase()
     }
 
+    /// Whether both are one address (they differ in case at most).
+    pub fn same_as(&self, other: &Email) -> bool {
+        self.0.eq_ignore_ascii_case(&other.0)
+    }
+
     pub fn into_inner(self) -> String {
         self.0
     }

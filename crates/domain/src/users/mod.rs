@@ -28,6 +28,11 @@ pub struct User {
     pub name: UserName,
     pub email: Email,
     pub role: Role,
+    /// When the owner proved `email` is theirs; `None` until then (and after an
+    /// address change they have not confirmed).
+    pub email_verified_at: Option<OffsetDateTime>,
+    /// An address the owner asked to move to, waiting for them to confirm it.
+    pub pending_email: Option<Email>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     pub version: Version,
@@ -42,6 +47,8 @@ impl User {
             name,
             email,
             role: Role::User,
+            email_verified_at: None,
+            pending_email: None,
             created_at: now,
             updated_at: now,
             version: Version::INITIAL,
@@ -58,7 +65,13 @@ impl User {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserChanges {
     pub name: Option<UserName>,
+    /// Applied at once; clears any pending address.
     pub email: Option<Email>,
+    /// With `email`: when the new address counts as verified (an admin's change);
+    /// `None` keeps the verification as it is (the same address in another case).
+    pub email_verified_at: Option<OffsetDateTime>,
+    /// Recorded for the owner to confirm; the address stays as it is until then.
+    pub pending_email: Option<Email>,
     pub role: Option<Role>,
     pub updated_at: OffsetDateTime,
 }
@@ -68,9 +81,30 @@ impl UserChanges {
         Self {
             name,
             email,
+            email_verified_at: None,
+            pending_email: None,
             role: None,
             updated_at: crate::now(),
         }
+    }
+
+    /// The address changes once the owner confirms it, not now.
+    pub fn pending(mut self, email: Option<Email>) -> Self {
+        self.pending_email = email;
+        self
+    }
+
+    /// The new address counts as verified at `at`.
+    pub fn verified_at(mut self, at: Option<OffsetDateTime>) -> Self {
+        self.email_verified_at = at;
+        self
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none()
+            && self.email.is_none()
+            && self.pending_email.is_none()
+            && self.role.is_none()
     }
 
     pub fn with_role(mut self, role: Option<Role>) -> Self {
@@ -85,7 +119,17 @@ impl UserChanges {
             user.name = name.clone();
         }
         if let Some(email) = &self.email {
+            if !email.same_as(&user.email) {
+                user.email_verified_at = None;
+            }
             user.email = email.clone();
+            user.pending_email = None;
+            if let Some(at) = self.email_verified_at {
+                user.email_verified_at = Some(at);
+            }
+        }
+        if let Some(pending) = &self.pending_email {
+            user.pending_email = Some(pending.clone());
         }
         if let Some(role) = self.role {
             user.role = role;

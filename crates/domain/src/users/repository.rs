@@ -41,8 +41,10 @@ pub trait UserRepository: Send + Sync + 'static {
     /// hash; `None` when there is none.
     async fn credentials_by_email(&self, email: &Email) -> Result<Option<Credentials>, Error>;
 
-    /// Applies `changes` to the user and bumps the version by one, atomically, and only
-    /// if the stored version equals `expected` (when given); returns the updated user.
+    /// Applies `changes` to the user (as [`UserChanges::apply_to`] does) and bumps the
+    /// version by one, and stores `jobs` (the e-mails announcing the change), atomically,
+    /// and only if the stored version equals `expected` (when given); returns the
+    /// updated user.
     ///
     /// MUST return [`Error::NotFound`] when no user has this id, [`Error::VersionMismatch`]
     /// when `expected` is not the stored version, and [`Error::Duplicate`] with field
@@ -54,6 +56,7 @@ pub trait UserRepository: Send + Sync + 'static {
         id: &UserId,
         changes: &UserChanges,
         expected: Option<Version>,
+        jobs: &[NewJob],
     ) -> Result<User, Error>;
 
     /// Replaces the user's password hash. MUST return [`Error::NotFound`] for an unknown id.

@@ -53,21 +53,20 @@ async fn owner(req: &HttpRequest) -> Result<Owner, ApiError> {
     let auth = req
         .app_data::<web::Data<dyn AuthService>>()
         .ok_or_else(|| ApiError::from(domain::Error::internal("no AuthService configured")))?;
-    let (claimed, expires_at) = auth
-        .authenticate_until(&token)
-        .map_err(|_| invalid_token())?;
+    let claims = auth.authenticate(&token).map_err(|_| invalid_token())?;
     let users = req
         .app_data::<web::Data<dyn UserService>>()
         .ok_or_else(|| ApiError::from(domain::Error::internal("no UserService configured")))?;
-    let principal = match users.session_principal(claimed).await {
+    let principal = match users.session_principal(claims.principal).await {
         Ok(principal) => principal,
         Err(domain::Error::Unauthorized(_)) => return Err(invalid_token()),
         Err(e) => return Err(e.into()),
     };
     Ok(Owner {
         principal,
+        session: claims.session,
         client: client_key(req),
-        expires_at,
+        expires_at: claims.expires_at,
     })
 }
 
@@ -120,7 +119,7 @@ fn ended(subscription: &Subscription) -> Option<CloseReason> {
             CloseCode::Again,
             "messages may have been missed; reconnect and resume",
         ),
-        Some(Ended::Revoked) => close(CloseCode::Policy, "the account no longer exists"),
+        Some(Ended::Revoked) => close(CloseCode::Policy, "the session has ended"),
         Some(Ended::Expired) => close(
             CloseCode::Policy,
             "the access token expired; reconnect with a fresh one",

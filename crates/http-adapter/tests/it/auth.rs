@@ -191,8 +191,10 @@ fn pair() -> TokenPair {
 async fn login_returns_a_bearer_token_pair() {
     let mut auth = token_auth();
     auth.expect_login()
-        .withf(|email, password| email == "ada@example.com" && password == "correct horse battery")
-        .returning(|_, _| Ok(pair()));
+        .withf(|email, password, _| {
+            email == "ada@example.com" && password == "correct horse battery"
+        })
+        .returning(|_, _, _| Ok(pair()));
     let reply = send(
         with_auth(untouched(), auth),
         post_json(
@@ -216,7 +218,7 @@ async fn failed_logins_are_401_and_the_11th_attempt_in_a_minute_is_429() {
     let mut auth = token_auth();
     auth.expect_login()
         .times(10)
-        .returning(|_, _| Err(Error::Unauthorized("invalid email or password")));
+        .returning(|_, _, _| Err(Error::Unauthorized("invalid email or password")));
     let service =
         test::init_service(app(with_auth(untouched(), auth), HttpConfig::default())).await;
     for _ in 0..10 {
@@ -245,7 +247,7 @@ async fn the_account_failure_ceiling_holds_across_ip_addresses() {
     let mut auth = token_auth();
     auth.expect_login()
         .times(10)
-        .returning(|_, _| Err(Error::Unauthorized("invalid email or password")));
+        .returning(|_, _, _| Err(Error::Unauthorized("invalid email or password")));
     let config = HttpConfig {
         auth_account_failures_per_hour: 10,
         ..HttpConfig::default()
@@ -271,9 +273,9 @@ async fn the_account_failure_ceiling_holds_across_ip_addresses() {
 fn guesses_fail() -> ports::auth::MockAuthService {
     let mut auth = token_auth();
     auth.expect_login()
-        .withf(|_, password| password == "guess guess guess")
-        .returning(|_, _| Err(Error::Unauthorized("invalid email or password")));
-    auth.expect_login().returning(|_, _| Ok(pair()));
+        .withf(|_, password, _| password == "guess guess guess")
+        .returning(|_, _, _| Err(Error::Unauthorized("invalid email or password")));
+    auth.expect_login().returning(|_, _, _| Ok(pair()));
     auth
 }
 
@@ -371,10 +373,10 @@ async fn past_the_account_ceiling_the_owner_still_gets_in_where_they_signed_in_b
 async fn refresh_and_logout() {
     let mut auth = token_auth();
     auth.expect_refresh()
-        .with(eq("opaque"))
-        .returning(|_| Ok(pair()));
+        .withf(|token, _| token == "opaque")
+        .returning(|_, _| Ok(pair()));
     auth.expect_refresh()
-        .returning(|_| Err(Error::Unauthorized("invalid refresh token")));
+        .returning(|_, _| Err(Error::Unauthorized("invalid refresh token")));
     auth.expect_logout()
         .with(eq("opaque"))
         .times(1)

@@ -6,7 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::HeaderMap;
 use actix_web::test::{self, TestRequest};
 use domain::Error;
-use domain::auth::Principal;
+use domain::auth::{Claims, Principal, SessionId};
 use domain::users::{Email, Role, User, UserId, UserName};
 use http_adapter::{ApiState, HttpConfig, app};
 use memory_adapter::MemoryIdempotencyStore;
@@ -80,17 +80,17 @@ pub fn admin_id() -> UserId {
 /// Token checks as the real service does them, for two known tokens.
 pub fn token_auth() -> MockAuthService {
     let mut auth = MockAuthService::new();
-    auth.expect_authenticate().returning(|token| match token {
-        "user-token" => Ok(Principal {
-            user_id: user_id(),
-            role: Role::User,
-        }),
-        "admin-token" => Ok(Principal {
-            user_id: admin_id(),
-            role: Role::Admin,
-        }),
-        _ => Err(Error::Unauthorized("invalid or expired token")),
-    });
+    let claims = |user_id, role| Claims {
+        principal: Principal { user_id, role },
+        session: SessionId::from_uuid(uuid::Uuid::from_u128(9)),
+        expires_at: time::OffsetDateTime::now_utc() + time::Duration::minutes(15),
+    };
+    auth.expect_authenticate()
+        .returning(move |token| match token {
+            "user-token" => Ok(claims(user_id(), Role::User)),
+            "admin-token" => Ok(claims(admin_id(), Role::Admin)),
+            _ => Err(Error::Unauthorized("invalid or expired token")),
+        });
     auth
 }
 
@@ -104,6 +104,7 @@ pub fn with_auth(users: impl UserService, auth: impl AuthService) -> ApiState {
         users: Arc::new(users),
         health: healthy(),
         auth: Arc::new(auth),
+        accounts: Arc::new(ports::accounts::MockAccountService::new()),
         posts: Arc::new(MockPostService::new()),
         idempotency: http_adapter::Idempotency {
             store: Arc::new(MemoryIdempotencyStore::new()),

@@ -37,6 +37,24 @@ async fn refresh_tokens() -> (PgRefreshTokenStore, PgUserRepository, TestDb) {
     )
 }
 
+async fn accounts() -> (contract_tests::accounts::AccountStores, TestDb) {
+    let db = TestDb::new().await;
+    let pool = Database::connect(small_pool(db.url())).await.expect("pool");
+    (
+        contract_tests::accounts::AccountStores {
+            accounts: std::sync::Arc::new(postgres_adapter::PgAccountStore::new(pool.clone())),
+            refresh_tokens: std::sync::Arc::new(PgRefreshTokenStore::new(pool.clone())),
+            queue: std::sync::Arc::new(postgres_adapter::PgJobQueue::polling(pool.clone())),
+            users: std::sync::Arc::new(PgUserRepository::new(pool)),
+        },
+        db,
+    )
+}
+
+mod accounts {
+    contract_tests::account_store_contract!(super::accounts);
+}
+
 async fn posts() -> (PgPostRepository, PgUserRepository, TestDb) {
     let db = TestDb::new().await;
     let pool = Database::connect(small_pool(db.url())).await.expect("pool");
