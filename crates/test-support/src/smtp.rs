@@ -41,6 +41,117 @@ impl ReceivedMail {
     }
 }
 
+impl ReceivedMail {
+    /// The decoded body of each `text/plain` and `text/html` part, with its type, as a
+    /// mail client shows it (quoted-printable and base64 undone).
+    pub fn text_parts(&self) -> Vec<(String, String)> {
+        let mut parts = Vec::new();
+        collect_parts(&self.data, &mut parts);
+        parts
+    }
+
+    /// The first `http(s)://…` link in the part of type `content_type` that contains
+    /// `path`, up to the first character a URL cannot hold.
+    pub fn link(&self, content_type: &str, path: &str) -> Option<String> {
+        self.text_parts()
+            .into_iter()
+            .filter(|(kind, _)| kind == content_type)
+            .find_map(|(_, body)| {
+                let start = body.find("http")?;
+                let rest = &body[start..];
+                let end = rest
+                    .find(|c: char| c.is_whitespace() || matches!(c, '"' | '<' | '>'))
+                    .unwrap_or(rest.len());
+                let url = rest[..end].replace("&amp;", "&");
+                url.contains(path).then_some(url)
+            })
+    }
+}
+
+/// Walks a MIME entity: the leaf text parts, decoded, go to `out`.
+fn collect_parts(entity: &str, out: &mut Vec<(String, String)>) {
+    let (head, body) = entity.split_once("\r\n\r\n").unwrap_or((entity, ""));
+    let header = |name: &str| {
+        ReceivedMail {
+            from: String::new(),
+            to: Vec::new(),
+            data: format!("{head}\r\n\r\n"),
+        }
+        .header(name)
+    };
+    let content_type = header("Content-Type").unwrap_or_else(|| "text/plain".into());
+    let kind = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if kind.starts_with("multipart/") {
+        let Some(boundary) = content_type.split(';').find_map(|p| {
+            p.trim()
+                .strip_prefix("boundary=")
+                .map(|b| b.trim_matches('"').to_owned())
+        }) else {
+            return;
+        };
+        let delimiter = format!("--{boundary}");
+        for part in body.split(&delimiter).skip(1) {
+            if part.starts_with("--") {
+                break;
+            }
+            collect_parts(part.trim_start_matches("\r\n"), out);
+        }
+        return;
+    }
+    let encoding = header("Content-Transfer-Encoding")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let decoded = match encoding.as_str() {
+        "quoted-printable" => quoted_printable(body),
+        "base64" => {
+            use base64::Engine as _;
+            let compact: String = body.split_whitespace().collect();
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(compact)
+                .unwrap_or_default();
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
+        _ => body.to_owned(),
+    };
+    out.push((kind, decoded));
+}
+
+/// RFC 2045 §6.7 decoding: `=XX` bytes and `=` soft line breaks.
+fn quoted_printable(body: &str) -> String {
+    let mut bytes = Vec::with_capacity(body.len());
+    let raw = body.as_bytes();
+    let mut i = 0;
+    while i < raw.len() {
+        match raw[i] {
+            b'=' if raw[i + 1..].starts_with(b"\r\n") => i += 3,
+            b'=' if raw[i + 1..].starts_with(b"\n") => i += 2,
+            b'=' if i + 2 < raw.len() => {
+                let hex = std::str::from_utf8(&raw[i + 1..i + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(b) => {
+                        bytes.push(b);
+                        i += 3;
+                    }
+                    Err(_) => {
+                        bytes.push(b'=');
+                        i += 1;
+                    }
+                }
+            }
+            b => {
+                bytes.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
 /// A running sink; stops when dropped.
 pub struct SmtpSink {
     port: u16,

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // tests unwrap: a failure there is the test failing
 
+mod accounts;
 mod auth;
 mod binary;
 mod faults;

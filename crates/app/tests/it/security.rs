@@ -419,7 +419,11 @@ async fn a_demoted_admin_keeps_no_admin_power_from_an_old_token() {
         ))
         .await
         .unwrap_err();
-    assert_eq!(refused.code(), Code::Unauthenticated, "the old session ended");
+    assert_eq!(
+        refused.code(),
+        Code::Unauthenticated,
+        "the old session ended"
+    );
     let refused = grpc
         .update_user(authed(
             pb::UpdateUserRequest {

@@ -164,6 +164,19 @@ impl ApiClient {
         read(response).await
     }
 
+    /// `POST` of a JSON body with a bearer token.
+    pub async fn post_as(&self, token: &str, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("POST");
+        read(response).await
+    }
+
     pub async fn patch_as(&self, token: &str, path: &str, body: Value) -> (u16, Value) {
         let response = self
             .client
