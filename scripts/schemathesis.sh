@@ -82,11 +82,14 @@ TOKEN=$(curl -sf "$BASE/api/auth/login" -H 'content-type: application/json' \
 SEED_ARGS=(--seed "$SEED")
 [ "$SEED" = random ] && SEED_ARGS=()
 set +e
+# `logout-all` is left out: it would end the session of the token every other case
+# uses (the end-to-end tests prove it).
 "$VENV/bin/schemathesis" run docs/openapi.yaml \
   --url "$BASE" \
   --header "Authorization: Bearer $TOKEN" \
   --checks all \
   --exclude-checks positive_data_acceptance,ensure_resource_availability \
+  --exclude-path /api/auth/logout-all \
   --max-examples "$EXAMPLES" \
   ${SEED_ARGS[@]+"${SEED_ARGS[@]}"} \
   --workers 2 \

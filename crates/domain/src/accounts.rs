@@ -87,9 +87,10 @@ pub trait AccountStore: Send + Sync + 'static {
     /// expired, of another purpose, or for an address since replaced.
     async fn verify_email(&self, token: &TokenHash) -> Result<Option<UserId>, Error>;
 
-    /// Sets the password hash, spends `change.spend` when given, ends every session
-    /// of the user but `change.keep` and stores `change.jobs`, in one step; returns
-    /// the sessions ended. MUST return `None`, changing nothing, when `change.spend`
+    /// Sets the password hash, spends `change.spend` when given (which also marks the
+    /// address it was sent to verified, if it is still the account's), ends every
+    /// session of the user but `change.keep` and stores `change.jobs`, in one step;
+    /// returns the sessions ended. MUST return `None`, changing nothing, when `change.spend`
     /// is not a live [`TokenPurpose::ResetPassword`] token of that user;
     /// [`Error::NotFound`] for an unknown user.
     async fn change_password(

@@ -80,6 +80,13 @@ impl AccountStore for MemoryAccountStore {
             match live(&tables, TokenPurpose::ResetPassword, spend) {
                 Some(t) if t.user_id == change.user_id => {
                     tables.account_tokens.remove(spend);
+                    // The link reached the account's address: that proves it.
+                    if let Some(credentials) = tables.users.get_mut(&change.user_id)
+                        && credentials.user.email.same_as(&t.email)
+                        && credentials.user.email_verified_at.is_none()
+                    {
+                        credentials.user.email_verified_at = Some(domain::now());
+                    }
                 }
                 _ => return Ok(None),
             }

@@ -186,7 +186,18 @@ impl AccountStore for PgAccountStore {
             .transaction::<Option<Vec<Uuid>>, Outcome, _>(async move |conn| {
                 if let Some(token) = spend_token {
                     match spend(conn, TokenPurpose::ResetPassword, &token).await? {
-                        Some((owner, _)) if owner == user => {}
+                        Some((owner, email)) if owner == user => {
+                            // The link reached the account's address: that proves it.
+                            diesel::update(
+                                users::table
+                                    .filter(users::id.eq(user))
+                                    .filter(lower(users::email).eq(lower(email)))
+                                    .filter(users::email_verified_at.is_null()),
+                            )
+                            .set(users::email_verified_at.eq(domain::now()))
+                            .execute(conn)
+                            .await?;
+                        }
                         _ => return Err(Outcome::Nothing),
                     }
                 }

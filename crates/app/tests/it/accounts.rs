@@ -315,8 +315,14 @@ async fn a_forgotten_password_is_reset_from_the_mail_and_every_session_ends() {
         )
         .await;
     assert_eq!(status, 401, "the old password is gone");
-    app.login("ada@example.com", "a brand new horse battery")
+    let after = app
+        .login("ada@example.com", "a brand new horse battery")
         .await;
+    assert_eq!(
+        me(&app, &access(&after)).await["email_verified"],
+        true,
+        "the reset link reached the address: that proves it"
+    );
     mail(&sink, "ada@example.com", "Your password was changed").await;
     let (status, body) = app
         .post(
