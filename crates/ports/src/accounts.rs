@@ -338,7 +338,153 @@ impl AccountService for Accounts {
     }
 }
 
-/// A reading of `raw` as a session id, reported against `id`.
-pub fn session_id(raw: &str) -> Result<SessionId, FieldError> {
-    raw.parse()
+#[cfg(test)]
+mod tests {
+    use domain::accounts::MockAccountStore;
+    use domain::auth::{MockPasswordHasher, MockRefreshTokenStore, PasswordHash};
+    use domain::jobs::MockJobQueue;
+    use domain::users::{MockUserRepository, Role, User, UserId, UserName};
+
+    use super::*;
+
+    fn accounts(
+        users: MockUserRepository,
+        store: MockAccountStore,
+        queue: MockJobQueue,
+        refresh: MockRefreshTokenStore,
+    ) -> Accounts {
+        let refresh: Arc<dyn RefreshTokenStore> = Arc::new(refresh);
+        let mut hasher = MockPasswordHasher::new();
+        hasher
+            .expect_hash()
+            .returning(|_| Ok(PasswordHash::new("$argon2id$new")));
+        Accounts::new(
+            Arc::new(users),
+            Arc::new(store),
+            Arc::new(hasher),
+            Arc::new(queue),
+            refresh.clone(),
+            Arc::new(Revocations::new(refresh, Duration::from_secs(60))),
+        )
+    }
+
+    fn client() -> ClientKey {
+        ClientKey::of(Some([192, 0, 2, 1].into()))
+    }
+
+    #[tokio::test]
+    async fn a_reset_request_does_the_same_work_for_every_address() {
+        // No repository expectation: looking the address up here would panic. The job
+        // decides when it runs, so the request's work cannot depend on the account.
+        let mut queue = MockJobQueue::new();
+        queue
+            .expect_enqueue()
+            .withf(|job| matches!(&job.payload, JobPayload::PasswordReset { email } if email == "nobody@example.com"))
+            .times(1)
+            .returning(|_| Ok(()));
+        let accounts = accounts(
+            MockUserRepository::new(),
+            MockAccountStore::new(),
+            queue,
+            MockRefreshTokenStore::new(),
+        );
+        accounts
+            .forgot_password("nobody@example.com", client())
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn past_the_address_budget_a_reset_request_is_answered_and_sends_nothing() {
+        let mut queue = MockJobQueue::new();
+        queue.expect_enqueue().times(5).returning(|_| Ok(()));
+        let accounts = accounts(
+            MockUserRepository::new(),
+            MockAccountStore::new(),
+            queue,
+            MockRefreshTokenStore::new(),
+        );
+        for n in 0..6u8 {
+            // From six addresses: the per-client budget is not what stops the sixth.
+            let from = ClientKey::of(Some([192, 0, 2, n].into()));
+            accounts
+                .forgot_password("ada@example.com", from)
+                .await
+                .unwrap();
+        }
+        let malformed = accounts.forgot_password("not an address", client()).await;
+        assert!(
+            matches!(malformed, Err(Error::Validation(_))),
+            "{malformed:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_invalid_new_password_is_reported_before_the_link_is_looked_at() {
+        let accounts = accounts(
+            MockUserRepository::new(),
+            MockAccountStore::new(),
+            MockJobQueue::new(),
+            MockRefreshTokenStore::new(),
+        );
+        let err = accounts
+            .reset_password("whatever", "short")
+            .await
+            .unwrap_err();
+        let Error::Validation(errors) = err else {
+            panic!("{err:?}");
+        };
+        assert_eq!(errors.errors()[0].field, "password");
+    }
+
+    #[tokio::test]
+    async fn a_reset_link_spent_by_a_concurrent_request_is_invalid_and_ends_nothing() {
+        let user = User::new(
+            UserName::parse("Ada").unwrap(),
+            Email::parse("ada@example.com").unwrap(),
+        );
+        let id = user.id;
+        let mut users = MockUserRepository::new();
+        users.expect_get().returning(move |_| Ok(user.clone()));
+        let mut store = MockAccountStore::new();
+        store.expect_owner().returning(move |_, _| Ok(Some(id)));
+        // The owner was read, but by the time of the change the token is spent.
+        store.expect_change_password().returning(|_| Ok(None));
+        let accounts = accounts(
+            users,
+            store,
+            MockJobQueue::new(),
+            MockRefreshTokenStore::new(),
+        );
+        let err = accounts
+            .reset_password("raced", "a brand new horse battery")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::LinkInvalid), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn ending_someone_elses_session_is_not_found() {
+        let mut refresh = MockRefreshTokenStore::new();
+        refresh.expect_end_sessions().returning(|_, _| Ok(vec![]));
+        let accounts = accounts(
+            MockUserRepository::new(),
+            MockAccountStore::new(),
+            MockJobQueue::new(),
+            refresh,
+        );
+        let caller = Claims {
+            principal: Principal {
+                user_id: UserId::generate(),
+                role: Role::User,
+            },
+            session: SessionId::generate(),
+            expires_at: domain::now() + time::Duration::minutes(5),
+        };
+        let err = accounts
+            .end_session(caller, SessionId::generate())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+    }
 }

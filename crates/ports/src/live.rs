@@ -794,6 +794,51 @@ mod follow_tests {
         }
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_session_ended_elsewhere_closes_its_subscribers_and_no_others() {
+        let live = Live::start(
+            Arc::new(Rooms),
+            Arc::new(CountingBus::default()),
+            LiveConfig::default(),
+        );
+        // Learnt of by a reload, say: no event reaches the hub, only the set changes.
+        let revocations = Arc::new(crate::sessions::Revocations::new(
+            Arc::new(domain::auth::MockRefreshTokenStore::new()),
+            std::time::Duration::from_secs(60),
+        ));
+        live.watch_revocations(revocations.clone(), std::time::Duration::from_secs(1));
+        let ended = owner();
+        let session = ended.session;
+        let a = live.connect(ended).unwrap();
+        let b = live.connect(owner()).unwrap();
+        revocations.announce(UserId::generate(), &[session]).await;
+        tokio::time::timeout(std::time::Duration::from_secs(2), a.ending())
+            .await
+            .expect("closed within a sweep");
+        assert_eq!(a.ended(), Some(Ended::Revoked));
+        assert_eq!(b.ended(), None);
+    }
+
+    #[tokio::test]
+    async fn a_sessions_ended_event_closes_only_the_sessions_it_names() {
+        let live = Live::start(
+            Arc::new(Rooms),
+            Arc::new(CountingBus::default()),
+            LiveConfig::default(),
+        );
+        let ended = owner();
+        let session = ended.session;
+        let a = live.connect(ended).unwrap();
+        let b = live.connect(owner()).unwrap();
+        live.dispatch(crate::sessions::sessions_ended(
+            UserId::generate(),
+            &[session],
+        ))
+        .await;
+        assert_eq!(a.ended(), Some(Ended::Revoked));
+        assert_eq!(b.ended(), None, "an ended session is not an account change");
+    }
+
     #[tokio::test]
     async fn every_follow_the_hub_tells_the_bus_is_matched_by_one_unfollow() {
         let bus = Arc::new(CountingBus::default());

@@ -622,3 +622,60 @@ async fn an_instance_started_later_knows_the_sessions_ended_before() {
     let (status, _) = late.get_as(&access(&tokens), "/api/users/me").await;
     assert_eq!(status, 401);
 }
+
+/// A logout on one instance closes the session's WebSocket and gRPC chat stream on the
+/// other within 5 s, and neither reopens with its token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ended_sessions_live_connections_close_on_every_instance_within_5_s() {
+    use grpc_adapter::pb::chat::chat_service_client::ChatServiceClient;
+    use grpc_adapter::pb::chat::{self as chat_pb, client_event};
+    use tokio_stream::StreamExt;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+    let db = TestDb::new().await;
+    let sink = SmtpSink::start().await;
+    let one = instance(&db, &sink, &[]).await;
+    let two = instance(&db, &sink, &[("WORKERS", "0")]).await;
+    one.create_user("Ada", "ada@example.com").await;
+    let tokens = one.login("ada@example.com", PASSWORD).await;
+    let token = access(&tokens);
+
+    let mut ws = crate::ws::connect(&two, &token).await;
+    let mut chat = ChatServiceClient::connect(two.grpc_address.clone())
+        .await
+        .unwrap();
+    let (events, inbound) = tokio::sync::mpsc::channel(4);
+    let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(inbound));
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let mut stream = chat.chat(request).await.unwrap().into_inner();
+    events
+        .send(chat_pb::ClientEvent {
+            event: Some(client_event::Event::Ping(chat_pb::Ping {})),
+        })
+        .await
+        .unwrap();
+    assert!(stream.next().await.unwrap().is_ok(), "the stream is open");
+
+    let (status, _) = one
+        .post(
+            "/api/auth/logout",
+            json!({"refresh_token": refresh(&tokens)}),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let closed = tokio::time::timeout(Duration::from_secs(5), crate::ws::close_code(&mut ws))
+        .await
+        .expect("the WebSocket closes within 5 s");
+    assert_eq!(closed, Some(CloseCode::Policy));
+    let ended = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .expect("the stream ends within 5 s");
+    assert_eq!(
+        ended.unwrap().unwrap_err().code(),
+        tonic::Code::Unauthenticated
+    );
+    let (status, _) = two.get_as(&token, "/api/users/me").await;
+    assert_eq!(status, 401);
+}
