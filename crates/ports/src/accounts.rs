@@ -16,7 +16,7 @@ use domain::auth::{
 use domain::jobs::{JobPayload, JobQueue, NewJob};
 use domain::rate_limit::{Budget, RateLimitStore, Taken};
 use domain::users::{Email, UserRepository};
-use domain::{Error, FieldError};
+use domain::Error;
 use sha2::{Digest, Sha256};
 
 use crate::rate_limit::ClientKey;
