@@ -55,6 +55,7 @@ pub(crate) fn renderer(
     db: Option<&Databases>,
     live: Arc<Live>,
     housekeeping: Arc<HousekeepingStatus>,
+    revocations: Arc<ports::sessions::Revocations>,
 ) -> Option<http_adapter::MetricsRenderer> {
     let handle = prometheus()?;
     let pools: Vec<(&'static str, Database)> = db
@@ -65,6 +66,7 @@ pub(crate) fn renderer(
         let pools = pools.clone();
         let live = live.clone();
         let housekeeping = housekeeping.clone();
+        let revocations = revocations.clone();
         Box::pin(async move {
             for (name, pool) in &pools {
                 let stats = pool.stats();
@@ -77,6 +79,9 @@ pub(crate) fn renderer(
             let stats = live.stats();
             metrics::gauge!("live_connections").set(stats.open as f64);
             metrics::counter!("live_dropped_slow_total").absolute(stats.dropped_too_slow);
+            // The sessions this instance refuses tokens of: ended within one token
+            // lifetime. A steady climb means many sessions end (a logout-all storm).
+            metrics::gauge!("sessions_ended_remembered").set(revocations.len() as f64);
             // Rendering walks every series: on the blocking pool, an HTTP worker keeps
             // serving meanwhile.
             let mut text = tokio::task::spawn_blocking(move || handle.render())

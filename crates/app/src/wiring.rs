@@ -275,7 +275,12 @@ pub(crate) fn wire(
         settings.live.clone(),
     );
     live.watch_revocations(revocations.clone(), std::time::Duration::from_secs(1));
-    let metrics = crate::metrics::renderer(db, live.clone(), housekeeper.status.clone());
+    let metrics = crate::metrics::renderer(
+        db,
+        live.clone(),
+        housekeeper.status.clone(),
+        revocations.clone(),
+    );
     // Each HTTP worker gets request connections of its own, driven on its thread.
     let worker_start: Option<http_adapter::WorkerStart> = db.map(|db| {
         let main = db.main.clone();

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use domain::Error;
 use domain::accounts::{AccountStore, PasswordChange, TokenPurpose};
 use domain::auth::{
     Claims, EndSessions, Password, PasswordCheck, PasswordHasher, Principal, RefreshTokenStore,
@@ -16,7 +17,6 @@ use domain::auth::{
 use domain::jobs::{JobPayload, JobQueue, NewJob};
 use domain::rate_limit::{Budget, RateLimitStore, Taken};
 use domain::users::{Email, UserRepository};
-use domain::Error;
 use sha2::{Digest, Sha256};
 
 use crate::rate_limit::ClientKey;

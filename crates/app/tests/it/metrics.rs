@@ -151,6 +151,7 @@ async fn metrics_are_scraped_and_the_counters_move() {
         .is_some()
     );
     assert!(value(&after, "live_connections", &[]).is_some());
+    assert!(value(&after, "sessions_ended_remembered", &[]).is_some());
     assert!(value(&after, "live_dropped_slow_total", &[]).is_some());
     assert_eq!(
         value(
