@@ -29,14 +29,17 @@ CREATE INDEX sessions_user_id_idx ON sessions (user_id, created_at DESC);
 CREATE INDEX sessions_ended_at_idx ON sessions (ended_at) WHERE ended_at IS NOT NULL;
 CREATE INDEX sessions_expires_at_idx ON sessions (expires_at);
 
--- Families that exist now become sessions (ended when every token is revoked).
+-- Families that exist now become sessions: ended when no token of theirs can be
+-- refreshed any more (each revoked, spent or expired; a logout used to revoke only the
+-- token presented, leaving its spent ancestors).
 INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, ended_at)
 SELECT family_id,
        (array_agg(user_id))[1],
        min(created_at),
        max(created_at),
        max(family_expires_at),
-       CASE WHEN bool_and(revoked_at IS NOT NULL) THEN now() END
+       CASE WHEN bool_and(revoked_at IS NOT NULL OR used_at IS NOT NULL OR expires_at <= now())
+            THEN now() END
 FROM refresh_tokens
 GROUP BY family_id;
 

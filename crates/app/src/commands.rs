@@ -53,19 +53,32 @@ pub async fn create_admin(
     let Some(db) = Databases::connect(settings).await? else {
         anyhow::bail!("create-admin needs DATABASE_URL");
     };
-    // Only what creating an account needs: no bus, queue workers, mailer or tokens.
+    // Only what creating an account needs: no queue workers, mailer or tokens.
     let hasher = Arc::new(
         Argon2Hasher::new(settings.auth.argon2, settings.auth.hash_capacity)
             .map_err(anyhow::Error::msg)?,
     );
+    // A new password ends the account's sessions: the running instances learn of it
+    // from the bus (or, without one they share, at their next reload).
+    let refresh_tokens: Arc<dyn domain::auth::RefreshTokenStore> =
+        Arc::new(PgRefreshTokenStore::new(db.main.clone()));
+    let mut revocations = ports::sessions::Revocations::new(
+        refresh_tokens.clone(),
+        settings.auth.jwt_ttl + settings.auth.jwt_leeway,
+    );
+    let nats = crate::wiring::connect_nats(settings).await?;
+    if let Some(bus) = crate::wiring::shared_bus(settings, &db, nats) {
+        revocations = revocations.with_bus(bus);
+    }
     let users = Users::new(
         Arc::new(PgUserRepository::new(db.main.clone())),
         Arc::new(PgPostRepository::new(db.main.clone())),
         hasher,
-        Arc::new(PgRefreshTokenStore::new(db.main.clone())),
+        refresh_tokens,
         settings.users.fanout_deadline,
     )
-    .with_job_max_attempts(settings.jobs.max_attempts);
+    .with_job_max_attempts(settings.jobs.max_attempts)
+    .with_revocations(Arc::new(revocations));
     let admin = users.ensure_admin(command).await;
     db.close();
     Ok(admin?)

@@ -147,7 +147,7 @@ pub(crate) fn wire(
         housekeeping: Arc<dyn Housekeeping>,
     }
     let stores = match db {
-        Some(Databases { main, jobs }) => Stores {
+        Some(databases @ Databases { main, jobs }) => Stores {
             users: Arc::new(PgUserRepository::new(main.clone())),
             posts: Arc::new(PgPostRepository::new(main.clone())),
             refresh_tokens: Arc::new(PgRefreshTokenStore::new(main.clone())),
@@ -159,11 +159,8 @@ pub(crate) fn wire(
                 JobWakeup::Poll => PgJobQueue::polling(jobs.clone()),
             }),
             chat: Arc::new(PgChatRepository::new(main.clone())),
-            bus: match (nats.clone(), settings.database.event_bus) {
-                (Some(nats), _) => Arc::new(nats),
-                (None, EventBusKind::Postgres) => Arc::new(PgEventBus::new(main.clone())),
-                (None, _) => Arc::new(MemoryEventBus::default()),
-            },
+            bus: shared_bus(settings, databases, nats.clone())
+                .unwrap_or_else(|| Arc::new(MemoryEventBus::default())),
             probe: Arc::new(PgProbe::new(main.clone())),
             leases: Arc::new(PgLeaseStore::new(jobs.clone())),
             housekeeping: Arc::new(PgHousekeeping::new(jobs.clone())),
@@ -353,6 +350,20 @@ pub(crate) fn wire(
         revocations,
         bus,
     })
+}
+
+/// The bus instances on one database share: NATS when connected, else Postgres
+/// `NOTIFY` when `EVENT_BUS=postgres`; `None` for the in-process bus (shared with no one).
+pub(crate) fn shared_bus(
+    settings: &Settings,
+    db: &Databases,
+    nats: Option<nats_adapter::NatsEventBus>,
+) -> Option<Arc<dyn EventBus>> {
+    match (nats, settings.database.event_bus) {
+        (Some(nats), _) => Some(Arc::new(nats)),
+        (None, EventBusKind::Postgres) => Some(Arc::new(PgEventBus::new(db.main.clone()))),
+        (None, _) => None,
+    }
 }
 
 /// The JWT signing key: `JWT_SECRET`, or a random one when there is no database (the

@@ -63,6 +63,7 @@ async fn login(s: &AccountStores, user: &User) -> SessionId {
             expires_at: domain::now() + Duration::days(1),
             family_expires_at: domain::now() + Duration::days(1),
             seen: SeenFrom::default(),
+            proof: None,
         })
         .await
         .expect("login");
@@ -421,4 +422,88 @@ pub async fn an_address_taken_meanwhile_fails_the_confirmation(s: &AccountStores
     );
     let unchanged = s.users.get(&ada.id).await.expect("get");
     assert_eq!(unchanged.email.as_str(), "ada@example.com");
+}
+
+pub async fn a_reset_link_works_only_for_the_address_the_account_has_now(s: &AccountStores) {
+    let ada = stored_user(s, "ada@example.com").await;
+    let old = issue(
+        s,
+        &ada,
+        TokenPurpose::ResetPassword,
+        "ada@example.com",
+        day(),
+    )
+    .await;
+    let moved = UserChanges::new(
+        None,
+        Some(Email::parse("ada.king@example.com").expect("email")),
+    );
+    s.users
+        .update(&ada.id, &moved, None, &[])
+        .await
+        .expect("move");
+    let change = PasswordChange {
+        user_id: ada.id,
+        hash: PasswordHash::new("$argon2id$new"),
+        spend: Some(old),
+        keep: None,
+        jobs: vec![],
+    };
+    assert_eq!(
+        s.accounts.change_password(change).await.expect("refused"),
+        None,
+        "a link mailed to an address the account left proves nothing"
+    );
+    let stored = s
+        .users
+        .credentials_by_email(&Email::parse("ada.king@example.com").expect("email"))
+        .await
+        .expect("credentials")
+        .expect("ada");
+    assert_eq!(
+        stored.password_hash.as_ref().map(PasswordHash::expose),
+        Some("$argon2id$old")
+    );
+}
+
+pub async fn a_new_password_cancels_a_pending_address_change(s: &AccountStores) {
+    let ada = stored_user(s, "ada@example.com").await;
+    let ask = UserChanges::new(None, None)
+        .pending(Some(Email::parse("thief@example.com").expect("email")));
+    s.users
+        .update(&ada.id, &ask, None, &[])
+        .await
+        .expect("pending");
+    let link = issue(
+        s,
+        &ada,
+        TokenPurpose::ChangeEmail,
+        "thief@example.com",
+        day(),
+    )
+    .await;
+    s.accounts
+        .change_password(PasswordChange {
+            user_id: ada.id,
+            hash: PasswordHash::new("$argon2id$new"),
+            spend: None,
+            keep: None,
+            jobs: vec![],
+        })
+        .await
+        .expect("change")
+        .expect("applied");
+    assert_eq!(s.users.get(&ada.id).await.expect("get").pending_email, None);
+    assert_eq!(
+        s.accounts
+            .confirm_email_change(&link)
+            .await
+            .expect("confirm"),
+        None,
+        "the move's link is cancelled with it"
+    );
+    assert_eq!(
+        s.users.get(&ada.id).await.expect("get").email.as_str(),
+        "ada@example.com"
+    );
 }

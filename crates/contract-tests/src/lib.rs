@@ -40,6 +40,7 @@ macro_rules! user_repository_contract {
             updates_bump_the_version_and_honour_the_expected_one,
             credentials_are_found_by_email_ignoring_case,
             password_hashes_can_be_replaced,
+            a_rehash_replaces_only_the_hash_it_was_made_from,
             roles_are_stored_and_changed,
             deleted_users_are_gone,
             list_of_nothing_is_an_empty_last_page,
@@ -140,6 +141,7 @@ macro_rules! refresh_token_store_contract {
             the_owner_of_a_token_is_read_without_spending_it,
             ending_a_session_by_its_token_is_idempotent,
             ending_every_session_of_a_user_spares_others_and_the_one_kept,
+            a_login_that_raced_a_password_change_starts_no_session,
             a_session_records_where_it_was_seen,
             concurrent_rotations_of_one_token_succeed_at_most_once,
         );
@@ -158,6 +160,8 @@ macro_rules! account_store_contract {
             a_password_change_ends_sessions_spends_its_token_and_stores_its_notice,
             an_email_change_applies_the_pending_address_once,
             an_address_taken_meanwhile_fails_the_confirmation,
+            a_reset_link_works_only_for_the_address_the_account_has_now,
+            a_new_password_cancels_a_pending_address_change,
         );
     };
 }

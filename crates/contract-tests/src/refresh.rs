@@ -48,6 +48,7 @@ async fn login_in(store: &impl RefreshTokenStore, user: &User) -> (RefreshTokenH
             expires_at: later(),
             family_expires_at: later(),
             seen: seen("192.0.2.1"),
+            proof: None,
         })
         .await
         .expect("insert");
@@ -137,6 +138,7 @@ pub async fn unknown_and_expired_tokens_are_invalid(
             user_id: ada.id,
             family_id: SessionId::generate(),
             seen: SeenFrom::default(),
+            proof: None,
             expires_at: domain::now() - Duration::seconds(1),
             family_expires_at: later(),
         })
@@ -173,6 +175,7 @@ pub async fn a_family_past_its_absolute_lifetime_is_invalid(
             user_id: ada.id,
             family_id: SessionId::generate(),
             seen: SeenFrom::default(),
+            proof: None,
             expires_at: later(),
             family_expires_at: domain::now() - Duration::seconds(1),
         })
@@ -193,6 +196,7 @@ pub async fn a_family_past_its_absolute_lifetime_is_invalid(
             user_id: ada.id,
             family_id: SessionId::generate(),
             seen: SeenFrom::default(),
+            proof: None,
             expires_at: later(),
             family_expires_at: domain::now() + Duration::seconds(1),
         })
@@ -245,7 +249,11 @@ pub async fn ending_a_session_by_its_token_is_idempotent(
     let before = domain::now();
     let ended = Some((ada.id, session));
     assert_eq!(store.end_by_token(&token_of).await.expect("logout"), ended);
-    assert_eq!(store.end_by_token(&token_of).await.expect("twice"), ended);
+    assert_eq!(
+        store.end_by_token(&token_of).await.expect("twice"),
+        None,
+        "ended already: nothing new to announce"
+    );
     assert_eq!(store.end_by_token(&token()).await.expect("unknown"), None);
     assert_eq!(
         store
@@ -320,6 +328,44 @@ pub async fn ending_every_session_of_a_user_spares_others_and_the_one_kept(
         .map(|s| s.id)
         .collect();
     assert_eq!(listed, vec![tablet]);
+}
+
+/// A login that checked a password changed since starts no session.
+pub async fn a_login_that_raced_a_password_change_starts_no_session(
+    store: &impl RefreshTokenStore,
+    users: &impl UserRepository,
+) {
+    let ada = stored_user(users, "ada@example.com").await;
+    users
+        .set_password_hash(&ada.id, &PasswordHash::new("$argon2id$changed"))
+        .await
+        .expect("change");
+    let stale = NewRefreshToken {
+        hash: token(),
+        user_id: ada.id,
+        family_id: SessionId::generate(),
+        expires_at: later(),
+        family_expires_at: later(),
+        seen: SeenFrom::default(),
+        proof: Some(PasswordHash::new("$argon2id$placeholder")),
+    };
+    let refused = store.insert(&stale).await;
+    assert!(
+        matches!(refused, Err(domain::Error::Unauthorized(_))),
+        "{refused:?}"
+    );
+    assert!(store.sessions(&ada.id).await.expect("list").is_empty());
+    assert_eq!(store.owner(&stale.hash).await.expect("owner"), None);
+    let current = NewRefreshToken {
+        hash: token(),
+        proof: Some(PasswordHash::new("$argon2id$changed")),
+        ..stale
+    };
+    store
+        .insert(&current)
+        .await
+        .expect("the current hash starts one");
+    assert_eq!(store.sessions(&ada.id).await.expect("list").len(), 1);
 }
 
 /// A session lists where it was seen at login and at its latest refresh.

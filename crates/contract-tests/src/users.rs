@@ -349,3 +349,61 @@ pub async fn list_breaks_timestamp_ties_by_id_descending(repo: &impl UserReposit
         &ids[1..]
     );
 }
+
+pub async fn a_rehash_replaces_only_the_hash_it_was_made_from(repo: &impl UserRepository) {
+    let user = User::new(
+        UserName::parse("Ada").expect("name"),
+        Email::parse("ada@example.com").expect("email"),
+    );
+    repo.create(&user, &PasswordHash::new("$argon2id$old-cost"), &[])
+        .await
+        .expect("create");
+    assert!(
+        repo.rehash_password(
+            &user.id,
+            &PasswordHash::new("$argon2id$old-cost"),
+            &PasswordHash::new("$argon2id$new-cost"),
+        )
+        .await
+        .expect("rehash")
+    );
+    assert_eq!(
+        stored_hash(repo, &user.email).await.as_deref(),
+        Some("$argon2id$new-cost")
+    );
+    // The password changed meanwhile: a rehash of the old one must not bring it back.
+    repo.set_password_hash(&user.id, &PasswordHash::new("$argon2id$changed"))
+        .await
+        .expect("change");
+    assert!(
+        !repo
+            .rehash_password(
+                &user.id,
+                &PasswordHash::new("$argon2id$new-cost"),
+                &PasswordHash::new("$argon2id$stale"),
+            )
+            .await
+            .expect("rehash")
+    );
+    assert_eq!(
+        stored_hash(repo, &user.email).await.as_deref(),
+        Some("$argon2id$changed")
+    );
+    let ghost = UserId::generate();
+    let gone = repo
+        .rehash_password(
+            &ghost,
+            &PasswordHash::new("$argon2id$a"),
+            &PasswordHash::new("$argon2id$b"),
+        )
+        .await;
+    assert!(matches!(gone, Err(Error::NotFound { .. })), "{gone:?}");
+}
+
+async fn stored_hash(repo: &impl UserRepository, email: &Email) -> Option<String> {
+    repo.credentials_by_email(email)
+        .await
+        .expect("credentials")
+        .and_then(|c| c.password_hash)
+        .map(|h| h.expose().to_owned())
+}

@@ -88,11 +88,13 @@ pub trait AccountStore: Send + Sync + 'static {
     async fn verify_email(&self, token: &TokenHash) -> Result<Option<UserId>, Error>;
 
     /// Sets the password hash, spends `change.spend` when given (which also marks the
-    /// address it was sent to verified, if it is still the account's), ends every
-    /// session of the user but `change.keep` and stores `change.jobs`, in one step;
-    /// returns the sessions ended. MUST return `None`, changing nothing, when `change.spend`
-    /// is not a live [`TokenPurpose::ResetPassword`] token of that user;
-    /// [`Error::NotFound`] for an unknown user.
+    /// address it was sent to verified), ends every session of the user but
+    /// `change.keep`, cancels a pending address change (its address and its links: a
+    /// new password is what the owner does when they did not ask for the move) and
+    /// stores `change.jobs`, in one step; returns the sessions ended. MUST return
+    /// `None`, changing nothing, when `change.spend` is not a live
+    /// [`TokenPurpose::ResetPassword`] token of that user sent to the address the
+    /// account has now; [`Error::NotFound`] for an unknown user.
     async fn change_password(
         &self,
         change: PasswordChange,

@@ -291,8 +291,10 @@ pub(crate) async fn change_password(
     InSession(caller): InSession,
     Json(body): Json<ChangePasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    // A wrong current password is a failed login of this account: the same budget,
-    // so a stolen access token cannot be used to guess the password faster.
+    // Guesses of the current password are budgeted per account (a stolen access
+    // token cannot guess faster than logins may), and each wrong one also counts as a
+    // failed login of the account. The gate is the user's own key, not the login one:
+    // failed logins from elsewhere never lock the owner out of changing it.
     let account = match users
         .get(caller.principal, caller.principal.user_id)
         .await?
@@ -300,17 +302,22 @@ pub(crate) async fn change_password(
         UserView::Full(user) => account_key(user.email.as_str()),
         UserView::Public(_) => return Err(crate::auth::invalid_token()),
     };
-    limits.take(&limits.account_failures, &account).await?;
+    let own = format!("password-change:{}", caller.principal.user_id);
+    limits.take(&limits.account_failures, &own).await?;
     let outcome = accounts
         .change_password(caller, &body.current_password, &body.new_password)
         .await;
-    if !matches!(outcome, Err(domain::Error::Forbidden(_)))
-        && let Err(error) = limits
-            .store
-            .refund(&limits.account_failures, &account)
-            .await
-    {
-        tracing::warn!(%error, "giving back a password attempt failed");
+    let kept = match &outcome {
+        Err(domain::Error::Forbidden(_)) => {
+            limits
+                .store
+                .record(&limits.account_failures, &account)
+                .await
+        }
+        _ => limits.store.refund(&limits.account_failures, &own).await,
+    };
+    if let Err(error) = kept {
+        tracing::warn!(%error, "counting a password attempt failed");
     }
     outcome?;
     Ok(HttpResponse::NoContent().finish())

@@ -12,8 +12,8 @@ use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, web};
 use domain::auth::{Claims, Principal, SeenFrom};
 use ports::auth::{AuthService, TokenPair};
+use ports::rate_limit::fingerprint;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use crate::extract::Json;
@@ -195,14 +195,6 @@ fn tokens(pair: TokenPair) -> HttpResponse {
 /// The client's address as the rate limits key it.
 pub(crate) fn client_key(req: &HttpRequest) -> ports::rate_limit::ClientKey {
     ports::rate_limit::ClientKey::of(crate::client::client_ip(req))
-}
-
-/// A short, fixed-size stand-in for a secret or an unbounded input in a limiter key.
-fn fingerprint(value: &str) -> String {
-    Sha256::digest(value.as_bytes())[..12]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// The key of an account's failed-login budget: by its address as typed at login.

@@ -77,8 +77,15 @@ impl AccountStore for MemoryAccountStore {
             return Err(Error::not_found("user", change.user_id));
         }
         if let Some(spend) = &change.spend {
+            let current = tables
+                .users
+                .get(&change.user_id)
+                .map(|c| c.user.email.clone());
             match live(&tables, TokenPurpose::ResetPassword, spend) {
-                Some(t) if t.user_id == change.user_id => {
+                Some(t)
+                    if t.user_id == change.user_id
+                        && current.as_ref().is_some_and(|e| e.same_as(&t.email)) =>
+                {
                     tables.account_tokens.remove(spend);
                     // The link reached the account's address: that proves it.
                     if let Some(credentials) = tables.users.get_mut(&change.user_id)
@@ -93,7 +100,11 @@ impl AccountStore for MemoryAccountStore {
         }
         if let Some(credentials) = tables.users.get_mut(&change.user_id) {
             credentials.password_hash = Some(change.hash.clone());
+            credentials.user.pending_email = None;
         }
+        tables.account_tokens.retain(|_, t| {
+            !(t.user_id == change.user_id && t.purpose == TokenPurpose::ChangeEmail)
+        });
         let ended = tables.end_sessions(change.user_id, |s| Some(s) != change.keep);
         for job in &change.jobs {
             tables.jobs.insert(job.id, crate::jobs::stored(job));

@@ -1,8 +1,8 @@
 use async_trait::async_trait;
 use domain::Error;
 use domain::auth::{
-    EndSessions, NewRefreshToken, RefreshTokenHash, RefreshTokenStore, Rotation, SeenFrom, Session,
-    SessionId,
+    EndSessions, MAX_LISTED_SESSIONS, NewRefreshToken, RefreshTokenHash, RefreshTokenStore,
+    Rotation, SeenFrom, Session, SessionId,
 };
 use domain::users::UserId;
 use time::OffsetDateTime;
@@ -39,6 +39,12 @@ const ENDED_KEPT: time::Duration = time::Duration::days(1);
 impl RefreshTokenStore for MemoryRefreshTokenStore {
     async fn insert(&self, token: &NewRefreshToken) -> Result<(), Error> {
         let mut tables = self.tables.lock();
+        if let Some(proof) = &token.proof
+            && let Some(stored) = tables.users.get(&token.user_id)
+            && stored.password_hash.as_ref() != Some(proof)
+        {
+            return Err(Error::Unauthorized("the password changed"));
+        }
         let now = domain::now();
         if tables.refresh_tokens.len() % PURGE_EVERY == PURGE_EVERY - 1 {
             tables.refresh_tokens.retain(|_, t| t.expires_at > now);
@@ -143,21 +149,29 @@ impl RefreshTokenStore for MemoryRefreshTokenStore {
         let Some(token) = tables.refresh_tokens.get(presented).cloned() else {
             return Ok(None);
         };
-        tables.end_sessions(token.user_id, |s| s == token.session);
-        Ok(Some((token.user_id, token.session)))
+        let ended = tables.end_sessions(token.user_id, |s| s == token.session);
+        Ok((!ended.is_empty()).then_some((token.user_id, token.session)))
     }
 
     async fn sessions(&self, user: &UserId) -> Result<Vec<Session>, Error> {
         let now = domain::now();
-        let mut sessions: Vec<Session> = self
-            .tables
-            .lock()
+        let tables = self.tables.lock();
+        // A session whose newest token expired unused can no longer be refreshed.
+        let refreshable = |id: SessionId| {
+            tables
+                .refresh_tokens
+                .values()
+                .any(|t| t.session == id && !t.used && !t.revoked && t.expires_at > now)
+        };
+        let mut sessions: Vec<Session> = tables
             .sessions
             .values()
             .filter(|s| s.session.user_id == *user && s.ended_at.is_none() && s.expires_at > now)
+            .filter(|s| refreshable(s.session.id))
             .map(|s| s.session.clone())
             .collect();
         sessions.sort_by_key(|s| std::cmp::Reverse((s.created_at, s.id)));
+        sessions.truncate(MAX_LISTED_SESSIONS);
         Ok(sessions)
     }
 

@@ -137,6 +137,24 @@ impl UserRepository for MemoryUserRepository {
         Ok(())
     }
 
+    async fn rehash_password(
+        &self,
+        id: &UserId,
+        old: &PasswordHash,
+        new: &PasswordHash,
+    ) -> Result<bool, Error> {
+        let mut tables = self.tables.lock();
+        let credentials = tables
+            .users
+            .get_mut(id)
+            .ok_or_else(|| Error::not_found("user", id))?;
+        if credentials.password_hash.as_ref() != Some(old) {
+            return Ok(false);
+        }
+        credentials.password_hash = Some(new.clone());
+        Ok(true)
+    }
+
     async fn delete(&self, id: &UserId) -> Result<(), Error> {
         let mut tables = self.tables.lock();
         tables

@@ -17,7 +17,6 @@ use domain::auth::{
 use domain::jobs::{JobPayload, JobQueue, NewJob};
 use domain::rate_limit::{Budget, RateLimitStore, Taken};
 use domain::users::{Email, UserRepository};
-use sha2::{Digest, Sha256};
 
 use crate::rate_limit::ClientKey;
 use crate::sessions::Revocations;
@@ -139,14 +138,6 @@ impl Accounts {
     }
 }
 
-/// A short, fixed-size stand-in for an address in a limiter key.
-fn fingerprint(value: &str) -> String {
-    Sha256::digest(value.as_bytes())[..12]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 fn token_hash(raw: &str) -> domain::auth::TokenHash {
     SecretToken::presented(raw.trim()).hash()
 }
@@ -194,7 +185,7 @@ impl AccountService for Accounts {
         {
             return Err(Error::RateLimited { retry_after });
         }
-        let address = fingerprint(&email.normalized());
+        let address = crate::rate_limit::fingerprint(&email.normalized());
         if let Taken::Refused { .. } = self.take(&self.reset_per_address, &address).await? {
             // Told to nobody: the answer is the same, and the owner's inbox is spared.
             tracing::info!("password reset e-mails to one address are at their limit");

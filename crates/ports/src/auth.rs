@@ -6,8 +6,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use domain::Error;
 use domain::auth::{
-    AccessToken, AccessTokens, Claims, NewRefreshToken, Password, PasswordCheck, PasswordHasher,
-    Principal, RefreshToken, RefreshTokenStore, Rotation, SeenFrom, SessionId,
+    AccessToken, AccessTokens, Claims, NewRefreshToken, Password, PasswordCheck, PasswordHash,
+    PasswordHasher, Principal, RefreshToken, RefreshTokenStore, Rotation, SeenFrom, SessionId,
 };
 use domain::users::{Email, UserRepository};
 
@@ -122,6 +122,7 @@ impl Auth {
         &self,
         principal: Principal,
         seen: SeenFrom,
+        proof: PasswordHash,
     ) -> Result<TokenPair, Error> {
         let session = SessionId::generate();
         let access = self.tokens.issue(&principal, session)?;
@@ -134,6 +135,7 @@ impl Auth {
                 expires_at: self.refresh_expiry(),
                 family_expires_at: domain::now() + self.refresh_absolute_ttl,
                 seen,
+                proof: Some(proof),
             })
             .await?;
         Ok(TokenPair { access, refresh })
@@ -156,29 +158,46 @@ impl AuthService for Auth {
         match self.hasher.verify(&password, &hash).await? {
             PasswordCheck::Invalid => Err(BAD_CREDENTIALS),
             PasswordCheck::Valid { needs_rehash } => {
+                let mut proof = hash;
                 if needs_rehash {
                     // The configured cost changed: upgrade the stored hash while we hold
-                    // the plaintext. A failure here must not fail the login.
+                    // the plaintext, unless the password changed meanwhile. A failure
+                    // here must not fail the login.
                     let rehashed = match self.hasher.hash(&password).await {
-                        Ok(new) => self.users.set_password_hash(&user.id, &new).await,
+                        Ok(new) => self
+                            .users
+                            .rehash_password(&user.id, &proof, &new)
+                            .await
+                            .map(|done| done.then_some(new)),
                         Err(e) => Err(e),
                     };
-                    if let Err(error) = rehashed {
-                        tracing::warn!(user_id = %user.id, %error, "password rehash failed");
+                    match rehashed {
+                        Ok(Some(new)) => proof = new,
+                        Ok(None) => {}
+                        Err(error) => {
+                            tracing::warn!(user_id = %user.id, %error, "password rehash failed");
+                        }
                     }
                 }
                 if self.require_verified_email && user.email_verified_at.is_none() {
                     return Err(Error::EmailNotVerified);
                 }
                 tracing::info!(user_id = %user.id, "logged in");
-                self.start_session(
-                    Principal {
-                        user_id: user.id,
-                        role: user.role,
-                    },
-                    seen,
-                )
-                .await
+                match self
+                    .start_session(
+                        Principal {
+                            user_id: user.id,
+                            role: user.role,
+                        },
+                        seen,
+                        proof,
+                    )
+                    .await
+                {
+                    // The password changed while this login checked the old one.
+                    Err(Error::Unauthorized(_)) => Err(BAD_CREDENTIALS),
+                    other => other,
+                }
             }
         }
     }
@@ -418,10 +437,12 @@ mod tests {
     async fn a_good_login_rehashes_when_parameters_changed() {
         let mut users = with_credentials(ada());
         users
-            .expect_set_password_hash()
-            .withf(|_, h| h.expose() == "$argon2id$new")
+            .expect_rehash_password()
+            .withf(|_, old, new| {
+                old.expose() == "$argon2id$stored" && new.expose() == "$argon2id$new"
+            })
             .times(1)
-            .returning(|_, _| Ok(()));
+            .returning(|_, _, _| Ok(true));
         let mut hasher = MockPasswordHasher::new();
         hasher
             .expect_verify()
@@ -430,7 +451,14 @@ mod tests {
             .expect_hash()
             .times(1)
             .returning(|_| Ok(PasswordHash::new("$argon2id$new")));
-        let pair = auth(users, hasher, store())
+        // The session is started on the hash stored now, the new one.
+        let mut store = MockRefreshTokenStore::new();
+        store
+            .expect_insert()
+            .withf(|t| t.proof.as_ref().map(PasswordHash::expose) == Some("$argon2id$new"))
+            .times(1)
+            .returning(|_| Ok(()));
+        let pair = auth(users, hasher, store)
             .login(
                 "ada@example.com",
                 "correct horse battery",

@@ -46,6 +46,14 @@ impl UserRepository for SlowUsers {
     async fn set_password_hash(&self, _: &UserId, _: &PasswordHash) -> Result<(), Error> {
         unimplemented!()
     }
+    async fn rehash_password(
+        &self,
+        _: &UserId,
+        _: &PasswordHash,
+        _: &PasswordHash,
+    ) -> Result<bool, Error> {
+        unimplemented!()
+    }
     async fn delete(&self, _: &UserId) -> Result<(), Error> {
         unimplemented!()
     }

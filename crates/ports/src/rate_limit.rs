@@ -19,6 +19,16 @@ use domain::rate_limit::{Budget, RateLimitStore, Taken};
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ClientKey(String);
 
+/// A short, fixed-size stand-in for a secret or an unbounded input (an address, a
+/// token) in a limiter key: 96 bits of its SHA-256, in hex.
+pub fn fingerprint(value: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(value.as_bytes())[..12]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 impl ClientKey {
     pub fn of(ip: Option<IpAddr>) -> Self {
         Self(match ip {

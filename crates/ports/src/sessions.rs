@@ -3,8 +3,8 @@
 //! session are closed.
 //!
 //! An instance learns of an ending from the bus (published by whichever instance
-//! ended it) and, since a bus may lose events, reloads the whole set from the store at
-//! start and after every gap. An ended session is remembered only as long as an access
+//! ended it) and, since a bus may lose events, reloads the set from the store at start,
+//! after every gap and every [`RELOAD_EVERY`]. An ended session is remembered only as long as an access
 //! token of it could still be valid: the set stays as small as the number of sessions
 //! ended within one token lifetime, which login's rate limits bound.
 
@@ -19,6 +19,9 @@ use domain::users::UserId;
 use futures_util::StreamExt;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
+
+/// How often the set is reloaded from the store even without a gap.
+pub const RELOAD_EVERY: Duration = Duration::from_secs(30);
 
 /// Session ids per bus event: the event stays well under `MAX_EVENT_BYTES`.
 const IDS_PER_EVENT: usize = 100;
@@ -94,29 +97,31 @@ impl Revocations {
         for chunk in sessions.chunks(IDS_PER_EVENT) {
             let event = sessions_ended(user, chunk);
             if let Err(error) = bus.publish(&event).await {
-                // Other instances learn of it when they reload after the gap a lost
-                // bus gives them; until then they accept the session's access tokens.
+                // Other instances learn of it at their next reload (after a gap, or
+                // within RELOAD_EVERY); until then they accept its access tokens.
                 tracing::warn!(%error, user_id = %user, "announcing ended sessions failed");
             }
         }
     }
 
-    /// Replaces what is remembered with what the store says ended within `keep_for`.
+    /// Adds what the store says ended within `keep_for` to what is remembered (an
+    /// ended session never comes back, so nothing remembered is dropped but what has
+    /// outlived its tokens).
     pub async fn reload(&self) -> Result<(), Error> {
         let since = domain::now() - self.keep_for;
         let sessions = self.store.ended_since(since).await?;
-        let until = OffsetDateTime::now_utc() + self.keep_for;
         let count = sessions.len();
-        *self.ended.write().unwrap_or_else(|e| e.into_inner()) =
-            sessions.into_iter().map(|s| (s, until)).collect();
+        self.remember(sessions);
         tracing::debug!(count, "ended sessions reloaded");
         Ok(())
     }
 
     /// Follows `bus` until `stop`: each ending announced anywhere is remembered, and
-    /// the set is reloaded from the store now and after every gap (retried each
-    /// second while the store is away). Resolves once the first load is done, so a
-    /// caller may start serving knowing the set.
+    /// the set is reloaded from the store now, after every gap (retried each second
+    /// while the store is away) and every [`RELOAD_EVERY`] (for an ending whose
+    /// announcement was lost without a gap here: a publisher that lost the bus, or a
+    /// command run without one). Resolves once the first load is done, so a caller
+    /// may start serving knowing the set.
     pub async fn follow(self: &Arc<Self>, bus: Arc<dyn EventBus>, stop: CancellationToken) {
         let mut events = bus.subscribe();
         let first = self.reload_until_done(&stop).await;
@@ -125,9 +130,18 @@ impl Revocations {
         }
         let this = self.clone();
         tokio::spawn(async move {
+            let mut every = tokio::time::interval(RELOAD_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            every.tick().await;
             loop {
                 let event = tokio::select! {
                     () = stop.cancelled() => return,
+                    _ = every.tick() => {
+                        if let Err(error) = this.reload().await {
+                            tracing::warn!(%error, "reloading ended sessions failed");
+                        }
+                        continue;
+                    }
                     event = events.next() => event,
                 };
                 let Some(event) = event else { return };
@@ -204,7 +218,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn ended_sessions_are_refused_and_a_reload_replaces_the_set() {
+    async fn ended_sessions_are_refused_and_a_reload_adds_the_stores() {
         let kept = SessionId::generate();
         let mut store = MockRefreshTokenStore::new();
         store
@@ -217,7 +231,10 @@ mod tests {
         assert!(revocations.is_ended(gone));
         revocations.reload().await.unwrap();
         assert!(revocations.is_ended(kept));
-        assert!(!revocations.is_ended(gone), "the store is the truth");
+        assert!(
+            revocations.is_ended(gone),
+            "an ending announced here meanwhile is kept: sessions never come back"
+        );
     }
 
     #[tokio::test]

@@ -184,7 +184,8 @@ pub trait UserService: Send + Sync + 'static {
     /// now), or when a non-admin asks for a role; a changed role ends the user's
     /// sessions; the owner's new e-mail is only recorded as pending, with a
     /// confirmation link sent to it and a notice to the current one (an admin's
-    /// applies at once, verified); [`Error::NotFound`] for an unknown id,
+    /// change of another account applies at once, verified; [`Error::RateLimited`]
+    /// past 5 requests an hour for one account); [`Error::NotFound`] for an unknown id,
     /// [`Error::Duplicate`] when the new e-mail belongs to another user,
     /// [`Error::VersionMismatch`] when `expected` is stale, [`Error::Conflict`] when an
     /// admin would demote themselves. An empty update returns the user unchanged.
@@ -250,6 +251,8 @@ pub struct Users {
     events: Option<Arc<dyn domain::events::EventBus>>,
     /// Ends sessions everywhere (on deletion, a role change, a new password).
     revocations: Arc<Revocations>,
+    /// Address changes an account may ask for (each mails the new address).
+    email_changes: Budget,
 }
 
 impl Users {
@@ -273,8 +276,16 @@ impl Users {
                 refresh_tokens,
                 Duration::from_secs(24 * 60 * 60),
             )),
+            email_changes: Budget::new(
+                "email-change",
+                Self::EMAIL_CHANGES_PER_HOUR,
+                Duration::from_secs(60 * 60),
+            ),
         }
     }
+
+    /// Address changes one account may ask for per hour.
+    pub const EMAIL_CHANGES_PER_HOUR: u32 = 5;
 
     /// Ends sessions through `revocations`, so every instance refuses their tokens.
     pub fn with_revocations(mut self, revocations: Arc<Revocations>) -> Self {
@@ -438,7 +449,7 @@ impl UserService for Users {
         let mut changes = UserChanges::new(command.name, None).with_role(command.role);
         let mut jobs = Vec::new();
         if let (Some(email), Some(before)) = (command.email, &before) {
-            if actor.is_admin() {
+            if actor.is_admin() && id != actor.user_id {
                 // An admin vouches for the address: it applies now, verified.
                 changes.email = Some(email);
                 changes = changes.verified_at(Some(domain::now()));
@@ -446,7 +457,15 @@ impl UserService for Users {
                 // The same address in another case: nothing to prove.
                 changes.email = Some(email);
             } else {
-                // The owner moves once the new address proves it is theirs.
+                // The owner moves once the new address proves it is theirs. Each
+                // request mails an address the caller chose: a budget per account.
+                if let Taken::Refused { retry_after } = self
+                    .rate_limits
+                    .take(&self.email_changes, &id.to_string())
+                    .await?
+                {
+                    return Err(Error::RateLimited { retry_after });
+                }
                 if let Some(taken) = self.repo.credentials_by_email(&email).await?
                     && taken.user.id != id
                 {
@@ -500,12 +519,14 @@ impl UserService for Users {
                 "an admin cannot delete their own account; another admin can",
             ));
         }
-        self.repo.delete(&id).await?;
-        // The user's sessions end now, everywhere; the store keeps knowing them as
-        // ended for as long as their access tokens could live.
+        // The sessions end first, everywhere: if the deletion then fails, the account
+        // is only signed out; the other way round a failure would leave a deleted
+        // account's tokens working. The store keeps knowing them as ended for as long
+        // as their access tokens could live.
         self.revocations
             .end(id, EndSessions::AllExcept(None))
             .await?;
+        self.repo.delete(&id).await?;
         self.announce(id, None).await;
         tracing::info!(user_id = %id, by = %actor.user_id, "user deleted");
         Ok(())

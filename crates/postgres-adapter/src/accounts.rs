@@ -43,11 +43,29 @@ fn query_error(e: diesel::result::Error) -> Error {
 
 /// Deletes the live token `hash` of `purpose` and returns its user and address; `None`
 /// when there is none. Spending is the delete: two concurrent spends cannot both win.
+/// The user's row is locked first, as [`AccountStore::issue`] locks it before deleting
+/// that user's tokens: a spend racing an issue waits instead of deadlocking.
 async fn spend(
     conn: &mut AsyncPgConnection,
     purpose: TokenPurpose,
     hash: &TokenHash,
 ) -> Result<Option<(Uuid, String)>, diesel::result::Error> {
+    let owner: Option<Uuid> = tokens::table
+        .find(hash.0.as_slice())
+        .select(tokens::user_id)
+        .first(conn)
+        .await
+        .optional()?;
+    let Some(owner) = owner else {
+        return Ok(None);
+    };
+    users::table
+        .find(owner)
+        .select(users::id)
+        .for_update()
+        .first::<Uuid>(conn)
+        .await
+        .optional()?;
     diesel::delete(
         tokens::table
             .filter(tokens::token_hash.eq(hash.0.as_slice()))
@@ -187,24 +205,42 @@ impl AccountStore for PgAccountStore {
                 if let Some(token) = spend_token {
                     match spend(conn, TokenPurpose::ResetPassword, &token).await? {
                         Some((owner, email)) if owner == user => {
-                            // The link reached the account's address: that proves it.
-                            diesel::update(
+                            // Only a link sent to the address the account has now: one
+                            // mailed to an address it has since left proves nothing.
+                            let proven = diesel::update(
                                 users::table
                                     .filter(users::id.eq(user))
-                                    .filter(lower(users::email).eq(lower(email)))
-                                    .filter(users::email_verified_at.is_null()),
+                                    .filter(lower(users::email).eq(lower(email))),
                             )
-                            .set(users::email_verified_at.eq(domain::now()))
+                            .set(users::email_verified_at.eq(diesel::dsl::sql::<
+                                diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
+                            >(
+                                "coalesce(email_verified_at, now())",
+                            )))
                             .execute(conn)
                             .await?;
+                            if proven == 0 {
+                                return Err(Outcome::Nothing);
+                            }
                         }
                         _ => return Err(Outcome::Nothing),
                     }
                 }
+                // A new password also cancels a pending address change, and its links.
                 let updated = diesel::update(users::table.find(user))
-                    .set(users::password_hash.eq(hash))
+                    .set((
+                        users::password_hash.eq(hash),
+                        users::pending_email.eq(None::<String>),
+                    ))
                     .execute(conn)
                     .await?;
+                diesel::delete(
+                    tokens::table
+                        .filter(tokens::user_id.eq(user))
+                        .filter(tokens::purpose.eq(TokenPurpose::ChangeEmail.as_str())),
+                )
+                .execute(conn)
+                .await?;
                 if updated == 0 {
                     return Ok(None);
                 }

@@ -3,15 +3,15 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use domain::Error;
 use domain::auth::{
-    EndSessions, NewRefreshToken, RefreshTokenHash, RefreshTokenStore, Rotation, SeenFrom, Session,
-    SessionId,
+    EndSessions, MAX_LISTED_SESSIONS, NewRefreshToken, RefreshTokenHash, RefreshTokenStore,
+    Rotation, SeenFrom, Session, SessionId,
 };
 use domain::users::UserId;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::Database;
-use crate::schema::{refresh_tokens as tokens, sessions};
+use crate::schema::{refresh_tokens as tokens, sessions, users};
 
 /// [`RefreshTokenStore`] on the `refresh_tokens` and `sessions` tables.
 #[derive(Clone)]
@@ -155,20 +155,45 @@ impl RefreshTokenStore for PgRefreshTokenStore {
             expires_at: token.expires_at.min(token.family_expires_at),
             family_expires_at: token.family_expires_at,
         };
-        conn.transaction::<(), diesel::result::Error, _>(async move |conn| {
-            diesel::insert_into(sessions::table)
-                .values(session)
-                .on_conflict_do_nothing()
-                .execute(conn)
-                .await?;
-            diesel::insert_into(tokens::table)
-                .values(row)
-                .execute(conn)
-                .await?;
-            Ok(())
-        })
-        .await
-        .map_err(query_error)
+        let proof = token
+            .proof
+            .as_ref()
+            .map(|p| (token.user_id.as_uuid(), p.expose().to_owned()));
+        let stored = conn
+            .transaction::<bool, diesel::result::Error, _>(async move |conn| {
+                if let Some((user, hash)) = proof {
+                    // FOR SHARE: a password change (an UPDATE of this row) waits for this
+                    // login to commit, then ends its session; or this waits for it, and
+                    // sees the hash it checked is gone.
+                    let current: Option<Uuid> = users::table
+                        .find(user)
+                        .filter(users::password_hash.eq(hash))
+                        .select(users::id)
+                        .for_share()
+                        .first(conn)
+                        .await
+                        .optional()?;
+                    if current.is_none() {
+                        return Ok(false);
+                    }
+                }
+                diesel::insert_into(sessions::table)
+                    .values(session)
+                    .on_conflict_do_nothing()
+                    .execute(conn)
+                    .await?;
+                diesel::insert_into(tokens::table)
+                    .values(row)
+                    .execute(conn)
+                    .await?;
+                Ok(true)
+            })
+            .await
+            .map_err(query_error)?;
+        if !stored {
+            return Err(Error::Unauthorized("the password changed"));
+        }
+        Ok(())
     }
 
     async fn owner(&self, presented: &RefreshTokenHash) -> Result<Option<UserId>, Error> {
@@ -219,12 +244,17 @@ impl RefreshTokenStore for PgRefreshTokenStore {
             let Some((family_expires_at, None)) = session else {
                 return Ok(Rotation::Invalid);
             };
-            let current: Row = tokens::table
+            // Gone meanwhile (swept, or its user deleted): nothing to rotate.
+            let Some(current) = tokens::table
                 .find(presented.as_slice())
                 .select(Row::as_select())
                 .for_update()
-                .first(conn)
-                .await?;
+                .first::<Row>(conn)
+                .await
+                .optional()?
+            else {
+                return Ok(Rotation::Invalid);
+            };
             if current.revoked_at.is_some() || current.expires_at <= now || family_expires_at <= now
             {
                 return Ok(Rotation::Invalid);
@@ -281,8 +311,9 @@ impl RefreshTokenStore for PgRefreshTokenStore {
                     return Ok(None);
                 };
                 let session = SessionId::from_uuid(family);
-                end_sessions(conn, user, EndSessions::One(session)).await?;
-                Ok(Some((UserId::from_uuid(user), session)))
+                let ended = end_sessions(conn, user, EndSessions::One(session)).await?;
+                // Ended before: nothing new to announce.
+                Ok((!ended.is_empty()).then_some((UserId::from_uuid(user), session)))
             },
         )
         .await
@@ -291,11 +322,22 @@ impl RefreshTokenStore for PgRefreshTokenStore {
 
     async fn sessions(&self, user: &UserId) -> Result<Vec<Session>, Error> {
         let mut conn = self.db.get().await?;
+        let now = domain::now();
+        // A session whose newest token expired unused can no longer be refreshed.
+        let refreshable = diesel::dsl::exists(
+            tokens::table
+                .filter(tokens::family_id.eq(sessions::id))
+                .filter(tokens::used_at.is_null())
+                .filter(tokens::revoked_at.is_null())
+                .filter(tokens::expires_at.gt(now)),
+        );
         let rows: Vec<SessionRow> = sessions::table
             .filter(sessions::user_id.eq(user.as_uuid()))
             .filter(sessions::ended_at.is_null())
-            .filter(sessions::expires_at.gt(domain::now()))
+            .filter(sessions::expires_at.gt(now))
+            .filter(refreshable)
             .order((sessions::created_at.desc(), sessions::id.desc()))
+            .limit(MAX_LISTED_SESSIONS as i64)
             .select(SessionRow::as_select())
             .load(&mut conn)
             .await

@@ -276,6 +276,37 @@ impl UserRepository for PgUserRepository {
         Ok(())
     }
 
+    async fn rehash_password(
+        &self,
+        id: &UserId,
+        old: &PasswordHash,
+        new: &PasswordHash,
+    ) -> Result<bool, Error> {
+        let mut conn = self.db.get().await?;
+        // The old hash is part of the condition: a password changed meanwhile stays.
+        let updated = diesel::update(
+            users::table
+                .find(id.as_uuid())
+                .filter(users::password_hash.eq(old.expose())),
+        )
+        .set(users::password_hash.eq(new.expose()))
+        .execute(&mut conn)
+        .await
+        .map_err(query_error)?;
+        if updated == 1 {
+            return Ok(true);
+        }
+        let exists: bool = diesel::select(diesel::dsl::exists(users::table.find(id.as_uuid())))
+            .get_result(&mut conn)
+            .await
+            .map_err(query_error)?;
+        if exists {
+            Ok(false)
+        } else {
+            Err(Error::not_found("user", id))
+        }
+    }
+
     async fn delete(&self, id: &UserId) -> Result<(), Error> {
         let mut conn = self.db.get().await?;
         let user = id.as_uuid();

@@ -461,6 +461,26 @@ async fn a_new_address_applies_once_confirmed_from_it() {
         .post("/api/auth/confirm-email-change", json!({"token": confirm}))
         .await;
     assert_invalid_link(status, &body);
+
+    // Each request mails an address of the caller's choosing: 5 an hour per account.
+    for n in 1..5 {
+        let (status, body) = app
+            .patch_as(
+                &token,
+                &format!("/api/users/{id}"),
+                json!({"email": format!("elsewhere{n}@example.com")}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, body) = app
+        .patch_as(
+            &token,
+            &format!("/api/users/{id}"),
+            json!({"email": "one.more@example.com"}),
+        )
+        .await;
+    assert_eq!(status, 429, "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -514,6 +534,20 @@ async fn an_address_taken_first_fails_the_confirmation_and_an_admin_change_appli
     assert_eq!(changed["email"], "ada.lovelace@example.com");
     assert_eq!(changed["email_verified"], true);
     assert_eq!(changed["pending_email"], Value::Null);
+
+    // An admin's own address is theirs to prove, like anyone's.
+    let (_, root) = app.get_as(&admin, "/api/users/me").await;
+    let root_id = root["id"].as_str().unwrap();
+    let (status, own) = app
+        .patch_as(
+            &admin,
+            &format!("/api/users/{root_id}"),
+            json!({"email": "root.new@example.com"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{own}");
+    assert_eq!(own["email"], "root@example.com");
+    assert_eq!(own["pending_email"], "root.new@example.com");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,7 +12,10 @@ mod tokens;
 
 pub use password::{Password, PasswordCheck, PasswordHash, PasswordHasher};
 pub use principal::Principal;
-pub use refresh::{NewRefreshToken, RefreshToken, RefreshTokenHash, RefreshTokenStore, Rotation};
+pub use refresh::{
+    MAX_LISTED_SESSIONS, NewRefreshToken, RefreshToken, RefreshTokenHash, RefreshTokenStore,
+    Rotation,
+};
 pub use secret::{SecretToken, TokenHash};
 pub use session::{Claims, EndSessions, SeenFrom, Session, SessionId};
 pub use tokens::{AccessToken, AccessTokens};

@@ -12,6 +12,9 @@ pub type RefreshToken = SecretToken;
 /// How a refresh token is looked up and stored.
 pub type RefreshTokenHash = TokenHash;
 
+/// The most sessions [`RefreshTokenStore::sessions`] lists.
+pub const MAX_LISTED_SESSIONS: usize = 100;
+
 /// A refresh token to store: a new login starts a family; each rotation adds to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewRefreshToken {
@@ -26,6 +29,10 @@ pub struct NewRefreshToken {
     pub family_expires_at: OffsetDateTime,
     /// Where the request that made it came from (the session's "last seen").
     pub seen: SeenFrom,
+    /// For the first token of a login: the password hash the login checked. The
+    /// session starts only while it is still the stored one, so a login that raced a
+    /// password change cannot outlive it.
+    pub proof: Option<super::PasswordHash>,
 }
 
 /// The outcome of presenting a refresh token.
@@ -45,7 +52,10 @@ pub enum Rotation {
 #[async_trait]
 pub trait RefreshTokenStore: Send + Sync + 'static {
     /// Stores a token. The first token of a family starts its session, seen from
-    /// `token.seen`, at login.
+    /// `token.seen`, at login. MUST store nothing and return [`Error::Unauthorized`]
+    /// when `token.proof` is given and is no longer the user's stored password hash
+    /// (checked in the same step as the insert, so a password change either sees the
+    /// new session and ends it, or refuses it).
     async fn insert(&self, token: &NewRefreshToken) -> Result<(), Error>;
 
     /// Whose token `presented` is, whatever its state (spent, revoked, expired); `None`
@@ -71,14 +81,16 @@ pub trait RefreshTokenStore: Send + Sync + 'static {
     ) -> Result<Rotation, Error>;
 
     /// Ends the session `presented` belongs to (logout) and returns it; `None` for an
-    /// unknown token. Idempotent: ending an ended session again returns it again.
+    /// unknown token, or one whose session had ended already (so a repeated logout
+    /// announces nothing twice).
     async fn end_by_token(
         &self,
         presented: &RefreshTokenHash,
     ) -> Result<Option<(UserId, SessionId)>, Error>;
 
-    /// The user's sessions that have not ended (neither ended nor past their absolute
-    /// lifetime), newest first.
+    /// The user's sessions that can still be refreshed (not ended, within their
+    /// absolute lifetime, with an unspent unexpired token), newest first, at most
+    /// [`MAX_LISTED_SESSIONS`].
     async fn sessions(&self, user: &UserId) -> Result<Vec<Session>, Error>;
 
     /// Ends `which` of `user`'s sessions that have not ended yet, revoking their

@@ -62,6 +62,17 @@ pub trait UserRepository: Send + Sync + 'static {
     /// Replaces the user's password hash. MUST return [`Error::NotFound`] for an unknown id.
     async fn set_password_hash(&self, id: &UserId, hash: &PasswordHash) -> Result<(), Error>;
 
+    /// Replaces the password hash `old` with `new` (the same password, hashed with the
+    /// parameters configured now), only if `old` is still stored, in one step; returns
+    /// whether it did. A rehash racing a password change MUST NOT bring the old
+    /// password back.
+    async fn rehash_password(
+        &self,
+        id: &UserId,
+        old: &PasswordHash,
+        new: &PasswordHash,
+    ) -> Result<bool, Error>;
+
     /// Deletes the user and everything they own (their posts), in one atomic step.
     ///
     /// MUST return [`Error::NotFound`] when no user has this id.
