@@ -261,6 +261,7 @@ async fn a_forgotten_password_is_reset_from_the_mail_and_every_session_ends() {
     known_times.sort();
     unknown_times.sort();
     let (known, unknown) = (known_times[1], unknown_times[1]);
+    eprintln!("forgot-password medians: known {known:?}, unknown {unknown:?}");
     let gap = known.abs_diff(unknown);
     assert!(
         gap < Duration::from_millis(50) || gap < known.max(unknown) / 2,
