@@ -225,22 +225,50 @@ impl RefreshTokenStore for PgRefreshTokenStore {
             // takes them: a rotation racing a logout waits instead of deadlocking. The
             // session's FOR UPDATE also serialises concurrent presentations of one
             // token: the second waits, then sees it spent.
-            let family: Option<Uuid> = tokens::table
-                .find(presented.as_slice())
-                .select(tokens::family_id)
-                .first(conn)
-                .await
-                .optional()?;
-            let Some(family) = family else {
+            let family: Option<(Uuid, Uuid, OffsetDateTime, Option<OffsetDateTime>)> =
+                tokens::table
+                    .find(presented.as_slice())
+                    .select((
+                        tokens::family_id,
+                        tokens::user_id,
+                        tokens::family_expires_at,
+                        tokens::revoked_at,
+                    ))
+                    .first(conn)
+                    .await
+                    .optional()?;
+            let Some((family, owner, family_end, revoked)) = family else {
                 return Ok(Rotation::Invalid);
             };
-            let session: Option<(OffsetDateTime, Option<OffsetDateTime>)> = sessions::table
-                .find(family)
-                .select((sessions::expires_at, sessions::ended_at))
-                .for_update()
-                .first(conn)
-                .await
-                .optional()?;
+            let find_session = async |conn: &mut AsyncPgConnection| {
+                sessions::table
+                    .find(family)
+                    .select((sessions::expires_at, sessions::ended_at))
+                    .for_update()
+                    .first::<(OffsetDateTime, Option<OffsetDateTime>)>(conn)
+                    .await
+                    .optional()
+            };
+            let mut session = find_session(conn).await?;
+            if session.is_none() && revoked.is_none() {
+                // A family the previous release started (during a rolling deploy)
+                // has no session row yet: it becomes a session now, instead of
+                // signing its user out.
+                diesel::insert_into(sessions::table)
+                    .values(NewSessionRow {
+                        id: family,
+                        user_id: owner,
+                        expires_at: family_end,
+                        login_address: None,
+                        login_user_agent: None,
+                        last_address: None,
+                        last_user_agent: None,
+                    })
+                    .on_conflict_do_nothing()
+                    .execute(conn)
+                    .await?;
+                session = find_session(conn).await?;
+            }
             let Some((family_expires_at, None)) = session else {
                 return Ok(Rotation::Invalid);
             };

@@ -7,4 +7,5 @@ mod contract;
 mod migrations;
 mod pool;
 mod schema;
+mod sessions;
 mod tls;
