@@ -24,7 +24,15 @@ pub async fn run_workers(
     );
     anyhow::ensure!(settings.jobs.workers > 0, "WORKERS is 0: nothing to run");
     let db = Databases::connect(settings).await?;
-    let nats = crate::wiring::connect_nats(settings).await?;
+    // Without the bus the running instances learn of it at their next reload (30 s):
+    // an unreachable NATS does not stop an operator from restoring an admin.
+    let nats = match crate::wiring::connect_nats(settings).await {
+        Ok(nats) => nats,
+        Err(error) => {
+            tracing::warn!(%error, "NATS unreachable: other instances learn of ended sessions at their next reload");
+            None
+        }
+    };
     let wiring = wire(settings, db.as_ref(), signing_secret(settings)?, nats)?;
     let pool = WorkerPool::start(wiring.queue, wiring.runner, &settings.jobs);
     shutdown.await;
@@ -66,7 +74,15 @@ pub async fn create_admin(
         refresh_tokens.clone(),
         settings.auth.jwt_ttl + settings.auth.jwt_leeway,
     );
-    let nats = crate::wiring::connect_nats(settings).await?;
+    // Without the bus the running instances learn of it at their next reload (30 s):
+    // an unreachable NATS does not stop an operator from restoring an admin.
+    let nats = match crate::wiring::connect_nats(settings).await {
+        Ok(nats) => nats,
+        Err(error) => {
+            tracing::warn!(%error, "NATS unreachable: other instances learn of ended sessions at their next reload");
+            None
+        }
+    };
     if let Some(bus) = crate::wiring::shared_bus(settings, &db, nats) {
         revocations = revocations.with_bus(bus);
     }

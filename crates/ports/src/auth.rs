@@ -9,7 +9,7 @@ use domain::auth::{
     AccessToken, AccessTokens, Claims, NewRefreshToken, Password, PasswordCheck, PasswordHash,
     PasswordHasher, Principal, RefreshToken, RefreshTokenStore, Rotation, SeenFrom, SessionId,
 };
-use domain::users::{Email, UserRepository};
+use domain::users::{Credentials, Email, UserRepository};
 
 use crate::sessions::Revocations;
 
@@ -173,7 +173,21 @@ impl AuthService for Auth {
                     };
                     match rehashed {
                         Ok(Some(new)) => proof = new,
-                        Ok(None) => {}
+                        // Changed meanwhile: by a concurrent login's rehash (the same
+                        // password, still right) or by a password change (then not).
+                        Ok(None) => match self.users.credentials_by_email(&user.email).await? {
+                            Some(Credentials {
+                                password_hash: Some(now),
+                                ..
+                            }) if matches!(
+                                self.hasher.verify(&password, &now).await?,
+                                PasswordCheck::Valid { .. }
+                            ) =>
+                            {
+                                proof = now;
+                            }
+                            _ => return Err(BAD_CREDENTIALS),
+                        },
                         Err(error) => {
                             tracing::warn!(user_id = %user.id, %error, "password rehash failed");
                         }
@@ -467,6 +481,36 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(pair.access.token, "access");
+    }
+
+    #[tokio::test]
+    async fn a_login_whose_rehash_lost_a_race_to_another_login_still_succeeds() {
+        let mut users = with_credentials(ada());
+        // A concurrent login rehashed first: ours finds the old hash gone.
+        users
+            .expect_rehash_password()
+            .returning(|_, _, _| Ok(false));
+        let mut hasher = MockPasswordHasher::new();
+        hasher
+            .expect_verify()
+            .returning(|_, _| Ok(PasswordCheck::Valid { needs_rehash: true }));
+        hasher
+            .expect_hash()
+            .returning(|_| Ok(PasswordHash::new("$argon2id$ours")));
+        let mut store = MockRefreshTokenStore::new();
+        store
+            .expect_insert()
+            .withf(|t| t.proof.as_ref().map(PasswordHash::expose) == Some("$argon2id$stored"))
+            .times(1)
+            .returning(|_| Ok(()));
+        auth(users, hasher, store)
+            .login(
+                "ada@example.com",
+                "correct horse battery",
+                SeenFrom::default(),
+            )
+            .await
+            .unwrap();
     }
 
     #[tokio::test]

@@ -133,6 +133,8 @@ impl Revocations {
             let mut every = tokio::time::interval(RELOAD_EVERY);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             every.tick().await;
+            // A bus whose stream ended delivers no more; the reloads go on.
+            let mut bus_open = true;
             loop {
                 let event = tokio::select! {
                     () = stop.cancelled() => return,
@@ -142,9 +144,12 @@ impl Revocations {
                         }
                         continue;
                     }
-                    event = events.next() => event,
+                    event = events.next(), if bus_open => event,
                 };
-                let Some(event) = event else { return };
+                let Some(event) = event else {
+                    bus_open = false;
+                    continue;
+                };
                 if event.is_gap() {
                     if !this.reload_until_done(&stop).await {
                         return;

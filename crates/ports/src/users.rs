@@ -527,6 +527,10 @@ impl UserService for Users {
             .end(id, EndSessions::AllExcept(None))
             .await?;
         self.repo.delete(&id).await?;
+        // And again: a login that committed in between has a session too.
+        self.revocations
+            .end(id, EndSessions::AllExcept(None))
+            .await?;
         self.announce(id, None).await;
         tracing::info!(user_id = %id, by = %actor.user_id, "user deleted");
         Ok(())
@@ -894,10 +898,11 @@ mod tests {
             .times(1)
             .returning(|_| Ok(()));
         let mut tokens = MockRefreshTokenStore::new();
+        // Before the deletion, and after it for a login that committed in between.
         tokens
             .expect_end_sessions()
             .withf(move |user, which| *user == id && *which == EndSessions::AllExcept(None))
-            .times(1)
+            .times(2)
             .returning(|_, _| Ok(vec![]));
         let users = Users::new(
             Arc::new(repo),

@@ -44,7 +44,9 @@ fn query_error(e: diesel::result::Error) -> Error {
 /// Deletes the live token `hash` of `purpose` and returns its user and address; `None`
 /// when there is none. Spending is the delete: two concurrent spends cannot both win.
 /// The user's row is locked first, as [`AccountStore::issue`] locks it before deleting
-/// that user's tokens: a spend racing an issue waits instead of deadlocking.
+/// that user's tokens: a spend racing an issue waits instead of deadlocking. `FOR NO
+/// KEY UPDATE`, not `FOR UPDATE`: it must not block the key-share lock a refresh
+/// token's insert takes on its user (a rotation holds its session meanwhile).
 async fn spend(
     conn: &mut AsyncPgConnection,
     purpose: TokenPurpose,
@@ -62,7 +64,7 @@ async fn spend(
     users::table
         .find(owner)
         .select(users::id)
-        .for_update()
+        .for_no_key_update()
         .first::<Uuid>(conn)
         .await
         .optional()?;
@@ -114,11 +116,12 @@ impl AccountStore for PgAccountStore {
         };
         let inserted = conn
             .transaction::<bool, diesel::result::Error, _>(async move |conn| {
-                // The user's row lock orders concurrent issues of one user.
+                // The user's row lock orders concurrent issues of one user (NO KEY:
+                // refresh-token inserts for the user go on meanwhile).
                 let exists: Option<Uuid> = users::table
                     .find(user)
                     .select(users::id)
-                    .for_update()
+                    .for_no_key_update()
                     .first(conn)
                     .await
                     .optional()?;

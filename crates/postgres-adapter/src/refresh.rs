@@ -101,6 +101,20 @@ pub(crate) async fn end_sessions(
     which: EndSessions,
 ) -> Result<Vec<Uuid>, diesel::result::Error> {
     let now = domain::now();
+    // Families the previous release started have no session row until their first
+    // refresh here: they become sessions first, so they end like any other. A family
+    // being adopted concurrently makes this wait (ON CONFLICT) and is then seen.
+    diesel::sql_query(
+        "INSERT INTO sessions (id, user_id, expires_at) \
+         SELECT DISTINCT ON (t.family_id) t.family_id, t.user_id, t.family_expires_at \
+         FROM refresh_tokens t \
+         WHERE t.user_id = $1 AND t.revoked_at IS NULL \
+           AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.id = t.family_id) \
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(user)
+    .execute(conn)
+    .await?;
     let open = sessions::table
         .filter(sessions::user_id.eq(user))
         .filter(sessions::ended_at.is_null())
@@ -225,19 +239,26 @@ impl RefreshTokenStore for PgRefreshTokenStore {
             // takes them: a rotation racing a logout waits instead of deadlocking. The
             // session's FOR UPDATE also serialises concurrent presentations of one
             // token: the second waits, then sees it spent.
-            let family: Option<(Uuid, Uuid, OffsetDateTime, Option<OffsetDateTime>)> =
-                tokens::table
-                    .find(presented.as_slice())
-                    .select((
-                        tokens::family_id,
-                        tokens::user_id,
-                        tokens::family_expires_at,
-                        tokens::revoked_at,
-                    ))
-                    .first(conn)
-                    .await
-                    .optional()?;
-            let Some((family, owner, family_end, revoked)) = family else {
+            type Family = (
+                Uuid,
+                Uuid,
+                OffsetDateTime,
+                OffsetDateTime,
+                Option<OffsetDateTime>,
+            );
+            let family: Option<Family> = tokens::table
+                .find(presented.as_slice())
+                .select((
+                    tokens::family_id,
+                    tokens::user_id,
+                    tokens::expires_at,
+                    tokens::family_expires_at,
+                    tokens::revoked_at,
+                ))
+                .first(conn)
+                .await
+                .optional()?;
+            let Some((family, owner, token_end, family_end, revoked)) = family else {
                 return Ok(Rotation::Invalid);
             };
             let find_session = async |conn: &mut AsyncPgConnection| {
@@ -250,7 +271,7 @@ impl RefreshTokenStore for PgRefreshTokenStore {
                     .optional()
             };
             let mut session = find_session(conn).await?;
-            if session.is_none() && revoked.is_none() {
+            if session.is_none() && revoked.is_none() && token_end > now && family_end > now {
                 // A family the previous release started (during a rolling deploy)
                 // has no session row yet: it becomes a session now, instead of
                 // signing its user out.

@@ -64,3 +64,45 @@ async fn a_family_without_a_session_row_becomes_a_session_on_its_refresh() {
         "a revoked family is not adopted"
     );
 }
+
+/// Such a family also ends with the others (a password change, logout-all), before it
+/// was ever refreshed here.
+#[tokio::test]
+async fn a_family_without_a_session_row_ends_with_the_users_sessions() {
+    let db = TestDb::new().await;
+    let pool = Database::connect(small_pool(db.url())).await.unwrap();
+    let users = PgUserRepository::new(pool.clone());
+    let store = PgRefreshTokenStore::new(pool);
+    let ada = User::new(
+        UserName::parse("Ada").unwrap(),
+        Email::parse("ada@example.com").unwrap(),
+    );
+    users
+        .create(&ada, &PasswordHash::new("$argon2id$x"), &[])
+        .await
+        .unwrap();
+    let old = RefreshToken::generate().unwrap();
+    let hex: String = old.hash().0.iter().map(|b| format!("{b:02x}")).collect();
+    db.execute(&format!(
+        "INSERT INTO refresh_tokens (token_hash, user_id, family_id, expires_at, \
+         family_expires_at) VALUES ('\\x{hex}', '{}', gen_random_uuid(), \
+         now() + interval '1 day', now() + interval '30 days')",
+        ada.id
+    ))
+    .await;
+    let ended = store
+        .end_sessions(&ada.id, domain::auth::EndSessions::AllExcept(None))
+        .await
+        .unwrap();
+    assert_eq!(ended.len(), 1, "the old family is ended too");
+    let refused = store
+        .rotate(
+            &old.hash(),
+            &RefreshToken::generate().unwrap().hash(),
+            domain::now() + time::Duration::days(1),
+            &SeenFrom::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(refused, Rotation::Invalid);
+}
