@@ -470,7 +470,8 @@ pub async fn a_new_password_cancels_a_pending_address_change(s: &AccountStores) 
     let ada = stored_user(s, "ada@example.com").await;
     let ask = UserChanges::new(None, None)
         .pending(Some(Email::parse("thief@example.com").expect("email")));
-    s.users
+    let asked = s
+        .users
         .update(&ada.id, &ask, None, &[])
         .await
         .expect("pending");
@@ -493,7 +494,13 @@ pub async fn a_new_password_cancels_a_pending_address_change(s: &AccountStores) 
         .await
         .expect("change")
         .expect("applied");
-    assert_eq!(s.users.get(&ada.id).await.expect("get").pending_email, None);
+    let cancelled = s.users.get(&ada.id).await.expect("get");
+    assert_eq!(cancelled.pending_email, None);
+    assert_eq!(
+        cancelled.version,
+        asked.version.next(),
+        "the record changed: its ETag must"
+    );
     assert_eq!(
         s.accounts
             .confirm_email_change(&link)

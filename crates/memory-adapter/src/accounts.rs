@@ -100,7 +100,10 @@ impl AccountStore for MemoryAccountStore {
         }
         if let Some(credentials) = tables.users.get_mut(&change.user_id) {
             credentials.password_hash = Some(change.hash.clone());
-            credentials.user.pending_email = None;
+            // The record changes (for ETags) only if a move was pending.
+            if credentials.user.pending_email.take().is_some() {
+                credentials.user.version = credentials.user.version.next();
+            }
         }
         tables.account_tokens.retain(|_, t| {
             !(t.user_id == change.user_id && t.purpose == TokenPurpose::ChangeEmail)

@@ -234,6 +234,11 @@ impl AccountStore for PgAccountStore {
                     .set((
                         users::password_hash.eq(hash),
                         users::pending_email.eq(None::<String>),
+                        // The record changes (for ETags) only if a move was pending.
+                        users::version.eq(users::version
+                            + diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                                "CASE WHEN pending_email IS NULL THEN 0 ELSE 1 END",
+                            )),
                     ))
                     .execute(conn)
                     .await?;
