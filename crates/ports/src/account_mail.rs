@@ -12,6 +12,8 @@ use domain::auth::SecretToken;
 use domain::jobs::JobPayload;
 use domain::users::{Email, UserId, UserRepository};
 
+use crate::users::existing_user;
+
 /// An e-mail's content, before it is addressed as a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mail {
@@ -116,10 +118,9 @@ impl AccountMail {
             ))),
             JobPayload::EmailChange { user_id, email } => {
                 let to = parse(email)?;
-                let user = match self.users.get(&UserId::from_uuid(*user_id)).await {
-                    Ok(user) => user,
-                    Err(Error::NotFound { .. }) => return Ok(None),
-                    Err(e) => return Err(e),
+                let Some(user) = existing_user(&*self.users, UserId::from_uuid(*user_id)).await?
+                else {
+                    return Ok(None);
                 };
                 // A newer request replaced this one: its own e-mail carries the link.
                 if user.pending_email.as_ref() != Some(&to) {
@@ -163,10 +164,8 @@ impl AccountMail {
     /// A fresh verification link for `to`, if it is still the account's unverified
     /// address.
     async fn verification_link(&self, user: UserId, to: &Email) -> Result<Option<String>, Error> {
-        let user = match self.users.get(&user).await {
-            Ok(user) => user,
-            Err(Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(e),
+        let Some(user) = existing_user(&*self.users, user).await? else {
+            return Ok(None);
         };
         if user.email_verified_at.is_some() || !user.email.same_as(to) {
             return Ok(None);

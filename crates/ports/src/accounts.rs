@@ -20,6 +20,7 @@ use domain::users::{Email, UserRepository};
 
 use crate::rate_limit::ClientKey;
 use crate::sessions::Revocations;
+use crate::users::{existing_user, signed_in_user};
 
 /// A session as its owner sees it listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,13 +161,7 @@ impl AccountService for Accounts {
         {
             return Err(Error::RateLimited { retry_after });
         }
-        let user = match self.users.get(&actor.user_id).await {
-            Ok(user) => user,
-            Err(Error::NotFound { .. }) => {
-                return Err(Error::Unauthorized("invalid or expired token"));
-            }
-            Err(e) => return Err(e),
-        };
+        let user = signed_in_user(&*self.users, actor.user_id).await?;
         if user.email_verified_at.is_some() {
             return Err(Error::Conflict("the address is already verified"));
         }
@@ -210,11 +205,9 @@ impl AccountService for Accounts {
         else {
             return Err(Error::LinkInvalid);
         };
-        let user = match self.users.get(&user_id).await {
-            Ok(user) => user,
-            Err(Error::NotFound { .. }) => return Err(Error::LinkInvalid),
-            Err(e) => return Err(e),
-        };
+        let user = existing_user(&*self.users, user_id)
+            .await?
+            .ok_or(Error::LinkInvalid)?;
         let hash = self.hasher.hash(&password).await?;
         let notice = vec![self.job(JobPayload::PasswordChanged {
             user_id: user.id.as_uuid(),
@@ -240,11 +233,7 @@ impl AccountService for Accounts {
         let new = Password::parse(new).map_err(|e| e.for_field("new_password"))?;
         let user_id = caller.principal.user_id;
         let gone = || Error::Unauthorized("invalid or expired token");
-        let user = match self.users.get(&user_id).await {
-            Ok(user) => user,
-            Err(Error::NotFound { .. }) => return Err(gone()),
-            Err(e) => return Err(e),
-        };
+        let user = signed_in_user(&*self.users, user_id).await?;
         let stored = self
             .users
             .credentials_by_email(&user.email)

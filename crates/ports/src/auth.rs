@@ -225,10 +225,8 @@ impl AuthService for Auth {
         };
         // The role may have changed since login: the new access token says what it is
         // now. A deleted user has no session.
-        let user = match self.users.get(&owner).await {
-            Ok(user) => user,
-            Err(Error::NotFound { .. }) => return Err(BAD_REFRESH),
-            Err(e) => return Err(e),
+        let Some(user) = crate::users::existing_user(&*self.users, owner).await? else {
+            return Err(BAD_REFRESH);
         };
         let next = RefreshToken::generate()?;
         match self

@@ -226,12 +226,29 @@ pub(crate) async fn stored_principal(
 /// The principal of account `id` as stored now; [`Error::Unauthorized`] when it is gone
 /// (the token that named it proves nothing any more).
 async fn stored_account(users: &dyn UserRepository, id: UserId) -> Result<Principal, Error> {
+    let user = signed_in_user(users, id).await?;
+    Ok(Principal {
+        user_id: user.id,
+        role: user.role,
+    })
+}
+
+/// The account a token named, as stored now; [`Error::Unauthorized`] when it is gone
+/// (the token proves nothing any more).
+pub(crate) async fn signed_in_user(users: &dyn UserRepository, id: UserId) -> Result<User, Error> {
+    existing_user(users, id)
+        .await?
+        .ok_or(Error::Unauthorized("invalid or expired token"))
+}
+
+/// The account `id` as stored now; `None` when there is none.
+pub(crate) async fn existing_user(
+    users: &dyn UserRepository,
+    id: UserId,
+) -> Result<Option<User>, Error> {
     match users.get(&id).await {
-        Ok(user) => Ok(Principal {
-            user_id: user.id,
-            role: user.role,
-        }),
-        Err(Error::NotFound { .. }) => Err(Error::Unauthorized("invalid or expired token")),
+        Ok(user) => Ok(Some(user)),
+        Err(Error::NotFound { .. }) => Ok(None),
         Err(e) => Err(e),
     }
 }
